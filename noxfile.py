@@ -1,0 +1,77 @@
+"""Developer sessions: ``nox -s tests lint typecheck docs build demo bench``.
+
+Sessions run in the current environment (``venv_backend="none"``): install the project once with
+``pip install -e ".[all,dev]"`` (torch is several GB; one environment serves every session).
+``build`` checks the built wheel in fresh virtual environments of its own.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "build"]
+nox.options.default_venv_backend = "none"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (the same command as the README's)."""
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on the library."""
+    session.run("mypy", "src")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Check the docs: links resolve, code blocks compile, named APIs exist."""
+    session.run("python", "-m", "pytest", "tests/test_docs.py", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdist + wheel, ``twine check``, then install the wheel into fresh venvs and import it."""
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build")
+    session.run("twine", "check", *glob.glob("dist/*"))
+    wheel = glob.glob("dist/*.whl")[0]
+    tmp = session.create_tmp()
+    # An empty venv: the wheel installs (no compiler needed) and the package imports.
+    session.run("python", "-m", "venv", "--clear", f"{tmp}/empty")
+    session.run(f"{tmp}/empty/bin/pip", "install", "--no-deps", "--quiet", wheel)
+    session.run(f"{tmp}/empty/bin/python", "-c", "import sal_lightning; print(sal_lightning.__version__)")
+    # A venv that sees the installed dependencies: the console script and the building blocks work.
+    session.run("python", "-m", "venv", "--clear", "--system-site-packages", f"{tmp}/deps")
+    session.run(f"{tmp}/deps/bin/pip", "install", "--no-deps", "--force-reinstall", "--quiet", wheel)
+    session.run(
+        f"{tmp}/deps/bin/python",
+        "-c",
+        "from sal_lightning import SelectionLoss, AttentionLoss; print('imports ok')",
+    )
+    session.run(f"{tmp}/deps/bin/sal-lightning", "--version")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The one-command demo on the built-in synthetic data."""
+    session.run("sal-lightning", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark in ``benchmarks/`` (prints ratios measured side by side)."""
+    for script in sorted(glob.glob("benchmarks/bench_*.py")):
+        session.run("python", script, *session.posargs)

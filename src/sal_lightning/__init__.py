@@ -1,0 +1,39 @@
+"""sal-lightning: SAL-Net weakly supervised semantic segmentation for PyTorch Lightning.
+
+The pure-PyTorch building blocks (:mod:`sal_lightning.losses`, :mod:`sal_lightning.nn`,
+:mod:`sal_lightning.scoring`) import without Lightning. The top-level names below are resolved
+lazily, so ``import sal_lightning`` stays cheap and ``from sal_lightning import SelectionLoss`` does
+not pull in Lightning either.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "SelectionLoss": "sal_lightning.losses",
+    "AttentionLoss": "sal_lightning.losses",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from sal_lightning.losses import AttentionLoss as AttentionLoss
+    from sal_lightning.losses import SelectionLoss as SelectionLoss
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sal_lightning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

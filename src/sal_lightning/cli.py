@@ -1,0 +1,49 @@
+"""The ``sal-lightning`` command.
+
+Each subcommand lives in the module that owns its work; that module defines
+``add_arguments(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
+Modules are imported only when their subcommand runs, so ``sal-lightning --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sal_lightning import __version__
+
+# subcommand -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sal-lightning",
+        description="SAL-Net: weakly supervised semantic segmentation with selection and attention losses.",
+    )
+    parser.add_argument("--version", action="version", version=f"sal-lightning {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sal-lightning`` command line; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        name, rest = args[0], args[1:]
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = argparse.ArgumentParser(prog=f"sal-lightning {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(rest)) or 0)
+    parser = build_parser()
+    parser.parse_args(args)
+    parser.print_help()
+    return 0 if not args else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

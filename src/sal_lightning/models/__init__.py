@@ -1,0 +1,3 @@
+"""LightningModules: SALSegmenter, MaskScorer, ProxyNet."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Network building blocks, pure PyTorch (no Lightning import)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The four-step SAL-Net pipeline: steps, runner, manifest, resume."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Inference post-processing: dense CRF and multi-scale + flip fusion."""
+
+__all__: list[str] = []
