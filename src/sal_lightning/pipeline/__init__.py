@@ -1,3 +1,5 @@
 """The four-step SAL-Net pipeline: steps, runner, manifest, resume."""
 
-__all__: list[str] = []
+from sal_lightning.pipeline.runner import Pipeline, Step, StepContext, config_hash
+
+__all__ = ["Pipeline", "Step", "StepContext", "config_hash"]
