@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "SelectionLoss": "sal_lightning.losses",
     "AttentionLoss": "sal_lightning.losses",
+    "Pipeline": "sal_lightning.pipeline",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -24,6 +25,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from sal_lightning.losses import AttentionLoss as AttentionLoss
     from sal_lightning.losses import SelectionLoss as SelectionLoss
+    from sal_lightning.pipeline import Pipeline as Pipeline
 
 
 def __getattr__(name: str) -> Any:
