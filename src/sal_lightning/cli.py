@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from sal_lightning import __version__
 
 # subcommand -> (module with add_arguments/run, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("sal_lightning.data.commands", "VOC-format data: write the synthetic dataset, check a root."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,309 @@
+"""File IO for VOC-format data: images, label PNGs, saliency PNGs, id lists and the scores table.
+
+Every reader returns numpy arrays and raises ``FileNotFoundError`` / ``ValueError`` naming the file
+and what was expected; every writer goes through :mod:`sal_lightning._atomic`, so an interrupted
+write never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sal_lightning._atomic import atomic_path, atomic_write_text
+from sal_lightning.data.voc import VALID_LABELS, VOC_PALETTE
+
+PathLike = str | os.PathLike[str]
+
+SCORE_COLUMNS: tuple[str, ...] = ("image_id", "ac", "cd", "sc", "p", "sf", "weight")
+"""Columns of ``scores.csv`` (DESIGN section 4); every column but ``image_id`` is a float, empty = NaN."""
+
+_PALETTE_BYTES = VOC_PALETTE.tobytes()
+# RGB colour (packed as r<<16|g<<8|b) -> label value, for colour-coded masks saved as RGB.
+_COLOUR_TO_LABEL = {
+    (int(r) << 16) | (int(g) << 8) | int(b): label
+    for label, (r, g, b) in enumerate(VOC_PALETTE)
+    if VALID_LABELS[label]
+}
+
+
+def _open_image(path: PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, SyntaxError) as error:  # PIL raises both for truncated / corrupt files
+        raise ValueError(f"{path}: cannot read image ({error})") from error
+    return image
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header without decoding the pixels."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: cannot read image header ({error})") from error
+    return height, width
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read a JPEG/PNG image as uint8 [H, W, 3] RGB (grayscale and RGBA are converted)."""
+    image = _open_image(path)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def write_image(path: PathLike, image: np.ndarray, quality: int = 90) -> None:
+    """Write uint8 [H, W, 3] RGB as JPEG (``.jpg``/``.jpeg``) or PNG, chosen by the suffix."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{path}: image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(image, mode="RGB").save(tmp, quality=quality)
+
+
+def check_labels(labels: np.ndarray, source: str) -> np.ndarray:
+    """Raise ``ValueError`` (naming ``source``) unless ``labels`` holds only 0..20 and 255."""
+    bad = ~VALID_LABELS[labels]
+    if bad.any():
+        values = sorted({int(v) for v in np.unique(labels[bad])})
+        raise ValueError(
+            f"{source}: label values must be 0..20 or 255 (ignore), found {values[:10]}"
+            f"{' ...' if len(values) > 10 else ''} in {int(bad.sum())} pixels"
+        )
+    return labels
+
+
+def read_label_png(path: PathLike) -> np.ndarray:
+    """Read a label map (proxy, prediction or ground truth) as uint8 [H, W].
+
+    Palette PNGs give their indices, grayscale PNGs their values, and RGB PNGs coloured with the
+    VOC palette are mapped back to label values. Values must be 0..20 or 255; anything else raises
+    a ``ValueError`` naming the file.
+    """
+    image = _open_image(path)
+    if image.mode in ("P", "L"):
+        labels = np.asarray(image, dtype=np.uint8)
+    elif image.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        colours, inverse = np.unique(packed, return_inverse=True)
+        unknown = [int(c) for c in colours if int(c) not in _COLOUR_TO_LABEL]
+        if unknown:
+            shown = [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in unknown[:5]]
+            raise ValueError(f"{path}: RGB mask holds colours outside the VOC palette, e.g. {shown}")
+        lut = np.array([_COLOUR_TO_LABEL[int(c)] for c in colours], dtype=np.uint8)
+        labels = lut[inverse.reshape(packed.shape)]
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        raw = np.asarray(image).astype(np.int64)
+        if raw.size and (raw.min() < 0 or raw.max() > 255):
+            raise ValueError(
+                f"{path}: label values must be 0..20 or 255, found range {raw.min()}..{raw.max()}"
+            )
+        labels = raw.astype(np.uint8)
+    else:
+        raise ValueError(f"{path}: expected a palette, grayscale or RGB label PNG, got mode {image.mode}")
+    return check_labels(labels, str(path))
+
+
+def write_label_png(path: PathLike, labels: np.ndarray) -> None:
+    """Write a label map uint8 [H, W] (0..20, 255) as a VOC-palette PNG."""
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise ValueError(f"{path}: labels must be uint8 [H, W], got {labels.dtype} {list(labels.shape)}")
+    check_labels(labels, str(path))
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(_PALETTE_BYTES)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def read_gray_png(path: PathLike) -> np.ndarray:
+    """Read a grayscale map (saliency, 0..255) as uint8 [H, W]; RGB files are converted to luma."""
+    image = _open_image(path)
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def write_gray_png(path: PathLike, values: np.ndarray) -> None:
+    """Write uint8 [H, W] (0..255) as a grayscale PNG."""
+    if values.dtype != np.uint8 or values.ndim != 2:
+        raise ValueError(f"{path}: values must be uint8 [H, W], got {values.dtype} {list(values.shape)}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(values, mode="L").save(tmp, format="PNG")
+
+
+def check_image_id(image_id: str, source: str = "image id") -> str:
+    """Return ``image_id`` unless it is empty, has whitespace, a path separator or ``..``."""
+    if (
+        not image_id
+        or image_id != image_id.strip()
+        or any(ch.isspace() for ch in image_id)
+        or "/" in image_id
+        or "\\" in image_id
+        or ".." in image_id
+        or image_id.startswith(".")
+    ):
+        raise ValueError(
+            f"{source}: invalid image id {image_id!r}; ids are file stems without path separators, "
+            "whitespace, '..' or a leading '.'"
+        )
+    return image_id
+
+
+def check_unique_ids(ids: Iterable[str], source: str) -> list[str]:
+    """Validate every id (see :func:`check_image_id`) and reject duplicates; returns the ids as a list."""
+    out: list[str] = []
+    seen: set[str] = set()
+    dupes: list[str] = []
+    for image_id in ids:
+        check_image_id(image_id, source)
+        if image_id in seen:
+            dupes.append(image_id)
+        seen.add(image_id)
+        out.append(image_id)
+    if dupes:
+        raise ValueError(f"{source}: {len(dupes)} duplicate image ids, e.g. {dupes[:5]}")
+    return out
+
+
+def read_id_list(path: PathLike) -> list[str]:
+    """Read an id list (one id per line, as ``ImageSets/Segmentation/*.txt``); blank lines skipped.
+
+    VOC's classification lists (``id  1``/``id -1``) are accepted: only the first column is read.
+    Raises ``ValueError`` for invalid or duplicate ids, naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: id list not found")
+    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    return check_unique_ids(ids, str(path))
+
+
+def write_id_list(path: PathLike, ids: Iterable[str]) -> None:
+    """Write one id per line (validated, no duplicates)."""
+    ids = check_unique_ids(ids, str(path))
+    atomic_write_text(path, "".join(f"{i}\n" for i in ids))
+
+
+def _parse_float(text: str, path: Path, line: int, column: str) -> float:
+    if text.strip() == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError as error:
+        raise ValueError(f"{path}:{line}: column {column!r} must be a number, got {text!r}") from error
+
+
+def read_scores(path: PathLike) -> dict[str, dict[str, float]]:
+    """Read ``scores.csv`` into ``{image_id: {column: value}}`` (empty cells -> NaN).
+
+    The header must start with ``image_id``; the columns of :data:`SCORE_COLUMNS` missing from the
+    file read as NaN, and extra columns are kept.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: scores file not found")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or header[0] != "image_id":
+            raise ValueError(f"{path}: expected a header starting with 'image_id', got {header}")
+        columns = header[1:]
+        rows: dict[str, dict[str, float]] = {}
+        for line, record in enumerate(reader, start=2):
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise ValueError(f"{path}:{line}: expected {len(header)} cells, got {len(record)}")
+            image_id = check_image_id(record[0], f"{path}:{line}")
+            if image_id in rows:
+                raise ValueError(f"{path}:{line}: duplicate image id {image_id!r}")
+            row = {c: math.nan for c in SCORE_COLUMNS[1:]}
+            row.update({c: _parse_float(v, path, line, c) for c, v in zip(columns, record[1:], strict=True)})
+            rows[image_id] = row
+    return rows
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("sal-lightning", "torch", "lightning", "numpy", "segmentation-models-pytorch"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def scores_sidecar(path: PathLike) -> Path:
+    """The JSON sidecar of a scores table: ``scores.csv`` -> ``scores.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _format(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
+
+
+def write_scores(
+    path: PathLike,
+    rows: Mapping[str, Mapping[str, float]],
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Write or update ``scores.csv`` and its JSON sidecar (``scores.json``).
+
+    ``rows`` maps image id -> {column: value} for any subset of the columns. Rows of an existing
+    file are kept and updated column by column (a later step fills ``p``, ``sf``, ``weight``
+    without touching ``ac``/``cd``/``sc``); new ids are appended. The sidecar records each write:
+    the columns it set, ``config`` and the library versions.
+    """
+    path = Path(path)
+    merged = read_scores(path) if path.exists() else {}
+    written: set[str] = set()
+    for image_id, values in rows.items():
+        check_image_id(image_id, str(path))
+        row = merged.setdefault(image_id, {c: math.nan for c in SCORE_COLUMNS[1:]})
+        for column, value in values.items():
+            if column == "image_id":
+                continue
+            row[column] = float(value)
+            written.add(column)
+    columns = list(SCORE_COLUMNS[1:])
+    columns += sorted({c for row in merged.values() for c in row} - set(columns))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image_id", *columns])
+    for image_id, row in merged.items():
+        writer.writerow([image_id, *(_format(row.get(c, math.nan)) for c in columns)])
+    sidecar = scores_sidecar(path)
+    history: list[Any] = []
+    if sidecar.exists():
+        try:
+            history = list(json.loads(sidecar.read_text()).get("writes", []))
+        except (ValueError, AttributeError):
+            history = []
+    history.append(
+        {
+            "columns": [c for c in columns if c in written],
+            "config": dict(config or {}),
+            "versions": _versions(),
+        }
+    )
+    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(sidecar, json.dumps({"writes": history}, indent=2, sort_keys=True, default=str) + "\n")
