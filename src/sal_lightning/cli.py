@@ -1,7 +1,9 @@
 """The ``sal-lightning`` command.
 
 Each subcommand lives in the module that owns its work; that module defines
-``add_arguments(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
+``add_arguments(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``,
+or ``run_argv(command: str, argv: list[str]) -> int`` when it parses its own words (the LightningCLI
+commands ``fit``/``validate``/``test``/``predict``).
 Modules are imported only when their subcommand runs, so ``sal-lightning --help`` is fast.
 """
 
@@ -16,6 +18,10 @@ from sal_lightning import __version__
 
 # subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("sal_lightning.lightning_cli", "Train a model through LightningCLI (--config FILE)."),
+    "validate": ("sal_lightning.lightning_cli", "Evaluate on the validation split (LightningCLI)."),
+    "test": ("sal_lightning.lightning_cli", "Evaluate with multi-scale/flip/CRF inference (LightningCLI)."),
+    "predict": ("sal_lightning.lightning_cli", "Write one label PNG per image id (LightningCLI)."),
     "data": ("sal_lightning.data.commands", "VOC-format data: write the synthetic dataset, check a root."),
 }
 
@@ -38,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in COMMANDS:
         name, rest = args[0], args[1:]
         module = importlib.import_module(COMMANDS[name][0])
+        if hasattr(module, "run_argv"):  # parses its own words (the LightningCLI commands)
+            return int(module.run_argv(name, rest) or 0)
         parser = argparse.ArgumentParser(prog=f"sal-lightning {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
         return int(module.run(parser.parse_args(rest)) or 0)
