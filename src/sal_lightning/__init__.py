@@ -23,6 +23,9 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from sal_lightning.data.datamodules import MaskScorerDataModule as MaskScorerDataModule
+    from sal_lightning.data.datamodules import VOCClassificationDataModule as VOCClassificationDataModule
+    from sal_lightning.data.datamodules import VOCSegmentationDataModule as VOCSegmentationDataModule
     from sal_lightning.losses import AttentionLoss as AttentionLoss
     from sal_lightning.losses import SelectionLoss as SelectionLoss
     from sal_lightning.pipeline import Pipeline as Pipeline

@@ -2,8 +2,11 @@
 
 Submodules: :mod:`~sal_lightning.data.voc` (class names, palette, normalisation),
 :mod:`~sal_lightning.data.io` (images, label PNGs, id lists, scores table),
-:mod:`~sal_lightning.data.synthetic` (a VOC-format synthetic dataset). Names below are resolved
-lazily, so importing this package does not import Lightning.
+:mod:`~sal_lightning.data.synthetic` (a VOC-format synthetic dataset),
+:mod:`~sal_lightning.data.layout` (roots, split lists, tags), :mod:`~sal_lightning.data.datasets`,
+:mod:`~sal_lightning.data.transforms`, :mod:`~sal_lightning.data.datamodules`,
+:mod:`~sal_lightning.data.scorer_data` (mask-scorer samples), :mod:`~sal_lightning.data.download`.
+Names below are resolved lazily, so importing this package does not import Lightning.
 """
 
 from __future__ import annotations
@@ -21,6 +24,18 @@ _EXPORTS: dict[str, str] = {
     "IMAGENET_MEAN": "sal_lightning.data.voc",
     "IMAGENET_STD": "sal_lightning.data.voc",
     "make_synthetic_voc": "sal_lightning.data.synthetic",
+    "VOCDataset": "sal_lightning.data.datasets",
+    "SegmentationTransform": "sal_lightning.data.transforms",
+    "train_transform": "sal_lightning.data.transforms",
+    "eval_transform": "sal_lightning.data.transforms",
+    "pad_collate": "sal_lightning.data.transforms",
+    "VOCSegmentationDataModule": "sal_lightning.data.datamodules",
+    "VOCClassificationDataModule": "sal_lightning.data.datamodules",
+    "MaskScorerDataModule": "sal_lightning.data.datamodules",
+    "ScorerSample": "sal_lightning.data.scorer_data",
+    "ScorerSampleDataset": "sal_lightning.data.scorer_data",
+    "write_scorer_samples": "sal_lightning.data.scorer_data",
+    "read_scorer_index": "sal_lightning.data.scorer_data",
 }
 
 __all__ = list(_EXPORTS)
