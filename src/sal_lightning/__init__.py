@@ -18,6 +18,9 @@ _EXPORTS: dict[str, str] = {
     "SelectionLoss": "sal_lightning.losses",
     "AttentionLoss": "sal_lightning.losses",
     "Pipeline": "sal_lightning.pipeline",
+    "VOCSegmentationDataModule": "sal_lightning.data.datamodules",
+    "VOCClassificationDataModule": "sal_lightning.data.datamodules",
+    "MaskScorerDataModule": "sal_lightning.data.datamodules",
 }
 
 __all__ = ["__version__", *_EXPORTS]
