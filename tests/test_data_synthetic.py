@@ -111,3 +111,19 @@ def test_cli_synth(tmp_path: Path, capsys) -> None:
     )
     assert "wrote a synthetic VOC root" in capsys.readouterr().out
     assert read_id_list(tmp_path / "d/ImageSets/Segmentation/val.txt") == ["synth_000002"]
+
+
+def test_cli_check_and_train_aug(voc_copy: Path, capsys) -> None:
+    assert main(["data", "check", "--root", str(voc_copy), "--saliency-dir", str(voc_copy / "saliency")]) == 0
+    out = capsys.readouterr().out
+    assert "train: 12 images" in out and "val: 6 images" in out and "train_aug: 12 images" in out
+    (voc_copy / "ImageSets/Segmentation/train_aug.txt").unlink()
+    assert main(["data", "train-aug", "--root", str(voc_copy)]) == 0
+    assert "(12 ids)" in capsys.readouterr().out
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(
+        voc_copy / "SegmentationClass/synth_000004.png"
+    )
+    assert main(["data", "check", "--root", str(voc_copy), "--split", "train"]) == 1
+    assert "synth_000004.png: label values must be 0..20 or 255" in capsys.readouterr().err

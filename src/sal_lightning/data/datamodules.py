@@ -61,6 +61,7 @@ class _VOCDataModule(pl.LightningDataModule):
         sbd_dir: str | None,
         gt_dirs: tuple[str, ...],
         download: bool,
+        download_options: dict[str, str | None],
         check_sizes: bool,
     ) -> None:
         super().__init__()
@@ -87,6 +88,7 @@ class _VOCDataModule(pl.LightningDataModule):
         self.sbd_dir = sbd_dir
         self.gt_dirs = tuple(gt_dirs)
         self.download = download
+        self.download_options = download_options
         self.check_sizes = check_sizes
         self.train_dataset: VOCDataset | None = None
         self.val_dataset: VOCDataset | None = None
@@ -99,9 +101,26 @@ class _VOCDataModule(pl.LightningDataModule):
         verified, resumable) and write ``train_aug.txt`` when it is missing. Runs on one process."""
         if not self.download:
             return
-        from sal_lightning.data.download import download_voc
+        from sal_lightning.data.download import (
+            SEGMENTATION_CLASS_AUG,
+            VOC2012_TRAINVAL,
+            Archive,
+            download_voc,
+        )
 
-        voc = download_voc(self.root)
+        opts = self.download_options
+        voc_archive = Archive(
+            url=opts.get("voc_url") or VOC2012_TRAINVAL.url,
+            filename=VOC2012_TRAINVAL.filename,
+            md5=opts.get("voc_md5") or VOC2012_TRAINVAL.md5,
+        )
+        aug_archive = Archive(
+            url=opts.get("aug_url") or SEGMENTATION_CLASS_AUG.url,
+            filename=SEGMENTATION_CLASS_AUG.filename,
+            extract_to=SEGMENTATION_CLASS_AUG.extract_to,
+            sha256=opts.get("aug_sha256"),
+        )
+        voc = download_voc(self.root, (voc_archive, aug_archive))
         if not split_path(voc, "train_aug").is_file():
             make_train_aug_list(voc)
 
@@ -182,7 +201,10 @@ class VOCSegmentationDataModule(_VOCDataModule):
         saliency_dir: folder of saliency PNGs added to every sample as ``saliency`` [H, W] in 0..1.
         tags_source, cls_labels, sbd_dir: where tags come from (``auto``: XML, cls_labels.npy, SBD, mask).
         gt_dirs: ground-truth folders searched in order.
-        download: ``prepare_data`` downloads VOC2012 + SegmentationClassAug into ``root``.
+        download: ``prepare_data`` downloads VOC2012 + SegmentationClassAug into ``root`` (then
+            ``root/VOCdevkit/VOC2012``), writes ``train_aug.txt``; verified, resumable, done once.
+        voc_url, voc_md5: mirror of the VOC2012 trainval tar and its MD5 (default: the official ones).
+        aug_url, aug_sha256: SegmentationClassAug.zip location and an optional SHA-256 to pin it.
         check_sizes: compare image and mask sizes from file headers when datasets are built.
     """
 
@@ -209,12 +231,22 @@ class VOCSegmentationDataModule(_VOCDataModule):
         sbd_dir: str | None = None,
         gt_dirs: tuple[str, ...] = GT_DIRS,
         download: bool = False,
+        voc_url: str | None = None,
+        voc_md5: str | None = None,
+        aug_url: str | None = None,
+        aug_sha256: str | None = None,
         check_sizes: bool = True,
     ) -> None:
+        download_options = {
+            "voc_url": voc_url,
+            "voc_md5": voc_md5,
+            "aug_url": aug_url,
+            "aug_sha256": aug_sha256,
+        }
         super().__init__(
             root, train_split, val_split, test_split, predict_split, crop_size, scale_range, hflip,
             batch_size, eval_batch_size, num_workers, saliency_dir, tags_source, cls_labels, sbd_dir,
-            gt_dirs, download, check_sizes,
+            gt_dirs, download, download_options, check_sizes,
         )  # fmt: skip
         self.proxy_dir = proxy_dir
         self.scores_file = scores_file
@@ -275,12 +307,22 @@ class VOCClassificationDataModule(_VOCDataModule):
         sbd_dir: str | None = None,
         gt_dirs: tuple[str, ...] = GT_DIRS,
         download: bool = False,
+        voc_url: str | None = None,
+        voc_md5: str | None = None,
+        aug_url: str | None = None,
+        aug_sha256: str | None = None,
         check_sizes: bool = True,
     ) -> None:
+        download_options = {
+            "voc_url": voc_url,
+            "voc_md5": voc_md5,
+            "aug_url": aug_url,
+            "aug_sha256": aug_sha256,
+        }
         super().__init__(
             root, train_split, val_split, test_split, predict_split, crop_size, scale_range, hflip,
             batch_size, eval_batch_size, num_workers, saliency_dir, tags_source, cls_labels, sbd_dir,
-            gt_dirs, download, check_sizes,
+            gt_dirs, download, download_options, check_sizes,
         )  # fmt: skip
         self.masks = masks
         self.save_hyperparameters()

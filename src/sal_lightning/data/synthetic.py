@@ -185,7 +185,7 @@ def make_sample(rng: np.random.Generator, height: int, width: int) -> SyntheticS
         box = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)
         objects[k - 1] = (objects[k - 1][0], box)
 
-    saliency = np.array(strength, dtype=np.float32)[instance]
+    saliency: np.ndarray = np.array(strength, dtype=np.float32)[instance]
     grow = int(rng.integers(-1, 2)) * max(1, scale // 48)
     if grow:
         kernel = np.ones((2 * abs(grow) + 1, 2 * abs(grow) + 1), np.uint8)
