@@ -35,6 +35,7 @@ def test_unknown_subcommand_is_an_error() -> None:
 def test_building_blocks_do_not_import_lightning() -> None:
     code = (
         "import sys, sal_lightning.losses, sal_lightning.nn, sal_lightning.scoring\n"
+        "from sal_lightning import SelectionLoss, AttentionLoss\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')]\n"
         "assert not bad, bad\n"
     )

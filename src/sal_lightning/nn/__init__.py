@@ -1,5 +1,6 @@
 """Network building blocks, pure PyTorch (no Lightning import)."""
 
+from sal_lightning.nn.classifier import ClassifierOutput, HybridDilatedClassifier
 from sal_lightning.nn.deeplab import (
     DeepLab,
     DeepLabOutput,
@@ -9,11 +10,15 @@ from sal_lightning.nn.deeplab import (
     param_groups,
     upsample_logits,
 )
+from sal_lightning.nn.gdn import GDN
 from sal_lightning.nn.vgg import VGG16DeepLab
 
 __all__: list[str] = [
+    "ClassifierOutput",
     "DeepLab",
     "DeepLabOutput",
+    "GDN",
+    "HybridDilatedClassifier",
     "SmpDeepLab",
     "VGG16DeepLab",
     "build_deeplab",
