@@ -329,7 +329,7 @@ def _looks_like_path(value: str | os.PathLike[str]) -> bool:
     return (
         any(sep in value for sep in ("/", os.sep))
         or value.lower().endswith(_WEIGHT_SUFFIXES)
-        or os.path.exists(value)
+        or os.path.isfile(value)
     )
 
 
@@ -393,7 +393,8 @@ def load_weights(model: DeepLab, path: str | os.PathLike[str]) -> Literal["model
         if mismatched:
             raise ValueError(
                 f"encoder_weights: {str(path)!r} does not fit the {part}: shape mismatch in "
-                f"{len(mismatched)} tensors, e.g. {mismatched[:5]}"
+                f"{len(mismatched)} tensors, e.g. {mismatched[:5]} (to reuse only the backbone of a "
+                f"network with other classes, save model.backbone_module().state_dict())"
             )
         extra = [
             k
