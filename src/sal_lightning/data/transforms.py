@@ -114,7 +114,7 @@ class SegmentationTransform:
             image = np.concatenate([image, saliency[..., None]], axis=2)
         out = self._pipelines[image.shape[2]](image=image, mask=mask)
         x = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
-        y = torch.tensor(out["mask"], dtype=torch.long)
+        y = torch.from_numpy(np.asarray(out["mask"]).astype(np.int64))  # a copy: writable, C order
         if saliency is not None:
             return x[:3], y, x[3]
         return x, y, None
@@ -154,8 +154,11 @@ def pad_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     width = max(int(s["image"].shape[-1]) for s in samples)
     batch: dict[str, Any] = {}
     pads = {"image": 0.0, "mask": IGNORE_INDEX, "saliency": 0.0}
+    same_size = all(tuple(s["image"].shape[-2:]) == (height, width) for s in samples)
     for key, value in samples[0].items():
-        if key in pads:
+        if key in pads and same_size:  # training crops: nothing to pad
+            batch[key] = torch.stack([s[key] for s in samples])
+        elif key in pads:
             out = torch.full((len(samples), *value.shape[:-2], height, width), pads[key], dtype=value.dtype)
             for i, sample in enumerate(samples):
                 h, w = sample[key].shape[-2:]
