@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sal_lightning.losses import SelectionLoss, selection_weights
+from sal_lightning.losses import SelectionLoss, per_image_cross_entropy, selection_weights
 
 
 def _batch(
@@ -35,6 +35,22 @@ def test_no_weight_is_plain_cross_entropy_with_ignore() -> None:
     expected = F.cross_entropy(logits, target, ignore_index=255)
     assert torch.allclose(SelectionLoss()(logits, target), expected, atol=1e-6)
     assert torch.allclose(SelectionLoss()(logits, target, torch.ones(4)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_per_image_cross_entropy_and_its_gradient_match_pytorch(dtype: torch.dtype) -> None:
+    logits, target = _batch(7)
+    grad_out = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    ours = logits.to(dtype).requires_grad_(True)
+    ref = logits.to(dtype).requires_grad_(True)
+    sums, counts = per_image_cross_entropy(ours, target)
+    expected = F.cross_entropy(ref.float(), target, ignore_index=255, reduction="none").sum(dim=(1, 2))
+    assert sums.dtype == torch.float32 and torch.allclose(sums, expected, rtol=1e-5)
+    assert torch.equal(counts, (target != 255).sum(dim=(1, 2)).float())
+    (sums * grad_out).sum().backward()
+    (expected * grad_out).sum().backward()
+    assert ours.grad.dtype == dtype
+    assert torch.allclose(ours.grad.float(), ref.grad.float(), atol=1e-2 if dtype == torch.bfloat16 else 1e-6)
 
 
 def test_hand_worked_soft_weights() -> None:

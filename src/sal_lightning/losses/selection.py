@@ -9,15 +9,65 @@ gradient scale.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sal_lightning._checks import check_tensor
 
 WeightMode = Literal["hard", "soft", "score"]
+
+
+class _PerImageCrossEntropy(torch.autograd.Function):
+    """``S_i = sum_px ce_ip`` over the valid pixels of each image, with a lean backward pass.
+
+    Equal to ``F.cross_entropy(..., reduction="none").sum((1, 2))``, but the backward pass builds the
+    gradient ``(softmax - onehot) * dS_i`` in one buffer instead of the two (zero-filled
+    ``nll_loss`` gradient, then ``log_softmax`` backward) that autograd would allocate: on CPU,
+    where fresh buffers cost page faults, this pays for :func:`attention_refine`'s extra one.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+        valid = target != ignore_index  # [B, H, W]
+        safe = torch.where(valid, target, torch.zeros_like(target))[:, None]  # [B, 1, H, W]
+        compute = torch.promote_types(logits.dtype, torch.float32)  # half precision -> float32
+        with torch.autocast(logits.device.type, enabled=False):
+            log_prob = torch.log_softmax(logits.to(compute), dim=1)  # [B, K, H, W]
+        picked = log_prob.gather(1, safe)[:, 0]  # [B, H, W]
+        ctx.save_for_backward(log_prob, safe, valid)
+        ctx.logits_dtype = logits.dtype
+        return -(picked * valid).sum(dim=(1, 2))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_per_image: Tensor) -> tuple[Tensor, None, None]:
+        log_prob, safe, valid = ctx.saved_tensors
+        scale = (grad_per_image[:, None, None] * valid)[:, None]  # [B, 1, H, W]
+        grad = log_prob.exp().mul_(scale)  # softmax * scale
+        grad.scatter_add_(1, safe, -scale)  # - onehot * scale
+        return grad.to(ctx.logits_dtype), None, None
+
+
+def per_image_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255) -> tuple[Tensor, Tensor]:
+    """Per-image sums of pixel cross-entropies and numbers of valid pixels.
+
+    Args:
+        logits: ``[B, K, H, W]`` float.
+        target: ``[B, H, W]`` int, class indices in ``0..K-1`` or ``ignore_index``.
+        ignore_index: target value of unlabelled pixels (they contribute nothing).
+
+    Returns:
+        ``(S, n)``: ``[B]`` sums ``S_i = sum_px ce_ip`` (differentiable in ``logits``; float32, or
+        float64 for float64 logits) and ``[B]`` valid-pixel counts ``n_i`` in the same dtype.
+    """
+    dims: dict[str, int] = {}
+    check_tensor(logits, "logits", "B K H W", "float", dims)
+    check_tensor(target, "target", "B H W", "int", dims)
+    per_image = _PerImageCrossEntropy.apply(logits, target.long(), int(ignore_index))
+    n_valid = (target != ignore_index).sum(dim=(1, 2)).to(per_image.dtype)
+    return per_image, n_valid
 
 
 class SelectionLoss(nn.Module):
@@ -60,18 +110,12 @@ class SelectionLoss(nn.Module):
         Returns:
             A scalar tensor, float32 (float64 for float64 logits).
         """
-        dims: dict[str, int] = {}
-        check_tensor(logits, "logits", "B K H W", "float", dims)
-        check_tensor(target, "target", "B H W", "int", dims)
+        per_image, n_valid = per_image_cross_entropy(logits, target, self.ignore_index)
         if weight is not None:
-            check_tensor(weight, "weight", "B", "float", dims)
-        ce = F.cross_entropy(logits, target.long(), ignore_index=self.ignore_index, reduction="none")
-        acc = torch.promote_types(ce.dtype, torch.float32)  # accumulate half precision in float32
-        per_image = ce.sum(dim=(1, 2), dtype=acc)  # [B]; ignored pixels contribute 0
-        n_valid = (target != self.ignore_index).sum(dim=(1, 2)).to(acc)  # [B]
+            check_tensor(weight, "weight", "B", "float", {"B": logits.shape[0]})
         if weight is None:
             return per_image.sum() / n_valid.sum().clamp_min(self.eps)
-        w = weight.to(acc)
+        w = weight.to(per_image.dtype)
         return (w * per_image).sum() / (w * n_valid).sum().clamp_min(self.eps)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,131 @@
+"""Cost of the SAL building blocks, measured side by side in one run on this machine.
+
+1. Losses: ``SelectionLoss(attention_refine(seg, d_s), proxies, w) + 2 * AttentionLoss()(d_s, tags)``
+   forward + backward, as a ratio of plain ``F.cross_entropy`` forward + backward on the same logits
+   (batch 8, 21 x 321 x 321; goal <= 1.3x). The two alternate, and the medians are compared.
+2. Scores: ``boundary_accuracy`` + ``class_distribution`` throughput in masks per second at
+   500 x 375 on one thread (goal >= 500 masks/s), for uint8 label maps (as read from PNG) and int64
+   ones; ``mask_objectness`` is timed for information.
+
+    python benchmarks/bench_blocks.py [--repeats 7] [--threads N] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sal_lightning.losses import AttentionLoss, SelectionLoss, attention_refine
+from sal_lightning.scoring import boundary_accuracy, class_distribution, mask_objectness
+
+
+def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
+    def run(fn: Callable[[], object]) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    return run
+
+
+def bench_losses(device: torch.device, repeats: int) -> tuple[float, float]:
+    """Median seconds of (plain cross-entropy, SAL losses), forward + backward, alternating."""
+    g = torch.Generator().manual_seed(0)
+    seg = torch.randn(8, 21, 321, 321, generator=g).to(device).requires_grad_(True)
+    d_s = torch.randn(8, 20, generator=g).to(device).requires_grad_(True)
+    target = torch.randint(0, 21, (8, 321, 321), generator=g)
+    target[:, :, :16] = 255  # some ignored pixels, as VOC's void band
+    target = target.to(device)
+    tags = (torch.rand(8, 20, generator=g) < 0.15).float().to(device)
+    weight = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0], device=device)
+    selection, attention = SelectionLoss(), AttentionLoss()
+
+    def plain() -> None:
+        seg.grad = None
+        F.cross_entropy(seg, target, ignore_index=255).backward()
+
+    def sal() -> None:
+        seg.grad, d_s.grad = None, None
+        loss = selection(attention_refine(seg, d_s), target, weight) + 2.0 * attention(d_s, tags)
+        loss.backward()
+
+    timer = _timer(device)
+    plain(), sal()  # warm-up
+    times: dict[str, list[float]] = {"plain": [], "sal": []}
+    for _ in range(repeats):
+        times["plain"].append(timer(plain))
+        times["sal"].append(timer(sal))
+    return statistics.median(times["plain"]), statistics.median(times["sal"])
+
+
+def bench_scores(device: torch.device, repeats: int, batch: int = 16) -> dict[str, float]:
+    """Masks per second of boundary_accuracy + class_distribution (and of mask_objectness)."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 21, (batch, 375, 500), generator=g)
+    labels[torch.rand(batch, 375, 500, generator=g) < 0.05] = 255
+    reference = (torch.rand(batch, 375, 500, generator=g) < 0.4).to(device)
+    tags = (torch.rand(batch, 20, generator=g) < 0.15).float().to(device)
+    image = (255 * torch.rand(batch, 3, 375, 500, generator=g)).to(torch.uint8).to(device)
+    inputs = {"uint8": labels.to(torch.uint8).to(device), "int64": labels.to(device)}
+    timer = _timer(device)
+    rates: dict[str, float] = {}
+    for name, lab in inputs.items():
+
+        def scores(lab: torch.Tensor = lab) -> None:
+            boundary_accuracy(reference, lab)
+            class_distribution(lab, tags)
+
+        scores()
+        rates[f"AC + CD, {name} labels"] = batch / statistics.median(timer(scores) for _ in range(repeats))
+    objectness = lambda: mask_objectness(image, inputs["uint8"])  # noqa: E731
+    objectness()
+    rates["mask_objectness (information)"] = batch / statistics.median(
+        timer(objectness) for _ in range(max(1, repeats // 2))
+    )
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per measurement")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the loss part (default: all)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"machine: {platform.machine()} {platform.processor() or platform.platform()}, "
+        f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
+
+    print(f"\n1. losses, batch 8 x 21 x 321 x 321, forward + backward ({torch.get_num_threads()} threads)")
+    plain, sal = bench_losses(device, args.repeats)
+    ratio = sal / plain
+    print(f"   F.cross_entropy                                   {plain * 1e3:8.1f} ms")
+    print(f"   SelectionLoss + attention_refine + AttentionLoss  {sal * 1e3:8.1f} ms")
+    print(f"   ratio {ratio:.2f}x (goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})")
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print("\n2. scores at 500 x 375, one thread")
+    for name, rate in bench_scores(device, args.repeats).items():
+        goal = "" if "information" in name else f"  (goal >= 500: {'met' if rate >= 500 else 'NOT met'})"
+        print(f"   {name:32s} {rate:8.0f} masks/s{goal}")
+    torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main()
