@@ -61,7 +61,8 @@ def bench_losses(device: torch.device, repeats: int) -> tuple[float, float]:
         loss.backward()
 
     timer = _timer(device)
-    plain(), sal()  # warm-up
+    plain()  # warm-up
+    sal()
     times: dict[str, list[float]] = {"plain": [], "sal": []}
     for _ in range(repeats):
         times["plain"].append(timer(plain))
