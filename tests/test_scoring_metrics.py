@@ -67,6 +67,19 @@ def test_empty_masks_score_zero(definition: str) -> None:
     assert torch.equal(boundary_accuracy(full, full, definition=definition), torch.ones(3))  # type: ignore[arg-type]
 
 
+def test_empty_batch_and_strided_masks() -> None:
+    none = torch.zeros(0, 4, 4, dtype=torch.long)
+    assert boundary_accuracy(none > 0, none).shape == (0,)
+    assert class_distribution(none, torch.zeros(0, 20)).shape == (0,)
+    g = torch.Generator().manual_seed(3)
+    ref = torch.rand(3, 40, 300, generator=g) < 0.5  # rows of 300 > 255: block counting + remainder
+    labels = torch.randint(0, 3, (3, 40, 300), generator=g)
+    strided = boundary_accuracy(ref[:, ::3, 1:], labels[:, ::3, 1:], definition="fmeasure")
+    fg, h = labels[:, ::3, 1:] > 0, ref[:, ::3, 1:]
+    expected = 2 * (fg & h).sum((1, 2)) / (fg.sum((1, 2)) + h.sum((1, 2)))
+    assert torch.allclose(strided, expected.float(), atol=1e-6)
+
+
 def test_single_mask_and_foreground_rule() -> None:
     reference, mask = _hand_case()
     batched = boundary_accuracy(reference, mask)

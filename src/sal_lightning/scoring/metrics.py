@@ -48,7 +48,7 @@ def _count(mask: Tensor) -> Tensor:
     on CPU several times faster than ``sum`` or ``count_nonzero`` of a bool tensor, which first
     copy it to a wider integer type.
     """
-    flat = mask.reshape(mask.shape[0], -1).view(torch.uint8)
+    flat = mask.flatten(1).view(torch.uint8)
     n_blocks = flat.shape[1] // 255
     blocks = flat[:, : n_blocks * 255].reshape(flat.shape[0], n_blocks, 255).sum(dim=2, dtype=torch.uint8)
     rest = flat[:, n_blocks * 255 :].sum(dim=1, dtype=torch.uint8)  # fewer than 255 values
@@ -151,7 +151,7 @@ def class_distribution(labels: Tensor, tags: Tensor, ignore_index: int = 255) ->
     is_tagged = torch.zeros(tags.shape[0], num_classes + 2, dtype=torch.bool, device=tags.device)
     is_tagged[:, 1 : num_classes + 1] = tags.to(torch.float32) > 0.5
     is_tagged &= is_fg
-    idx = labels.reshape(labels.shape[0], -1).clamp(0, num_classes + 1).long()  # [B, HW]
+    idx = labels.flatten(1).clamp(0, num_classes + 1).long()  # [B, HW]
     tagged = _count(is_tagged.gather(1, idx))
     n_fg = _count(is_fg.expand_as(is_tagged).gather(1, idx))
     cd = _safe_div(tagged, n_fg)
