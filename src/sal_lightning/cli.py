@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("sal_lightning.lightning_cli", "Evaluate with multi-scale/flip/CRF inference (LightningCLI)."),
     "predict": ("sal_lightning.lightning_cli", "Write one label PNG per image id (LightningCLI)."),
     "data": ("sal_lightning.data.commands", "VOC-format data: write the synthetic dataset, check a root."),
+    "score": (
+        "sal_lightning.scoring.commands",
+        "Proxy scoring: reference masks, coarse/fine scores, the mask scorer, selection, reports.",
+    ),
 }
 
 

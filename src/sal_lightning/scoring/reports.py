@@ -1,0 +1,249 @@
+"""What a user looks at after scoring, where ground truth exists (SAL-Net Table IV and Fig. 9).
+
+- :func:`true_quality`: per proxy, the *true* AC (Eq. 3 with the ground-truth foreground as the
+  reference, void pixels ignored, ``F = 1``: no objectness heuristic in the truth) and the
+  per-image confusion matrix against the ground truth.
+- :func:`tau_sweep` (Table IV): for each threshold, how many proxies ``score >= tau`` selects and,
+  with ground truth, their mean true AC and the mIoU of the selected proxies.
+- :func:`score_correlations` (Fig. 9): Pearson and Spearman correlation of SC and SF with the true
+  AC (torchmetrics); :func:`plot_correlations` draws the scatter plots (matplotlib, Agg backend).
+- :func:`write_report`: all of it as ``report.md`` + ``report.json`` + ``correlations.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+from tqdm import tqdm
+
+from sal_lightning._atomic import atomic_path, atomic_write_text
+from sal_lightning.data.io import check_unique_ids, read_label_png, read_scores
+from sal_lightning.data.layout import find_gt_mask, resolve_voc_root
+from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES
+from sal_lightning.models.metrics import iou_from_confusion, mean_iou
+from sal_lightning.scoring.metrics import Definition, boundary_accuracy
+
+PathLike = str | os.PathLike[str]
+DEFAULT_TAUS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+@dataclass
+class TrueQuality:
+    """Ground-truth view of a set of proxies.
+
+    Attributes:
+        ac: id -> true AC (float).
+        confusion: id -> ``[21, 21]`` int64 pixel counts (rows = ground truth, columns = proxy).
+    """
+
+    ac: dict[str, float]
+    confusion: dict[str, torch.Tensor]
+
+
+def true_quality(
+    root: PathLike,
+    ids: Sequence[str],
+    proxy_dir: PathLike,
+    definition: Definition = "paper",
+    progress: bool = True,
+) -> TrueQuality:
+    """True AC and confusion matrix of every proxy ``<proxy_dir>/<id>.png`` against its ground truth.
+
+    Ground truth comes from ``SegmentationClass/`` (else ``SegmentationClassAug/``) under the VOC
+    root; its void pixels (255) are removed from both masks before AC and from the confusion.
+    """
+    voc = resolve_voc_root(root)
+    ids = check_unique_ids(list(ids), "ids")
+    missing = [i for i in ids if find_gt_mask(voc, i) is None]
+    if missing:
+        raise FileNotFoundError(f"{voc}: {len(missing)} ids have no ground-truth mask, e.g. {missing[:5]}")
+    ac: dict[str, float] = {}
+    confusion: dict[str, torch.Tensor] = {}
+    for image_id in tqdm(ids, desc="true quality", unit="img", disable=not progress):
+        gt = torch.tensor(read_label_png(find_gt_mask(voc, image_id)), dtype=torch.long)  # type: ignore[arg-type]
+        proxy = torch.tensor(read_label_png(Path(proxy_dir) / f"{image_id}.png"), dtype=torch.long)
+        if gt.shape != proxy.shape:
+            raise ValueError(
+                f"{proxy_dir}/{image_id}.png: size {tuple(proxy.shape)} differs from the ground truth"
+            )
+        valid = gt != IGNORE_INDEX
+        ref = (gt > 0) & valid
+        fg = (proxy > 0) & (proxy != IGNORE_INDEX) & valid
+        ac[image_id] = float(boundary_accuracy(ref, fg, definition=definition))
+        pred = torch.where(proxy == IGNORE_INDEX, torch.zeros_like(proxy), proxy)
+        confusion[image_id] = multiclass_confusion_matrix(
+            pred.flatten(), gt.flatten(), NUM_CLASSES, ignore_index=IGNORE_INDEX, validate_args=False
+        ).long()
+    return TrueQuality(ac, confusion)
+
+
+def _column(scores: Mapping[str, Mapping[str, float]], column: str, ids: Sequence[str]) -> np.ndarray:
+    return np.array([float(scores[i].get(column, math.nan)) for i in ids], dtype=np.float64)
+
+
+def tau_sweep(
+    scores: Mapping[str, Mapping[str, float]],
+    column: str = "sf",
+    taus: Sequence[float] = DEFAULT_TAUS,
+    truth: TrueQuality | None = None,
+) -> list[dict[str, float]]:
+    """Table IV: one row per ``tau`` with ``tau``, ``selected`` (count), ``fraction`` and, with
+    ``truth``, ``mean_true_ac`` and ``miou`` (of the selected proxies against the ground truth).
+
+    ``scores``: ``{id: {column: value}}`` as :func:`~sal_lightning.data.io.read_scores` returns;
+    NaN scores are never selected.
+    """
+    ids = sorted(scores)
+    values = _column(scores, column, ids)
+    if np.isnan(values).all():
+        raise ValueError(f"scores: column {column!r} is empty; run the step that fills it first")
+    rows: list[dict[str, float]] = []
+    for tau in taus:
+        chosen = [i for i, v in zip(ids, values, strict=True) if v >= tau]
+        row: dict[str, float] = {
+            "tau": float(tau),
+            "selected": float(len(chosen)),
+            "fraction": len(chosen) / len(ids),
+        }
+        if truth is not None:
+            known = [i for i in chosen if i in truth.ac]
+            row["mean_true_ac"] = float(np.mean([truth.ac[i] for i in known])) if known else math.nan
+            if known:
+                total = torch.stack([truth.confusion[i] for i in known]).sum(0)
+                row["miou"] = float(mean_iou(iou_from_confusion(total)))
+            else:
+                row["miou"] = math.nan
+        rows.append(row)
+    return rows
+
+
+def score_correlations(
+    scores: Mapping[str, Mapping[str, float]],
+    truth: Mapping[str, float],
+    columns: Sequence[str] = ("sc", "sf"),
+) -> dict[str, dict[str, float]]:
+    """Fig. 9's numbers: ``{column: {"pearson", "spearman", "n"}}`` of each score column against the
+    true AC, over ids with both values (columns without values are skipped)."""
+    out: dict[str, dict[str, float]] = {}
+    for column in columns:
+        ids = [i for i in sorted(scores) if i in truth and not math.isnan(scores[i].get(column, math.nan))]
+        if len(ids) < 3:
+            continue
+        x = torch.tensor([scores[i][column] for i in ids], dtype=torch.float64)
+        y = torch.tensor([truth[i] for i in ids], dtype=torch.float64)
+        out[column] = {
+            "pearson": float(pearson_corrcoef(x, y)),
+            "spearman": float(spearman_corrcoef(x, y)),
+            "n": float(len(ids)),
+        }
+    return out
+
+
+def plot_correlations(
+    scores: Mapping[str, Mapping[str, float]],
+    truth: Mapping[str, float],
+    path: PathLike,
+    columns: Sequence[str] = ("sc", "sf"),
+) -> Path:
+    """Scatter plots of each score column against the true AC (Fig. 9) as a PNG; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = score_correlations(scores, truth, columns)
+    shown = [c for c in columns if c in stats]
+    if not shown:
+        raise ValueError(f"scores: none of the columns {list(columns)} has values for ids with ground truth")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.0), squeeze=False)
+    for ax, column in zip(axes[0], shown, strict=True):
+        ids = [i for i in sorted(scores) if i in truth and not math.isnan(scores[i].get(column, math.nan))]
+        ax.scatter([truth[i] for i in ids], [scores[i][column] for i in ids], s=8, alpha=0.6)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("true AC (ground truth)")
+        ax.set_ylabel(column.upper())
+        ax.set_title(
+            f"{column.upper()}: r = {stats[column]['pearson']:.3f}, ρ = {stats[column]['spearman']:.3f}"
+        )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _table(rows: Sequence[Mapping[str, float]]) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [f"{int(row[k])}" if k == "selected" else f"{row[k]:.3f}" for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(
+    scores_path: PathLike,
+    out_dir: PathLike,
+    root: PathLike | None = None,
+    proxy_dir: PathLike | None = None,
+    column: str = "sf",
+    taus: Sequence[float] = DEFAULT_TAUS,
+    definition: Definition = "paper",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write ``report.md``, ``report.json`` and (with ground truth) ``correlations.png`` to ``out_dir``.
+
+    Ground truth is used when ``root`` and ``proxy_dir`` are given and every scored id has a
+    ground-truth mask. ``column`` (``sf``, falling back to ``sc`` when empty) drives the sweep.
+    Returns the report as a dict.
+    """
+    scores = read_scores(scores_path)
+    if not scores:
+        raise ValueError(f"{scores_path}: no scored images")
+    if np.isnan(_column(scores, column, sorted(scores))).all() and column == "sf":
+        column = "sc"
+    truth = None
+    if root is not None and proxy_dir is not None:
+        voc = resolve_voc_root(root)
+        if all(find_gt_mask(voc, i) is not None for i in scores):
+            truth = true_quality(voc, sorted(scores), proxy_dir, definition, progress)
+    sweep = tau_sweep(scores, column, taus, truth)
+    report: dict[str, Any] = {
+        "scores": str(scores_path),
+        "column": column,
+        "images": len(scores),
+        "sweep": sweep,
+    }
+    out = Path(out_dir)
+    lines = [
+        f"# Scoring report\n\n{len(scores)} proxies from `{scores_path}`.\n",
+        f"## Threshold sweep on {column}\n",
+    ]
+    lines.append(_table(sweep) + "\n")
+    if truth is not None:
+        corr = score_correlations(scores, truth.ac)
+        report["correlations"] = corr
+        lines.append("## Correlation with the true AC\n")
+        lines.append("| score | Pearson | Spearman | n |\n|---|---|---|---|")
+        for name, c in corr.items():
+            lines.append(f"| {name.upper()} | {c['pearson']:.3f} | {c['spearman']:.3f} | {int(c['n'])} |")
+        if corr:
+            plot_correlations(scores, truth.ac, out / "correlations.png", tuple(corr))
+            lines.append("\n![correlations](correlations.png)\n")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
+    return report

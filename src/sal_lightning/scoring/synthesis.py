@@ -1,0 +1,371 @@
+"""The mask scorer's training set, synthesised from the proxies themselves (SAL-Net Sec. III-B2).
+
+No image in a weakly supervised setting has a true quality label, so the scorer learns from masks
+whose quality the reference masks can vouch for. With ``AC`` the boundary accuracy of a proxy
+against its reference mask (Eq. 3), four kinds of (image, binary mask, target) samples are made:
+
+``positive``
+    proxies with ``AC >= positive_threshold`` (0.8), target = their AC;
+``negative``
+    proxies with ``AC <= negative_threshold`` (0.3), target = their AC;
+``degraded``
+    copies of positive masks that are eroded, dilated or partly erased (a random half-plane cut)
+    so that their AC, recomputed against the same reference, falls in the middle range between the
+    two thresholds (target = the recomputed AC); about ``degraded_ratio`` per base sample;
+``cutpaste``
+    multi-object composites: the foreground of a proxy with ``AC >= donor_threshold`` (0.9) is cut
+    out of its image (pixels and mask) and pasted at a random place on another image whose proxy
+    has ``AC >= receiver_threshold`` (0.3). The composite mask is the receiver's foreground plus
+    the pasted shape; the composite reference is the receiver's reference with the pasted area
+    replaced by the donor's reference; target = the AC of the composite mask against it. About
+    ``composite_ratio`` per base sample.
+
+Proxies in the open middle range are left out, as in the paper: their reference may be the
+unreliable part. Everything is drawn from one ``numpy`` generator seeded by ``seed``, so a given
+input and configuration always give the same samples. Samples are :class:`ScorerSample` objects;
+:func:`build_scorer_training_set` writes them as a sample folder
+(:mod:`sal_lightning.data.scorer_data`) that :class:`~sal_lightning.data.MaskScorerDataModule`
+trains on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from sal_lightning._atomic import atomic_write_text
+from sal_lightning.data.io import check_unique_ids, read_image, read_label_png
+from sal_lightning.data.layout import raise_if_missing, resolve_voc_root
+from sal_lightning.data.scorer_data import ScorerSample, write_scorer_samples
+from sal_lightning.data.voc import IGNORE_INDEX
+from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
+from sal_lightning.scoring.references import read_reference
+
+PathLike = str | os.PathLike[str]
+Degradation = Literal["erode", "dilate", "erase"]
+DEGRADATIONS: tuple[Degradation, ...] = ("erode", "dilate", "erase")
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Thresholds, shares and strengths of the scorer's training-set synthesis (module docstring).
+
+    Attributes:
+        positive_threshold, negative_threshold: AC bounds of positives (>=) and negatives (<=).
+        donor_threshold, receiver_threshold: AC bounds of cut-paste donors (>=) and receivers (>=).
+        degraded_ratio, composite_ratio: degraded and cut-paste samples per base (positive or
+            negative) sample.
+        max_tries: draws per degraded sample before giving up on landing in the middle range.
+        radius_range: erosion / dilation radius as a fraction of ``sqrt(mask area)``.
+        erase_range: fraction of the mask's pixels removed by a partial erase.
+        scale_range: donor rescaling before pasting (it is also shrunk to fit the receiver).
+        seed: seed of the generator.
+        coarse: ``b``, definition and objectness used to recompute AC (as in coarse scoring).
+    """
+
+    positive_threshold: float = 0.8
+    negative_threshold: float = 0.3
+    donor_threshold: float = 0.9
+    receiver_threshold: float = 0.3
+    degraded_ratio: float = 1.0
+    composite_ratio: float = 0.25
+    max_tries: int = 6
+    radius_range: tuple[float, float] = (0.05, 0.35)
+    erase_range: tuple[float, float] = (0.2, 0.7)
+    scale_range: tuple[float, float] = (0.6, 1.0)
+    seed: int = 0
+    coarse: CoarseConfig = field(default_factory=CoarseConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("positive_threshold", "negative_threshold", "donor_threshold", "receiver_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if self.negative_threshold >= self.positive_threshold:
+            raise ValueError(
+                f"negative_threshold ({self.negative_threshold}) must be below "
+                f"positive_threshold ({self.positive_threshold})"
+            )
+        for name in ("degraded_ratio", "composite_ratio"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected a share >= 0, got {getattr(self, name)}")
+        for name in ("radius_range", "erase_range", "scale_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name}: expected 0 < low <= high, got {(lo, hi)}")
+        if self.max_tries < 1:
+            raise ValueError(f"max_tries: expected at least 1, got {self.max_tries}")
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-friendly view (stored beside the samples)."""
+        out = asdict(self)
+        out["coarse"] = self.coarse.as_dict()
+        return out
+
+
+@dataclass
+class ProxyRecord:
+    """One proxy: image uint8 ``[H, W, 3]``, foreground and reference bool ``[H, W]``, and its AC."""
+
+    image_id: str
+    image: np.ndarray
+    foreground: np.ndarray
+    reference: np.ndarray
+    ac: float
+
+
+class ProxySource:
+    """Reads images, proxies and reference masks by id from a VOC root and two folders.
+
+    ``load(image_id)`` returns a :class:`ProxyRecord` (AC computed with ``coarse`` unless given in
+    ``ac``).
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        proxy_dir: PathLike,
+        reference_dir: PathLike,
+        coarse: CoarseConfig | None = None,
+        ac: Mapping[str, float] | None = None,
+    ) -> None:
+        self.images = resolve_voc_root(root) / "JPEGImages"
+        self.proxy_dir = Path(proxy_dir)
+        self.reference_dir = Path(reference_dir)
+        self.coarse = coarse or CoarseConfig()
+        self.ac = dict(ac or {})
+
+    def check(self, ids: Sequence[str]) -> None:
+        """``FileNotFoundError`` naming what is missing for ``ids``."""
+        raise_if_missing([self.images / f"{i}.jpg" for i in ids], "images", self.images)
+        raise_if_missing([self.proxy_dir / f"{i}.png" for i in ids], "proxy annotations", self.proxy_dir)
+        raise_if_missing(
+            [self.reference_dir / f"{i}.png" for i in ids], "reference masks", self.reference_dir
+        )
+
+    def load(self, image_id: str) -> ProxyRecord:
+        image = read_image(self.images / f"{image_id}.jpg")
+        labels = read_label_png(self.proxy_dir / f"{image_id}.png")
+        reference = read_reference(self.reference_dir / f"{image_id}.png")
+        if labels.shape != image.shape[:2] or reference.shape != image.shape[:2]:
+            raise ValueError(
+                f"{image_id}: image {image.shape[:2]}, proxy {labels.shape} and reference "
+                f"{reference.shape} must have the same size"
+            )
+        fg = (labels > 0) & (labels != IGNORE_INDEX)
+        ac = self.ac.get(image_id)
+        if ac is None or ac != ac:
+            ac = boundary_accuracy_np(image, reference, fg, self.coarse)
+        return ProxyRecord(image_id, image, fg, reference, float(ac))
+
+
+def _disk(radius: int) -> np.ndarray:
+    r = np.arange(-radius, radius + 1)
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius
+
+
+def degrade_mask(mask: np.ndarray, op: Degradation, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """A degraded copy of a bool ``[H, W]`` mask.
+
+    ``"erode"`` / ``"dilate"``: by a disk of radius ``strength * sqrt(area)`` (at least 1 pixel);
+    ``"erase"``: removes the ``strength`` fraction of the mask's pixels on one side of a line of
+    random direction. Returns bool ``[H, W]``.
+    """
+    if op in ("erode", "dilate"):
+        radius = max(1, round(strength * float(np.sqrt(mask.sum()))))
+        fn = ndimage.binary_erosion if op == "erode" else ndimage.binary_dilation
+        return np.asarray(fn(mask, structure=_disk(radius)))
+    if op == "erase":
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            return mask.copy()
+        theta = rng.uniform(0.0, 2.0 * np.pi)
+        proj = ys * np.sin(theta) + xs * np.cos(theta)
+        cut = np.quantile(proj, float(np.clip(strength, 0.0, 1.0)))
+        out = mask.copy()
+        out[ys[proj < cut], xs[proj < cut]] = False
+        return out
+    raise ValueError(f"op: expected one of {DEGRADATIONS}, got {op!r}")
+
+
+@dataclass
+class Composite:
+    """A cut-paste result: image uint8 ``[H, W, 3]``; mask, reference and pasted bool ``[H, W]``."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    reference: np.ndarray
+    pasted: np.ndarray
+
+
+def cut_paste(donor: ProxyRecord, receiver: ProxyRecord, scale: float, top: int, left: int) -> Composite:
+    """Paste the donor's foreground (pixels, shape and reference) onto the receiver's image.
+
+    The donor's foreground bounding box is rescaled by ``scale`` (image bilinear, masks nearest)
+    and its top-left corner placed at ``(top, left)`` of the receiver; it must fit inside. Pixels
+    of the pasted shape take the donor's colours; the mask is ``receiver foreground | pasted``;
+    the reference is the receiver's outside the pasted shape and the donor's inside it.
+    """
+    ys, xs = np.nonzero(donor.foreground)
+    if len(ys) == 0:
+        raise ValueError(f"donor {donor.image_id}: empty foreground, nothing to paste")
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop_img = donor.image[y0:y1, x0:x1]
+    crop_fg = donor.foreground[y0:y1, x0:x1].astype(np.uint8)
+    crop_ref = donor.reference[y0:y1, x0:x1].astype(np.uint8)
+    h = max(1, round((y1 - y0) * scale))
+    w = max(1, round((x1 - x0) * scale))
+    if (h, w) != crop_fg.shape:
+        crop_img = cv2.resize(crop_img, (w, h), interpolation=cv2.INTER_LINEAR)
+        crop_fg = cv2.resize(crop_fg, (w, h), interpolation=cv2.INTER_NEAREST)
+        crop_ref = cv2.resize(crop_ref, (w, h), interpolation=cv2.INTER_NEAREST)
+    height, width = receiver.foreground.shape
+    if top < 0 or left < 0 or top + h > height or left + w > width:
+        raise ValueError(f"paste box {(top, left, h, w)} does not fit in the receiver's {(height, width)}")
+    pasted = np.zeros((height, width), dtype=bool)
+    pasted[top : top + h, left : left + w] = crop_fg > 0
+    donor_ref = np.zeros((height, width), dtype=bool)
+    donor_ref[top : top + h, left : left + w] = crop_ref > 0
+    image = receiver.image.copy()
+    window = image[top : top + h, left : left + w]
+    window[crop_fg > 0] = crop_img[crop_fg > 0]
+    return Composite(
+        image=image,
+        mask=receiver.foreground | pasted,
+        reference=np.where(pasted, donor_ref, receiver.reference),
+        pasted=pasted,
+    )
+
+
+def _split_kinds(acs: Mapping[str, float], config: SynthesisConfig) -> dict[str, list[str]]:
+    ids = sorted(acs)
+    return {
+        "positive": [i for i in ids if acs[i] >= config.positive_threshold],
+        "negative": [i for i in ids if acs[i] <= config.negative_threshold],
+        "donor": [i for i in ids if acs[i] >= config.donor_threshold],
+        "receiver": [i for i in ids if acs[i] >= config.receiver_threshold],
+    }
+
+
+def synthesize_samples(
+    source: ProxySource, ids: Sequence[str], config: SynthesisConfig | None = None, progress: bool = True
+) -> Iterator[ScorerSample]:
+    """Yield the scorer's training samples for ``ids`` (module docstring), deterministically.
+
+    Sample ids: ``<id>__pos``, ``<id>__neg``, ``<id>__deg<k>``, ``<receiver id>__cut<k>``; each
+    sample's ``image_id`` is the image it comes from (the receiver for composites), so a split by
+    ``image_id`` keeps an image's samples together.
+    """
+    config = config or SynthesisConfig()
+    ids = check_unique_ids(list(ids), "ids")
+    source.check(ids)
+    cfg = config.coarse
+    acs: dict[str, float] = {}
+    for image_id in tqdm(ids, desc="scorer set: AC", unit="img", disable=not progress):
+        acs[image_id] = source.ac[image_id] if image_id in source.ac else source.load(image_id).ac
+    source.ac.update(acs)
+    kinds = _split_kinds(acs, config)
+    rng = np.random.default_rng(config.seed)
+
+    for kind, short in (("positive", "pos"), ("negative", "neg")):
+        for image_id in kinds[kind]:
+            rec = source.load(image_id)
+            yield ScorerSample(f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id, kind)
+
+    n_base = len(kinds["positive"]) + len(kinds["negative"])
+    n_degraded = round(config.degraded_ratio * n_base) if kinds["positive"] else 0
+    lo, hi = config.negative_threshold, config.positive_threshold
+    bar = tqdm(total=n_degraded, desc="scorer set: degraded", unit="sample", disable=not progress)
+    for k in range(n_degraded):
+        rec = source.load(kinds["positive"][int(rng.integers(len(kinds["positive"])))])
+        op: Degradation = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+        best: tuple[np.ndarray, float] | None = None
+        for _ in range(config.max_tries):
+            r_lo, r_hi = config.erase_range if op == "erase" else config.radius_range
+            mask = degrade_mask(rec.foreground, op, float(rng.uniform(r_lo, r_hi)), rng)
+            target = boundary_accuracy_np(rec.image, rec.reference, mask, cfg)
+            if mask.any() and lo < target < hi:
+                best = (mask, target)
+                break
+        bar.update()
+        if best is not None:
+            yield ScorerSample(
+                f"{rec.image_id}__deg{k}", rec.image, best[0], best[1], rec.image_id, "degraded"
+            )
+    bar.close()
+
+    donors, receivers = kinds["donor"], kinds["receiver"]
+    n_composite = round(config.composite_ratio * n_base) if donors and receivers else 0
+    for k in tqdm(range(n_composite), desc="scorer set: cut-paste", unit="sample", disable=not progress):
+        donor = source.load(donors[int(rng.integers(len(donors)))])
+        choices = [r for r in receivers if r != donor.image_id]
+        if not choices or not donor.foreground.any():
+            continue
+        receiver = source.load(choices[int(rng.integers(len(choices)))])
+        ys, xs = np.nonzero(donor.foreground)
+        bh, bw = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+        height, width = receiver.foreground.shape
+        fit = min(1.0, 0.9 * height / bh, 0.9 * width / bw)
+        scale = fit * float(rng.uniform(*config.scale_range))
+        h, w = max(1, round(bh * scale)), max(1, round(bw * scale))
+        top = int(rng.integers(0, height - h + 1))
+        left = int(rng.integers(0, width - w + 1))
+        comp = cut_paste(donor, receiver, scale, top, left)
+        target = boundary_accuracy_np(comp.image, comp.reference, comp.mask, cfg)
+        yield ScorerSample(
+            f"{receiver.image_id}__cut{k}", comp.image, comp.mask, target, receiver.image_id, "cutpaste"
+        )
+
+
+def build_scorer_training_set(
+    root: PathLike,
+    ids: Sequence[str],
+    proxy_dir: PathLike,
+    reference_dir: PathLike,
+    out_dir: PathLike,
+    config: SynthesisConfig | None = None,
+    ac: Mapping[str, float] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Synthesise the scorer's training set and write it as a sample folder; returns ``out_dir``.
+
+    ``ac`` may pass AC values already computed (e.g. the ``ac`` column of ``scores.csv``); the
+    rest are computed. The folder is built beside ``out_dir`` and renamed into place, with the
+    configuration in ``synthesis.json``: a rerun with the same configuration and ids returns at
+    once; a different one raises unless ``overwrite``.
+    """
+    config = config or SynthesisConfig()
+    out = Path(out_dir)
+    ids = check_unique_ids(list(ids), "ids")
+    meta = {"config": config.as_dict(), "ids": len(ids), "first_ids": list(ids[:3])}
+    marker = out / "synthesis.json"
+    if out.exists():
+        if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(meta)):
+            return out
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: a scorer training set built with other settings exists (pass overwrite=True)"
+            )
+    source = ProxySource(root, proxy_dir, reference_dir, config.coarse, ac)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write_scorer_samples(tmp, synthesize_samples(source, ids, config, progress))
+        atomic_write_text(tmp / "synthesis.json", json.dumps(meta, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out

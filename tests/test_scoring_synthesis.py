@@ -1,0 +1,170 @@
+"""The scorer's training set: thresholds per kind, recomputed targets, cut-paste alignment, determinism."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sal_lightning.data.io import read_image
+from sal_lightning.data.layout import read_split
+from sal_lightning.data.scorer_data import read_scorer_index
+from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
+from sal_lightning.scoring.corruption import make_corrupted_proxies
+from sal_lightning.scoring.references import build_references
+from sal_lightning.scoring.synthesis import (
+    ProxyRecord,
+    ProxySource,
+    SynthesisConfig,
+    build_scorer_training_set,
+    cut_paste,
+    degrade_mask,
+    synthesize_samples,
+)
+
+
+@pytest.fixture(scope="module")
+def scored(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_voc: Path
+) -> tuple[Path, list[str], Path, Path]:
+    """Corrupted proxies (known quality) and references from the synthetic saliency maps."""
+    work = tmp_path_factory.mktemp("synthesis")
+    ids = read_split(synthetic_voc, "train") + read_split(synthetic_voc, "val")
+    make_corrupted_proxies(synthetic_voc, ids, work / "proxies", seed=1, progress=False)
+    refs = build_references(synthetic_voc, ids, work / "refs", synthetic_voc / "saliency", progress=False)
+    return synthetic_voc, ids, work / "proxies", refs
+
+
+def test_degrade_mask_ops() -> None:
+    rng = np.random.default_rng(0)
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[10:30, 10:30] = True
+    eroded = degrade_mask(mask, "erode", 0.1, rng)  # radius round(0.1 * 20) = 2
+    dilated = degrade_mask(mask, "dilate", 0.1, rng)
+    assert eroded.sum() == 16 * 16 and (eroded <= mask).all()
+    assert (dilated >= mask).all() and dilated.sum() > mask.sum()
+    erased = degrade_mask(mask, "erase", 0.5, rng)
+    assert (erased <= mask).all() and abs(erased.sum() - 200) <= 25
+    with pytest.raises(ValueError, match="op"):
+        degrade_mask(mask, "blur", 0.1, rng)  # type: ignore[arg-type]
+
+
+def _record(image_id: str, size: tuple[int, int], box: tuple[int, int, int, int], colour: int) -> ProxyRecord:
+    image = np.random.default_rng(colour).integers(0, 255, (*size, 3), dtype=np.uint8)
+    fg = np.zeros(size, dtype=bool)
+    y0, y1, x0, x1 = box
+    fg[y0:y1, x0:x1] = True
+    fg[y0, x0] = False  # not a plain rectangle: a flip or transpose would show
+    image[fg] = colour
+    return ProxyRecord(image_id, image, fg, fg.copy(), 1.0)
+
+
+def test_cut_paste_keeps_pixels_mask_and_reference_aligned() -> None:
+    donor = _record("d", (30, 40), (5, 15, 20, 32), 200)
+    receiver = _record("r", (36, 36), (20, 30, 2, 12), 40)
+    comp = cut_paste(donor, receiver, 1.0, 3, 17)
+    ys, xs = np.nonzero(donor.foreground)
+    dy, dx = 3 - ys.min(), 17 - xs.min()
+    expected = np.zeros_like(comp.pasted)
+    expected[ys + dy, xs + dx] = True
+    assert np.array_equal(comp.pasted, expected)
+    assert np.array_equal(comp.image[ys + dy, xs + dx], donor.image[ys, xs])  # pixels moved with the mask
+    assert np.array_equal(comp.image[~comp.pasted], receiver.image[~comp.pasted])
+    assert np.array_equal(comp.mask, receiver.foreground | expected)
+    assert np.array_equal(comp.reference, receiver.reference | expected)
+    smaller = cut_paste(donor, receiver, 0.5, 0, 0)
+    assert smaller.pasted.sum() < donor.foreground.sum() / 2
+    assert (np.any(smaller.image != receiver.image, axis=-1) <= smaller.pasted).all()
+    with pytest.raises(ValueError, match="does not fit"):
+        cut_paste(donor, receiver, 1.0, 30, 30)
+
+
+def test_training_set_thresholds_targets_and_alignment(scored: tuple[Path, list[str], Path, Path]) -> None:
+    root, ids, proxies, refs = scored
+    config = SynthesisConfig(degraded_ratio=1.0, composite_ratio=0.5, seed=3)
+    source = ProxySource(root, proxies, refs, config.coarse)
+    samples = list(synthesize_samples(source, ids, config, progress=False))
+    kinds = collections.Counter(s.kind for s in samples)
+    assert kinds["positive"] > 0 and kinds["negative"] > 0 and kinds["degraded"] > 0 and kinds["cutpaste"] > 0
+    acs = source.ac
+    for s in samples:
+        assert s.mask.shape == s.image.shape[:2] and s.mask.dtype == bool and 0.0 <= s.target <= 1.0
+        if s.kind == "positive":
+            assert s.target >= 0.8 and s.target == pytest.approx(acs[s.image_id])
+        elif s.kind == "negative":
+            assert s.target <= 0.3 and s.target == pytest.approx(acs[s.image_id])
+        elif s.kind == "degraded":
+            assert 0.3 < s.target < 0.8 and acs[s.image_id] >= 0.8  # copies of good masks
+            rec = source.load(s.image_id)
+            assert s.target == pytest.approx(
+                boundary_accuracy_np(rec.image, rec.reference, s.mask, CoarseConfig())
+            )
+            assert np.array_equal(s.image, rec.image)
+        else:  # cut-paste: the receiver's image, changed only under the (grown) mask
+            rec = source.load(s.image_id)
+            assert acs[s.image_id] >= 0.3
+            changed = np.any(s.image != rec.image, axis=-1)
+            assert changed.any() and (changed <= s.mask).all()
+            assert (rec.foreground <= s.mask).all()
+            assert s.mask.sum() > rec.foreground.sum()
+    # middle-range proxies are left out as base samples
+    base = {s.image_id for s in samples if s.kind in ("positive", "negative")}
+    assert all(acs[i] >= 0.8 or acs[i] <= 0.3 for i in base)
+    assert any(0.3 < a < 0.8 for a in acs.values())
+    # deterministic for a seed, different for another
+    again = list(
+        synthesize_samples(ProxySource(root, proxies, refs, config.coarse), ids, config, progress=False)
+    )
+    assert [s.sample_id for s in again] == [s.sample_id for s in samples]
+    assert all(
+        np.array_equal(a.mask, b.mask) and a.target == b.target for a, b in zip(again, samples, strict=True)
+    )
+    other = SynthesisConfig(degraded_ratio=1.0, composite_ratio=0.5, seed=4)
+    changed = list(
+        synthesize_samples(ProxySource(root, proxies, refs, other.coarse), ids, other, progress=False)
+    )
+    assert [s.sample_id for s in changed] != [s.sample_id for s in samples] or any(
+        not np.array_equal(a.mask, b.mask) for a, b in zip(changed, samples, strict=False)
+    )
+
+
+def test_thresholds_and_shares_are_parameters(scored: tuple[Path, list[str], Path, Path]) -> None:
+    root, ids, proxies, refs = scored
+    config = SynthesisConfig(
+        positive_threshold=0.6, negative_threshold=0.5, degraded_ratio=0.0, composite_ratio=0.0
+    )
+    samples = list(synthesize_samples(ProxySource(root, proxies, refs), ids, config, progress=False))
+    assert {s.kind for s in samples} <= {"positive", "negative"}
+    assert all(s.target >= 0.6 for s in samples if s.kind == "positive")
+    assert all(s.target <= 0.5 for s in samples if s.kind == "negative")
+    with pytest.raises(ValueError, match="negative_threshold"):
+        SynthesisConfig(positive_threshold=0.3, negative_threshold=0.4)
+    with pytest.raises(ValueError, match="composite_ratio"):
+        SynthesisConfig(composite_ratio=-1)
+
+
+def test_build_writes_a_sample_folder_once(
+    scored: tuple[Path, list[str], Path, Path], tmp_path: Path
+) -> None:
+    root, ids, proxies, refs = scored
+    config = SynthesisConfig(composite_ratio=0.5)
+    out = build_scorer_training_set(root, ids, proxies, refs, tmp_path / "samples", config, progress=False)
+    rows = read_scorer_index(out)
+    assert rows and {r["kind"] for r in rows} <= {"positive", "negative", "degraded", "cutpaste"}
+    first = rows[0]["sample_id"]
+    assert read_image(out / f"{first}.jpg").shape[:2] == (64, 64)
+    stamp = (out / "samples.csv").stat().st_mtime_ns
+    assert build_scorer_training_set(root, ids, proxies, refs, out, config, progress=False) == out
+    assert (out / "samples.csv").stat().st_mtime_ns == stamp  # same settings: nothing redone
+    with pytest.raises(FileExistsError, match="overwrite"):
+        build_scorer_training_set(root, ids, proxies, refs, out, SynthesisConfig(seed=9), progress=False)
+    build_scorer_training_set(
+        root, ids, proxies, refs, out, SynthesisConfig(seed=9), overwrite=True, progress=False
+    )
+    assert not list(tmp_path.glob(".samples.*"))  # no temporary folder left behind
+    with pytest.raises(FileNotFoundError, match="reference masks"):
+        build_scorer_training_set(
+            root, ids, proxies, tmp_path / "none", tmp_path / "s2", config, progress=False
+        )
