@@ -10,7 +10,9 @@ Both work with any LightningModule whose steps return the documented dicts:
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +24,15 @@ from lightning.pytorch.loggers import WandbLogger
 
 from sal_lightning.data.io import check_image_id, write_label_png
 from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_CLASSES
-
-
-def to_uint8_images(
-    image: torch.Tensor,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> np.ndarray:
-    """Undo the input normalisation ``x = (rgb / 255 - mean) / std``.
-
-    Args:
-        image: ``[B, 3, H, W]`` float, normalised.
-        mean, std: the 3 per-channel values (in 0..1) the transforms used.
-
-    Returns:
-        ``uint8 [B, H, W, 3]`` C-contiguous RGB (the layout dense CRF and W&B expect).
-    """
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"image: expected a tensor [B, 3, H, W], got {list(image.shape)}")
-    m = torch.tensor(mean, dtype=torch.float32, device=image.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=image.device).view(1, 3, 1, 1)
-    rgb = ((image.detach().float() * s + m) * 255.0).round().clamp(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(rgb.permute(0, 2, 3, 1).cpu().numpy())
+from sal_lightning.models.inference import to_uint8_images
 
 
 class SegmentationPredictionWriter(BasePredictionWriter):
     """Writes each predicted label map as ``<output_dir>/<id>.png`` (VOC palette), atomically.
+
+    Label maps may be uint8 ``[H, W]`` tensors or arrays, or ``concurrent.futures.Future`` objects
+    resolving to them (CRF running in worker processes): finished ones are written after each batch,
+    the rest when the predict epoch ends, so the loop never waits for a CRF here.
 
     Under DDP every rank writes the ids of its own shard; Lightning's predict loop shards with an
     unrepeated sampler, so each id is written exactly once overall. ``written_ids`` lists what this
@@ -64,11 +49,13 @@ class SegmentationPredictionWriter(BasePredictionWriter):
         self.overwrite = overwrite
         self.written_ids: list[str] = []
         self._seen: set[str] = set()
+        self._pending: deque[tuple[str, Any]] = deque()
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.written_ids = []
         self._seen = set()
+        self._pending = deque()
 
     def write_on_batch_end(
         self,
@@ -93,6 +80,22 @@ class SegmentationPredictionWriter(BasePredictionWriter):
             if image_id in self._seen:
                 raise ValueError(f"prediction id {image_id!r} predicted twice in one run")
             self._seen.add(image_id)
+            self._pending.append((image_id, label))
+        self._flush(wait=False)
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_predict_epoch_end(trainer, pl_module)
+        self._flush(wait=True)
+
+    def _flush(self, wait: bool) -> None:
+        """Write the pending label maps that are ready (all of them when ``wait``), in order."""
+        while self._pending:
+            image_id, label = self._pending[0]
+            if isinstance(label, Future):
+                if not (wait or label.done()):
+                    return
+                label = label.result()
+            self._pending.popleft()
             path = self.output_dir / f"{image_id}.png"
             if not self.overwrite and path.exists():
                 continue

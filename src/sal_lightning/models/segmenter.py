@@ -1,0 +1,416 @@
+"""SALSegmenter: SAL-Net step 4, DeepLab with the attention branch trained on L_sel + lambda L_atten.
+
+A DeepLab network (:func:`~sal_lightning.nn.build_deeplab`) shares its backbone with the
+classification branch :class:`~sal_lightning.nn.HybridDilatedClassifier` (Eq. 10). Training
+minimises Eq. 14, ``L = L_sel + lambda * L_atten``:
+
+- ``L_sel`` (Eq. 13, :class:`~sal_lightning.losses.SelectionLoss`) on the proxy annotations in
+  ``batch["mask"]``, weighted per image by ``batch["weight"]`` when ``use_selection`` (else all 1),
+  computed on the segmentation logits refined by the class scores (Eq. 11,
+  :func:`~sal_lightning.losses.attention_refine`) when ``attention_refine``;
+- ``L_atten`` (Eq. 12, :class:`~sal_lightning.losses.AttentionLoss`) on the class scores and the
+  clean tags ``batch["tags"]`` when ``use_attention``.
+
+Ablation settings of the paper's Table VI: P2 ``use_selection=False, use_attention=False`` on all
+proxies; P3/P4 ``use_selection=True`` (coarse / fine scores chose the weights); P5 both switches on.
+The authors' released code is ``attention_refine=False, branch_combine="released"`` (see
+``docs/segmenter.md``).
+
+Validation is single-scale; ``test`` and ``predict`` run the full inference: multi-scale + flip
+fusion, optional dense CRF in a process pool, argmax, crop to each image's original size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from itertools import chain
+from typing import Any, Literal, NamedTuple
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from sal_lightning._checks import check_tensor
+from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_CLASSES
+from sal_lightning.losses import AttentionLoss, SelectionLoss
+from sal_lightning.losses import attention_refine as refine_by_class_scores
+from sal_lightning.models.inference import to_uint8_images
+from sal_lightning.models.metrics import (
+    confusion_matrix_metric,
+    format_iou_table,
+    iou_from_confusion,
+    mean_iou,
+)
+from sal_lightning.nn import HybridDilatedClassifier, build_deeplab, param_groups
+from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFParams, CRFPool
+from sal_lightning.postprocess.fusion import multiscale_flip_probs
+
+Fuse = Literal["mean", "max"]
+
+
+class SegmenterOutput(NamedTuple):
+    """What :meth:`SALSegmenter.forward` returns.
+
+    Attributes:
+        seg_logits: ``[B, K, H, W]`` float segmentation logits at the input's resolution (not refined).
+        class_logits: ``[B, C]`` float class scores ``d_s`` (``C = K - 1``), or ``None`` without the
+            attention branch.
+    """
+
+    seg_logits: Tensor
+    class_logits: Tensor | None
+
+
+def poly_factor(step: int, max_steps: int, power: float = 0.9) -> float:
+    """The poly learning-rate factor ``(1 - step / max_steps) ** power``, 0 from ``max_steps`` on."""
+    if max_steps < 1:
+        raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
+    return max(0.0, 1.0 - step / max_steps) ** power
+
+
+class SALSegmenter(pl.LightningModule):
+    """DeepLab + hybrid dilated classification branch, trained with the selection and attention losses.
+
+    Batches are dicts (``sal_lightning.data``): ``image [B, 3, H, W]`` float (normalised),
+    ``mask [B, H, W]`` long (proxy or ground truth, 255 = ignore), ``tags [B, C]`` float,
+    ``weight [B]`` float, ``id`` list[str], and for evaluation ``size [B, 2]`` (original H, W).
+
+    Args:
+        backbone: ``"deeplabv3_resnet101"`` (SAL-Net-ResNet101), ``"vgg16_aspp"`` (SAL-Net-VGG16),
+            ``"vgg16_largefov"`` or ``"deeplabv3_<any smp encoder>"``.
+        num_classes: K segmentation classes including background (21 for VOC).
+        output_stride: 8 (paper) or 16 (smp encoders only).
+        encoder_weights: ``None`` (random init), a hub name (``"imagenet"``) or a local weights file.
+        dropout: dropout in the segmentation head.
+        backbone_kwargs: further arguments of :func:`~sal_lightning.nn.build_deeplab`
+            (``encoder_depth``, ``decoder_channels``, ``atrous_rates``, ``fc_channels``, ``pad_mode``).
+        use_selection: weight each image's ``L_sel`` by ``batch["weight"]`` (Eq. 9/13); else all 1.
+        use_attention: build the classification branch and add ``lambda_atten * L_atten``.
+        lambda_atten: lambda of Eq. 14 (2 in the paper).
+        attention_refine: train ``L_sel`` on the Eq. 11 refined logits (paper); ``False`` is the
+            released code's plain multi-task form. Needs ``use_attention``.
+        refine_at_inference: also refine with Eq. 11 in validation, test and predict.
+        branch_combine: ``"sum"`` (paper, Eq. 10) or ``"released"`` (``b1 + (b2+b3+b4)/3``, 20->20 fc).
+        branch_rates: dilation rates of the classification branch.
+        branch_hidden_channels, branch_dropout: see :class:`~sal_lightning.nn.HybridDilatedClassifier`.
+        lr: base learning rate (paper: 1e-3 VGG16, 1e-4 ResNet-101).
+        momentum, weight_decay: SGD settings (0.9, 5e-4); no decay on biases / norm parameters.
+        head_lr_mult, head_bias_lr_mult, bias_lr_mult: learning-rate multipliers of the new layers'
+            weights (10), their biases (20) and the backbone's biases (1), DeepLab's convention.
+        poly_power: poly schedule power (0.9), stepped every optimiser step up to the trainer's
+            ``max_steps`` (or its estimated number of steps when only epochs are set).
+        test_scales: input scales fused at test / predict time.
+        test_flip: also fuse horizontally flipped inputs.
+        test_fuse: ``"mean"`` or ``"max"`` of the per-scale probabilities (released code: max).
+        crf: refine test / predict probabilities with dense CRF (``pydensecrf``).
+        crf_params: dense CRF settings (:class:`~sal_lightning.postprocess.crf.CRFParams`; ``None`` =
+            DeepLab's test parameters: Gaussian 3/3, bilateral 80/13/10, 10 iterations).
+        crf_workers: CRF worker processes per training process (``None``: the CPU cores divided
+            among the devices; 0: CRF in the calling process, no pool).
+        class_names: K names for logs and tables (VOC's by default when K = 21).
+        pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image.
+        ignore_index: label of unlabelled pixels.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "deeplabv3_resnet101",
+        num_classes: int = 21,
+        output_stride: int = 8,
+        encoder_weights: str | None = None,
+        dropout: float = 0.5,
+        backbone_kwargs: dict[str, Any] | None = None,
+        use_selection: bool = True,
+        use_attention: bool = True,
+        lambda_atten: float = 2.0,
+        attention_refine: bool = True,
+        refine_at_inference: bool = False,
+        branch_combine: Literal["sum", "released"] = "sum",
+        branch_rates: tuple[int, ...] = (1, 3, 6, 9),
+        branch_hidden_channels: int | None = None,
+        branch_dropout: float | None = None,
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        head_lr_mult: float = 10.0,
+        head_bias_lr_mult: float = 20.0,
+        bias_lr_mult: float = 1.0,
+        poly_power: float = 0.9,
+        test_scales: Sequence[float] = (0.5, 0.75, 1.0),
+        test_flip: bool = True,
+        test_fuse: Fuse = "mean",
+        crf: bool = False,
+        crf_params: CRFParams | None = None,
+        crf_workers: int | None = None,
+        class_names: Sequence[str] | None = None,
+        pixel_mean: Sequence[float] = IMAGENET_MEAN,
+        pixel_std: Sequence[float] = IMAGENET_STD,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
+        super().__init__()
+        if lambda_atten < 0:
+            raise ValueError(f"lambda_atten: expected >= 0, got {lambda_atten}")
+        if lr <= 0:
+            raise ValueError(f"lr: expected > 0, got {lr}")
+        if not test_scales or any(s <= 0 for s in test_scales):
+            raise ValueError(f"test_scales: expected one or more positive scales, got {test_scales}")
+        if test_fuse not in ("mean", "max"):
+            raise ValueError(f"test_fuse: expected 'mean' or 'max', got {test_fuse!r}")
+        if crf_workers is not None and crf_workers < 0:
+            raise ValueError(f"crf_workers: expected >= 0, got {crf_workers}")
+        names = list(class_names) if class_names is not None else None
+        if names is None:
+            names = (
+                list(VOC_CLASSES)
+                if num_classes == len(VOC_CLASSES)
+                else [f"class_{k}" for k in range(num_classes)]
+            )
+        if len(names) != num_classes:
+            raise ValueError(f"class_names: expected {num_classes} names, got {len(names)}")
+        self.save_hyperparameters()
+        self.class_names = names
+        self.net = build_deeplab(
+            backbone,
+            num_classes=num_classes,
+            output_stride=output_stride,
+            encoder_weights=encoder_weights,
+            dropout=dropout,
+            **(backbone_kwargs or {}),
+        )
+        self.classifier: HybridDilatedClassifier | None = None
+        if use_attention:
+            self.classifier = HybridDilatedClassifier(
+                self.net.feature_channels,
+                num_classes=num_classes - 1,
+                rates=tuple(branch_rates),
+                combine=branch_combine,
+                hidden_channels=branch_hidden_channels,
+                dropout=branch_dropout,
+            )
+        self.selection_loss = SelectionLoss(ignore_index=ignore_index)
+        self.attention_loss = AttentionLoss()
+        self.val_confmat = confusion_matrix_metric(num_classes, ignore_index)
+        self.test_confmat = confusion_matrix_metric(num_classes, ignore_index)
+        self.class_iou: dict[str, float] = {}
+        """Per-class IoU of the last validation or test epoch (class name -> IoU in [0, 1], NaN = absent)."""
+        self._crf_runner: CRFPool | None = None
+        self._crf_inflight: deque[Future[np.ndarray]] = deque()
+        self._pending_scores: deque[tuple[Tensor | Future[np.ndarray], Tensor]] = deque()
+
+    # ------------------------------------------------------------------ network
+
+    def forward(self, image: Tensor) -> SegmenterOutput:
+        """``image: [B, 3, H, W]`` float -> :class:`SegmenterOutput` (logits at the input's size)."""
+        out = self.net(image)
+        class_logits = self.classifier(out.features) if self.classifier is not None else None
+        return SegmenterOutput(out.logits, class_logits)
+
+    def segment(self, image: Tensor, refine: bool = False) -> Tensor:
+        """Segmentation logits ``[B, K, H, W]`` for ``image: [B, 3, H, W]``, Eq. 11 refined if asked."""
+        out = self(image)
+        if refine and out.class_logits is not None:
+            return refine_by_class_scores(out.seg_logits, out.class_logits)
+        return out.seg_logits
+
+    # ------------------------------------------------------------------ training
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Eq. 14 on one batch: ``{"loss", "loss_sel"[, "loss_atten"]}`` (scalar tensors)."""
+        dims: dict[str, int] = {}
+        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
+        mask = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims)
+        out = self(image)
+        seg = out.seg_logits
+        if out.class_logits is not None and self.hparams.attention_refine:
+            seg = refine_by_class_scores(seg, out.class_logits)
+        weight = None
+        if self.hparams.use_selection:
+            weight = check_tensor(batch.get("weight"), "batch['weight']", "B", "float", dims)
+        result = {"loss_sel": self.selection_loss(seg, mask, weight)}
+        result["loss"] = result["loss_sel"]
+        if out.class_logits is not None:
+            tags = check_tensor(
+                batch.get("tags"), "batch['tags']", f"B {out.class_logits.shape[1]}", "any", dims
+            )
+            result["loss_atten"] = self.attention_loss(out.class_logits, tags)
+            result["loss"] = result["loss_sel"] + self.hparams.lambda_atten * result["loss_atten"]
+        return result
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        losses = self.losses(batch)
+        batch_size = int(batch["image"].shape[0])
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch_size, prog_bar=False)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
+        return losses["loss"]
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """SGD groups: backbone 1x lr; new layers (DeepLab head, classification branch) 10x, biases 20x."""
+        head: Iterator[nn.Parameter] = self.net.head_parameters()
+        if self.classifier is not None:
+            head = chain(head, self.classifier.parameters())
+        hp = self.hparams
+        return param_groups(
+            self.net.backbone_parameters(),
+            head,
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            head_lr_mult=hp.head_lr_mult,
+            head_bias_lr_mult=hp.head_bias_lr_mult,
+            bias_lr_mult=hp.bias_lr_mult,
+        )
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(
+            self.parameter_groups(), lr=self.hparams.lr, momentum=self.hparams.momentum
+        )
+        max_steps = self.trainer.max_steps
+        if max_steps is None or max_steps < 1:
+            max_steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(max_steps) or max_steps < 1:
+            raise ValueError(
+                "trainer: set max_steps or max_epochs, the poly schedule needs a number of steps"
+            )
+        total, power = int(max_steps), float(self.hparams.poly_power)
+        scheduler = LambdaLR(optimizer, lambda step: poly_factor(step, total, power))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ evaluation
+
+    @staticmethod
+    def _sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
+        """Each image's original (H, W): ``batch["size"]`` or the batch's own size."""
+        sizes = batch.get("size")
+        if sizes is None:
+            h, w = batch["image"].shape[-2:]
+            return [(int(h), int(w))] * int(batch["image"].shape[0])
+        return [(int(s[0]), int(s[1])) for s in sizes]
+
+    def _evaluation_target(self, batch: dict[str, Any]) -> Tensor:
+        """``batch["mask"]`` with the padding beyond each image's ``size`` set to ignore."""
+        mask = batch["mask"].clone()
+        for i, (h, w) in enumerate(self._sizes(batch)):
+            mask[i, h:, :] = self.hparams.ignore_index
+            mask[i, :, w:] = self.hparams.ignore_index
+        return mask
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """Single-scale evaluation; returns ``{"pred": long [B, H, W]}`` for callbacks."""
+        logits = self.segment(batch["image"], refine=self.hparams.refine_at_inference)
+        target = self._evaluation_target(batch)
+        pred = logits.argmax(1)
+        self.val_confmat.update(pred, target)
+        self.log(
+            "val/loss", self.selection_loss(logits, target), batch_size=int(pred.shape[0]), sync_dist=True
+        )
+        return {"pred": pred}
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_iou("val", self.val_confmat)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Full inference (multi-scale, flip, optional CRF) scored against ``batch["mask"]``.
+
+        With CRF workers the label maps arrive later; they are scored as they complete and all of
+        them before the epoch's IoU is computed.
+        """
+        labels = self.infer_labels(batch)
+        target = self._evaluation_target(batch)
+        for i, (h, w) in enumerate(self._sizes(batch)):
+            self._pending_scores.append((labels[i], target[i, :h, :w]))
+        self._score_pending(wait=False)
+
+    def _score_pending(self, wait: bool) -> None:
+        """Add finished (all, when ``wait``) test label maps to the test confusion matrix."""
+        while self._pending_scores:
+            label, target = self._pending_scores[0]
+            if isinstance(label, Future):
+                if not (wait or label.done()):
+                    break
+                label = torch.from_numpy(label.result())
+            self._pending_scores.popleft()
+            self.test_confmat.update(label.to(target.device, torch.long)[None], target[None])
+
+    def on_test_epoch_end(self) -> None:
+        self._score_pending(wait=True)
+        self._log_iou("test", self.test_confmat)
+
+    def _log_iou(self, stage: str, metric: Any) -> None:
+        iou = iou_from_confusion(metric.compute())
+        metric.reset()
+        self.class_iou = dict(zip(self.class_names, iou.tolist(), strict=True))
+        self.log(f"{stage}/mIoU", mean_iou(iou).float())
+        defined = [k for k, value in enumerate(iou.tolist()) if value == value]  # skip absent classes
+        self.log_dict({f"{stage}/iou/{self.class_names[k]}": iou[k].float() for k in defined})
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        if not fitting and not self.trainer.sanity_checking:
+            rank_zero_info(f"{stage} per-class IoU\n{format_iou_table(iou, self.class_names)}")
+
+    # ------------------------------------------------------------------ inference
+
+    def infer_probs(self, image: Tensor) -> Tensor:
+        """Class probabilities ``[B, K, H, W]`` fused over ``test_scales`` (and flips)."""
+        refine = bool(self.hparams.refine_at_inference)
+        return multiscale_flip_probs(
+            lambda x: self.segment(x, refine=refine),
+            image,
+            scales=tuple(self.hparams.test_scales),
+            flip=self.hparams.test_flip,
+            fuse=self.hparams.test_fuse,
+        )
+
+    def infer_labels(self, batch: dict[str, Any]) -> list[Tensor | Future[np.ndarray]]:
+        """Label maps of an evaluation batch, each cropped to its image's original size.
+
+        Returns uint8 ``[H_i, W_i]`` tensors (on the CPU); with ``crf`` and ``crf_workers > 0``,
+        ``concurrent.futures.Future`` objects resolving to uint8 ``[H_i, W_i]`` numpy arrays, so the
+        loop goes on while the CRFs run (:class:`~sal_lightning.callbacks.SegmentationPredictionWriter`
+        and ``test`` resolve them). At most ``2 * crf_workers + 2`` CRFs are in flight per process.
+        """
+        probs = self.infer_probs(batch["image"])
+        sizes = self._sizes(batch)
+        if not self.hparams.crf:
+            return [probs[i, :, :h, :w].argmax(0).to(torch.uint8).cpu() for i, (h, w) in enumerate(sizes)]
+        images = to_uint8_images(batch["image"], self.hparams.pixel_mean, self.hparams.pixel_std)
+        pool = self._crf_pool()
+        params = self.hparams.crf_params if self.hparams.crf_params is not None else DEEPLAB_TEST_CRF
+        labels: list[Tensor | Future[np.ndarray]] = []
+        for i, (h, w) in enumerate(sizes):
+            while len(self._crf_inflight) >= 2 * pool.processes + 2:
+                self._crf_inflight.popleft().result()  # back-pressure: bound memory in flight
+            future = pool.submit(images[i, :h, :w], probs[i, :, :h, :w].cpu().numpy(), params, "labels")
+            self._crf_inflight.append(future)
+            labels.append(future)
+        return labels
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """``{"id": list[str], "labels": [...]}`` for a prediction writer; labels as :meth:`infer_labels`."""
+        return {"id": list(batch["id"]), "labels": self.infer_labels(batch)}
+
+    def _crf_pool(self) -> CRFPool:
+        if self._crf_runner is None:
+            workers = self.hparams.crf_workers
+            if workers is None:  # share this machine's cores among its processes (DDP ranks)
+                local = self.trainer.num_devices if self._trainer is not None else 1
+                workers = max(1, (os.cpu_count() or 1) // max(1, local))
+            self._crf_runner = CRFPool(processes=int(workers))
+        return self._crf_runner
+
+    def _close_crf(self) -> None:
+        while self._crf_inflight:
+            self._crf_inflight.popleft().result()
+        if self._crf_runner is not None:
+            self._crf_runner.close()
+            self._crf_runner = None
+
+    def on_test_end(self) -> None:
+        self._close_crf()
+
+    def on_predict_end(self) -> None:
+        self._close_crf()

@@ -1,0 +1,80 @@
+"""``sal-lightning fit | validate | test | predict --config FILE`` through LightningCLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sal_lightning.cli import main
+from sal_lightning.data.io import read_label_png
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.yaml"))
+SEGMENTER_CONFIGS = [c for c in CONFIGS if "SALSegmenter" in c.read_text()]
+
+
+def tiny_overrides(voc: Path, out: Path) -> list[str]:
+    """Shrink examples/configs/synthetic_tiny.yaml to a few seconds on the test data."""
+    return [
+        f"--data.init_args.root={voc}",
+        "--data.init_args.crop_size=32",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.eval_batch_size=3",
+        "--model.init_args.backbone_kwargs={encoder_depth: 3, decoder_channels: 8}",
+        "--model.init_args.test_scales=[1.0]",
+        "--trainer.max_steps=2",
+        "--trainer.limit_train_batches=2",
+        "--trainer.check_val_every_n_epoch=1",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={out}",
+        f"--trainer.logger.init_args.save_dir={out}",
+        f"--trainer.callbacks.init_args.output_dir={out / 'predictions'}",
+    ]
+
+
+def test_fit_then_validate_test_and_predict_from_the_checkpoint(synthetic_voc: Path, tmp_path: Path) -> None:
+    config = str(ROOT / "examples" / "configs" / "synthetic_tiny.yaml")
+    overrides = tiny_overrides(synthetic_voc, tmp_path)
+    assert main(["fit", "--config", config, *overrides]) == 0
+
+    run_dir = tmp_path / "synthetic_tiny" / "version_0"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())  # the resolved config, with the seed
+    assert saved["seed_everything"] == 0
+    assert saved["model"]["class_path"].endswith("SALSegmenter")
+    assert saved["model"]["init_args"]["lambda_atten"] == 2.0
+    assert saved["trainer"]["max_steps"] == 2
+    metrics = (run_dir / "metrics.csv").read_text().splitlines()
+    assert "val/mIoU" in metrics[0] and "train/loss_atten" in metrics[0]
+    checkpoint = next((run_dir / "checkpoints").glob("*.ckpt"))
+
+    for command in ("validate", "predict"):
+        args = [command, "--config", config, *overrides, f"--ckpt_path={checkpoint}"]
+        args.append(f"--trainer.logger.init_args.name={command}")  # a run folder of its own
+        assert main(args) == 0
+    val_ids = (synthetic_voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    written = sorted(p.stem for p in (tmp_path / "predictions").glob("*.png"))
+    assert written == sorted(val_ids)
+    assert read_label_png(tmp_path / "predictions" / f"{val_ids[0]}.png").shape == (64, 64)
+
+
+@pytest.mark.parametrize("config", SEGMENTER_CONFIGS, ids=lambda p: p.name)
+def test_example_configs_parse(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["backbone"]
+    assert printed["seed_everything"] is not False
+
+
+def test_help_names_the_trainer_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "no-such.yaml")])
