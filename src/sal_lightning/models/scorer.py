@@ -184,9 +184,10 @@ class MaskScorer(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        if hp.optimizer == "sgd":
+        lr, decay = float(hp["lr"]), float(hp["weight_decay"])
+        if hp["optimizer"] == "sgd":
             return torch.optim.SGD(
-                self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+                self.parameters(), lr=lr, momentum=float(hp["momentum"]), weight_decay=decay
             )
-        cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-        return cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+        return cls(self.parameters(), lr=lr, weight_decay=decay)

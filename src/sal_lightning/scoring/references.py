@@ -82,7 +82,7 @@ class ReferenceConfig:
 
 
 def check_saliency(
-    saliency: object, shape: tuple[int, int] | None = None, name: str = "saliency"
+    saliency: object, shape: tuple[int, ...] | None = None, name: str = "saliency"
 ) -> np.ndarray:
     """Return ``saliency`` as float32 ``[H, W]`` in ``[0, 1]``; uint8 maps are divided by 255.
 

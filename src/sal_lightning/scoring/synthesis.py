@@ -220,9 +220,9 @@ def cut_paste(donor: ProxyRecord, receiver: ProxyRecord, scale: float, top: int,
     if len(ys) == 0:
         raise ValueError(f"donor {donor.image_id}: empty foreground, nothing to paste")
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop_img = donor.image[y0:y1, x0:x1]
-    crop_fg = donor.foreground[y0:y1, x0:x1].astype(np.uint8)
-    crop_ref = donor.reference[y0:y1, x0:x1].astype(np.uint8)
+    crop_img: np.ndarray = donor.image[y0:y1, x0:x1]
+    crop_fg: np.ndarray = donor.foreground[y0:y1, x0:x1].astype(np.uint8)
+    crop_ref: np.ndarray = donor.reference[y0:y1, x0:x1].astype(np.uint8)
     h = max(1, round((y1 - y0) * scale))
     w = max(1, round((x1 - x0) * scale))
     if (h, w) != crop_fg.shape:
