@@ -11,8 +11,10 @@ config names any LightningModule and LightningDataModule by class path::
       init_args: {root: data/VOCdevkit/VOC2012}
 
 Every run is seeded (``seed_everything``, a random seed when unset, written into the saved config),
-and the resolved config is saved as ``config.yaml`` in the run's log directory and handed to every
-logger (for Weights & Biases it becomes the run's config).
+and the resolved config is saved as ``config.yaml`` in the run's log directory (the logger's
+versioned folder for CSV/TensorBoard, its ``save_dir`` for W&B, overwritten by the next run there)
+and handed to every logger (for Weights & Biases it becomes the run's config, and the YAML is kept
+in the run's files).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 LIGHTNING_COMMANDS: dict[str, str] = {
     "fit": "Train a model (LightningCLI: --config FILE, --print_config, --help).",
@@ -34,16 +38,20 @@ LIGHTNING_COMMANDS: dict[str, str] = {
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
-    """Saves ``config.yaml`` beside the run (Lightning's behaviour) and logs it to every logger.
+    """Saves ``config.yaml`` in the trainer's log directory (Lightning's behaviour) and logs it.
 
-    Runs on rank zero only. The config is logged as a nested dict under ``config``, so a W&B run's
-    config holds the full resolved ``model``/``data``/``trainer`` settings.
+    Every logger gets the resolved config as a nested dict under ``config`` (so a W&B run's config
+    holds the full ``model``/``data``/``trainer`` settings); a W&B run also keeps the YAML file itself
+    as ``files/config.lightning.yaml``. Runs on rank zero only.
     """
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         resolved = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": resolved})
+            if isinstance(logger, WandbLogger):
+                path = Path(logger.experiment.dir) / "config.lightning.yaml"
+                self.parser.save(self.config, str(path), skip_none=False, overwrite=True)
 
 
 class SALLightningCLI(LightningCLI):
@@ -60,6 +68,9 @@ class SALLightningCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=LoggerSaveConfigCallback,
+            # versioned loggers (CSV, TensorBoard) never clash; W&B's and no logger's folder is shared
+            # by every run, and each W&B run keeps its own copy of the config
+            save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_kwargs={"prog": "sal-lightning"},
             args=None if args is None else list(args),
