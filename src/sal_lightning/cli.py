@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sal_lightning.scoring.commands",
         "Proxy scoring: reference masks, coarse/fine scores, the mask scorer, selection, reports.",
     ),
+    "proxies": (
+        "sal_lightning.models.proxy_commands",
+        "Step 1: proxy annotations from tags (CAM classifier, seeds, ProxyNet with SEC/DSRG losses).",
+    ),
 }
 
 

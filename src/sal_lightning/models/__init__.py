@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "SALSegmenter": "sal_lightning.models.segmenter",
     "MaskScorer": "sal_lightning.models.scorer",
+    "ProxyNet": "sal_lightning.models.proxy",
+    "CAMClassifier": "sal_lightning.models.cam",
 }
 
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from sal_lightning.models.cam import CAMClassifier as CAMClassifier
+    from sal_lightning.models.proxy import ProxyNet as ProxyNet
     from sal_lightning.models.scorer import MaskScorer as MaskScorer
     from sal_lightning.models.segmenter import SALSegmenter as SALSegmenter
 

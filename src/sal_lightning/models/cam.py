@@ -1,0 +1,305 @@
+"""Class activation maps (CAM) for step 1: a tag classifier and its multi-scale CAM extraction.
+
+:class:`CAMNet` is a DeepLab backbone (:func:`~sal_lightning.nn.build_deeplab`, segmentation head
+removed) followed by a bias-free 1x1 convolution to the C foreground classes. The convolution's
+output is the CAM ``[B, C, h, w]``; its global average is the class score, since averaging and a 1x1
+convolution commute (Zhou et al. 2016). :class:`CAMClassifier` trains it on image tags with the
+multi-label soft-margin loss and, in ``predict``, extracts each image's CAMs over scales and flips
+(:func:`multiscale_cams`), keeps the tagged classes, normalises each by its maximum and returns them
+for :class:`CAMWriter`, which stores one compressed ``<id>.npz`` per image:
+
+- ``cams``: float16 ``[n, H, W]`` in [0, 1], one map per tagged class at the image's size;
+- ``labels``: uint8 ``[n]``, the VOC label value (1..20) of each map.
+
+:func:`read_cams` turns such a file back into dense ``[C, H, W]`` maps (zero for untagged classes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor, nn
+
+from sal_lightning._atomic import atomic_path
+from sal_lightning._checks import check_tensor
+from sal_lightning.data.io import check_image_id
+from sal_lightning.data.voc import NUM_FOREGROUND
+from sal_lightning.losses import normalize_cams
+from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
+from sal_lightning.postprocess.fusion import scaled_size
+
+
+def _drop_segmentation_head(net: DeepLab) -> None:
+    """Remove the child modules of ``net`` that hold no backbone parameter (its segmentation head)."""
+    backbone = {id(p) for p in net.backbone_module().parameters()}
+    for name, child in list(net.named_children()):
+        params = list(child.parameters())
+        if params and not any(id(p) in backbone for p in params):
+            delattr(net, name)
+
+
+class CAMNet(nn.Module):
+    """Backbone + 1x1 classifier: class activation maps and their global averages.
+
+    Args:
+        backbone: a :func:`~sal_lightning.nn.build_deeplab` name (``"deeplabv3_resnet50"``,
+            ``"vgg16_largefov"``...); only its backbone is kept.
+        num_classes: C foreground classes (20 for VOC).
+        output_stride: backbone stride (16 is the usual CAM setting; VGG16 is always 8).
+        encoder_weights: ``None``, ``"imagenet"`` or a local weights file (see ``build_deeplab``).
+        backbone_kwargs: further ``build_deeplab`` arguments (``encoder_depth``, ``pad_mode``...).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "deeplabv3_resnet50",
+        num_classes: int = NUM_FOREGROUND,
+        output_stride: int = 16,
+        encoder_weights: str | None = None,
+        backbone_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        net = build_deeplab(
+            backbone,
+            num_classes=num_classes,
+            output_stride=output_stride,
+            encoder_weights=encoder_weights,
+            **dict(backbone_kwargs or {}),
+        )
+        _drop_segmentation_head(net)
+        self.backbone = net
+        self.classifier = nn.Conv2d(net.feature_channels, num_classes, kernel_size=1, bias=False)
+        self.num_classes = num_classes
+        self.output_stride = net.output_stride
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """image: ``[B, 3, H, W]`` float (normalised).
+
+        Returns ``(cams, logits)``: raw class maps ``[B, C, ceil(H/s), ceil(W/s)]`` (cell ``(i, j)``
+        centred on pixel ``(s*i, s*j)``) and class scores ``[B, C]``, their spatial mean.
+        """
+        check_tensor(image, "image", "B 3 H W", "float")
+        net = self.backbone
+        height, width = image.shape[-2:]
+        pad_h, pad_w = -height % net.pad_multiple, -width % net.pad_multiple
+        if pad_h or pad_w:
+            image = F.pad(image, (0, pad_w, 0, pad_h), mode=net.pad_mode)
+        features = net.extract_features(image)
+        s = self.output_stride
+        features = features[..., : math.ceil(height / s), : math.ceil(width / s)]
+        cams = self.classifier(features)
+        return cams, cams.mean((2, 3))
+
+
+def multiscale_cams(
+    net: CAMNet, image: Tensor, scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0), flip: bool = True
+) -> Tensor:
+    """CAMs summed over rescaled (and mirrored) copies of ``image``, at the image's resolution.
+
+    Each view's CAM is clamped at 0, upsampled to its input's size (DeepLab geometry, see
+    :func:`~sal_lightning.nn.upsample_logits`), resized (bilinear) to ``H x W`` and mirrored back
+    when flipped; the views are summed (normalise per class afterwards).
+
+    image: ``[B, 3, H, W]`` float. Returns float32 ``[B, C, H, W]`` >= 0.
+    """
+    dims: dict[str, int] = {}
+    check_tensor(image, "image", "B 3 H W", "float", dims)
+    if not scales or any(not s > 0 for s in scales):
+        raise ValueError(f"scales: expected one or more positive factors, got {tuple(scales)}")
+    batch, height, width = dims["B"], dims["H"], dims["W"]
+    total: Tensor | None = None
+    for scale in scales:
+        size = scaled_size(height, width, scale)
+        x = (
+            image
+            if size == (height, width)
+            else F.interpolate(image, size, mode="bilinear", align_corners=False)
+        )
+        cams, _ = net(torch.cat([x, x.flip(-1)]) if flip else x)
+        cams = upsample_logits(cams.float().clamp_min(0), net.output_stride, size)
+        if size != (height, width):
+            cams = F.interpolate(cams, (height, width), mode="bilinear", align_corners=False)
+        view_sum = cams[:batch] + cams[batch:].flip(-1) if flip else cams
+        total = view_sum if total is None else total + view_sum
+    assert total is not None
+    return total
+
+
+def write_cams(path: str | os.PathLike[str], cams: np.ndarray, labels: np.ndarray) -> None:
+    """Write one image's CAMs atomically as a compressed ``.npz``.
+
+    cams: float ``[n, H, W]`` (stored as float16); labels: int ``[n]``, VOC label values 1..20.
+    """
+    cams = np.asarray(cams)
+    labels = np.asarray(labels)
+    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
+        raise ValueError(
+            f"{path}: expected cams [n, H, W] and labels [n], got {list(cams.shape)} and {list(labels.shape)}"
+        )
+    if labels.size and (labels.min() < 1 or labels.max() > 255):
+        raise ValueError(f"{path}: labels must be foreground label values (1..), got {labels.tolist()}")
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, cams=cams.astype(np.float16), labels=labels.astype(np.uint8))
+
+
+def read_cams(path: str | os.PathLike[str], num_classes: int = NUM_FOREGROUND) -> np.ndarray:
+    """Read a :func:`write_cams` file as dense float32 ``[num_classes, H, W]`` (channel c = label c+1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: CAM file not found")
+    with np.load(path) as data:
+        if "cams" not in data or "labels" not in data:
+            raise ValueError(f"{path}: expected arrays 'cams' and 'labels', got {sorted(data.files)}")
+        cams, labels = data["cams"].astype(np.float32), data["labels"].astype(np.int64)
+    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
+        raise ValueError(f"{path}: expected cams [n, H, W] and labels [n], got {cams.shape}, {labels.shape}")
+    if labels.size and labels.max() > num_classes:
+        raise ValueError(f"{path}: label {labels.max()} exceeds num_classes={num_classes}")
+    dense = np.zeros((num_classes, *cams.shape[1:]), dtype=np.float32)
+    dense[labels - 1] = cams
+    return dense
+
+
+class CAMWriter(BasePredictionWriter):
+    """Writes ``<output_dir>/<id>.npz`` (see :func:`write_cams`) for each image of a predict loop.
+
+    Expects ``predict_step`` to return ``{"id": list[str], "cams": list[float [n, H, W]],
+    "labels": list[int [n]]}`` as :class:`CAMClassifier` does. Under DDP each rank writes its own
+    shard. With ``overwrite=False`` existing files are kept (a rerun resumes).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike[str], overwrite: bool = True) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.overwrite = overwrite
+        self.written_ids: list[str] = []
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.written_ids = []
+
+    def write_on_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        if not isinstance(prediction, Mapping) or not {"id", "cams", "labels"} <= set(prediction):
+            raise ValueError("prediction: expected a dict with 'id', 'cams' and 'labels' (CAMClassifier)")
+        for image_id, cams, labels in zip(
+            prediction["id"], prediction["cams"], prediction["labels"], strict=True
+        ):
+            path = self.output_dir / f"{check_image_id(image_id, 'prediction id')}.npz"
+            if not self.overwrite and path.exists():
+                continue
+            write_cams(path, np.asarray(cams), np.asarray(labels))
+            self.written_ids.append(image_id)
+
+
+class CAMClassifier(pl.LightningModule):
+    """Tag classifier whose class maps seed step 1 (backbone + GAP + 1x1, multi-label soft margin).
+
+    Batches follow the batch contract: ``image [B, 3, H, W]``, ``tags [B, C]``, ``id``, ``size``.
+
+    Args:
+        backbone, num_classes, output_stride, encoder_weights, backbone_kwargs: see :class:`CAMNet`.
+        lr: base learning rate (backbone); the classifier gets ``lr * head_lr_mult``.
+        momentum, weight_decay: SGD settings (no decay on biases / norm parameters).
+        head_lr_mult: learning-rate factor of the 1x1 classifier.
+        poly_power: poly schedule power over the trainer's ``max_steps`` (or its estimate).
+        cam_scales, cam_flip: views summed in :func:`multiscale_cams` at predict time.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "deeplabv3_resnet50",
+        num_classes: int = NUM_FOREGROUND,
+        output_stride: int = 16,
+        encoder_weights: str | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        head_lr_mult: float = 10.0,
+        poly_power: float = 0.9,
+        cam_scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
+        cam_flip: bool = True,
+    ) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"lr: expected > 0, got {lr}")
+        if not cam_scales or any(s <= 0 for s in cam_scales):
+            raise ValueError(f"cam_scales: expected one or more positive scales, got {cam_scales}")
+        self.save_hyperparameters()
+        self.net = CAMNet(backbone, num_classes, output_stride, encoder_weights, backbone_kwargs)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """``image [B, 3, H, W]`` -> ``(cams [B, C, h, w], logits [B, C])``, see :class:`CAMNet`."""
+        return self.net(image)
+
+    def _loss(self, batch: dict[str, Any]) -> Tensor:
+        dims: dict[str, int] = {}
+        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
+        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {self.net.num_classes}", "any", dims)
+        _, logits = self(image)
+        return F.multilabel_soft_margin_loss(logits.float(), tags.float())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, batch_size=int(batch["image"].shape[0]), prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), batch_size=int(batch["image"].shape[0]), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        hp: Any = self.hparams
+        groups = param_groups(
+            self.net.backbone.parameters(),
+            self.net.classifier.parameters(),
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            head_lr_mult=hp.head_lr_mult,
+            head_bias_lr_mult=hp.head_lr_mult,
+        )
+        optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
+        steps: float = self.trainer.max_steps
+        if steps is None or steps < 1:
+            steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(steps) or steps < 1:
+            raise ValueError(
+                "trainer: set max_steps or max_epochs, the poly schedule needs a number of steps"
+            )
+        scheduler = torch.optim.lr_scheduler.PolynomialLR(
+            optimizer, total_iters=int(steps), power=hp.poly_power
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Multi-scale + flip CAMs of each image's tagged classes, cropped to its ``size`` and each
+        divided by its maximum: ``{"id", "cams": float16 [n_i, H_i, W_i], "labels": uint8 [n_i]}``."""
+        hp: Any = self.hparams
+        cams = multiscale_cams(self.net, batch["image"], tuple(hp.cam_scales), bool(hp.cam_flip))
+        tags = batch["tags"]
+        sizes = batch.get("size")
+        out_cams, out_labels = [], []
+        for i in range(cams.shape[0]):
+            h, w = (int(sizes[i][0]), int(sizes[i][1])) if sizes is not None else cams.shape[-2:]
+            norm = normalize_cams(cams[i : i + 1, :, :h, :w], tags[i : i + 1])[0]
+            present = torch.nonzero(tags[i] > 0.5).flatten()
+            out_cams.append(norm[present].half().cpu().numpy())
+            out_labels.append((present + 1).to(torch.uint8).cpu().numpy())
+        return {"id": list(batch["id"]), "cams": out_cams, "labels": out_labels}

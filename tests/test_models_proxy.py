@@ -1,0 +1,178 @@
+"""Step 1: CAM classifier, ProxyNet and the tags -> CAMs -> seeds -> proxies run (tiny, real Trainer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sal_lightning.cli import main
+from sal_lightning.data.io import read_gray_png, read_label_png
+from sal_lightning.data.layout import read_xml_tags
+from sal_lightning.models.cam import CAMNet, multiscale_cams, read_cams, write_cams
+from sal_lightning.models.proxy import ProxyNet, gather_crf_targets, restrict_to_tags, submit_crf_targets
+from sal_lightning.models.proxy_commands import build_config
+from sal_lightning.models.proxy_steps import label_quality
+from sal_lightning.postprocess.crf import SEC_TRAIN_CRF, CRFPool, dense_crf
+
+TINY = {"encoder_depth": 3, "decoder_channels": 16}
+
+
+def test_cams_are_flip_equivariant_and_average_to_the_logits() -> None:
+    torch.manual_seed(0)
+    net = CAMNet("deeplabv3_resnet18", output_stride=16, backbone_kwargs={"encoder_depth": 3}).eval()
+    assert not hasattr(net.backbone, "decoder")  # the segmentation head is gone
+    image = torch.randn(2, 3, 32, 40)
+    with torch.no_grad():
+        cams, logits = net(image)
+        torch.testing.assert_close(logits, cams.mean((2, 3)))
+        fused = multiscale_cams(net, image, scales=(1.0, 0.5))
+        mirrored = multiscale_cams(net, image.flip(-1), scales=(1.0, 0.5))
+    assert fused.shape == (2, 20, 32, 40) and (fused >= 0).all()
+    torch.testing.assert_close(mirrored, fused.flip(-1), atol=1e-4, rtol=1e-4)
+
+
+def test_cam_files_round_trip(tmp_path: Path) -> None:
+    cams = np.random.default_rng(0).random((2, 5, 6)).astype(np.float32)
+    write_cams(tmp_path / "a.npz", cams, np.array([3, 17]))
+    dense = read_cams(tmp_path / "a.npz")
+    assert dense.shape == (20, 5, 6)
+    np.testing.assert_allclose(dense[[2, 16]], cams, atol=1e-3)  # float16 storage
+    assert dense[[0, 1, 3]].sum() == 0
+    with pytest.raises(ValueError, match="labels"):
+        write_cams(tmp_path / "b.npz", cams, np.array([0, 1]))
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        read_cams(tmp_path / "missing.npz")
+
+
+def test_restrict_to_tags_keeps_background_and_tagged_classes() -> None:
+    probs = torch.rand(1, 4, 2, 2).softmax(1)
+    out = restrict_to_tags(probs, torch.tensor([[0.0, 1.0, 0.0]]))
+    assert out[:, [1, 3]].abs().sum() == 0
+    torch.testing.assert_close(out.sum(1), torch.ones(1, 2, 2))
+    torch.testing.assert_close(out[:, 2] / out[:, 0], probs[:, 2] / probs[:, 0])
+
+
+def test_crf_targets_match_dense_crf_on_the_downscaled_image() -> None:
+    torch.manual_seed(1)
+    image = torch.randn(2, 3, 17, 25)  # h = 3, w = 4 cells at stride 8: corners on pixels 0, 8, 16 (24)
+    probs = torch.rand(2, 3, 3, 4).softmax(1)
+    with CRFPool(0) as pool:
+        q = gather_crf_targets(submit_crf_targets(pool, image, probs), probs)
+    assert q.shape == probs.shape and not q.requires_grad
+    # the downscaled image: bilinear with aligned corners, so the corner cells are the corner pixels
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    small = torch.nn.functional.interpolate(
+        image, (3, 4), mode="bilinear", align_corners=True, antialias=True
+    )
+    for i in range(2):
+        rgb = ((small[i] * std + mean) * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        expected = dense_crf(np.ascontiguousarray(rgb), probs[i].numpy(), SEC_TRAIN_CRF)
+        np.testing.assert_allclose(q[i].numpy(), expected, atol=1e-6)
+
+
+def _confident_proxynet(grow: bool) -> ProxyNet:
+    """A ProxyNet whose output says 'background, p > 0.99' everywhere (head bias)."""
+    model = ProxyNet(
+        "deeplabv3_resnet18", backbone_kwargs=TINY, constrain_weight=0.0, grow=grow, crf=False, dropout=0.0
+    )
+    head = model.net.segmentation_head[0]
+    torch.nn.init.zeros_(head.weight)
+    with torch.no_grad():
+        head.bias.fill_(-10.0)
+        head.bias[0] = 10.0
+    return model.eval()
+
+
+def test_proxynet_grows_seeds_through_confident_pixels() -> None:
+    seeds = torch.full((1, 33, 33), 255)
+    seeds[0, :4, :4] = 0  # a background seed in the corner
+    seeds[0, 16, 16] = 1  # a foreground seed in the middle
+    tags = torch.zeros(1, 20)
+    tags[0, 0] = 1
+    batch = {"image": torch.randn(1, 3, 33, 33), "mask": seeds, "tags": tags}
+    with torch.no_grad():
+        grown = _confident_proxynet(grow=True).losses(batch)
+        plain = _confident_proxynet(grow=False).losses(batch)
+    # 5 x 5 cells at stride 8; without growth 1 bg + 1 fg cell are seeds, with growth every cell is
+    assert plain["seed_fraction"].item() == pytest.approx(2 / 25)
+    assert grown["seed_fraction"].item() == 1.0
+    assert {"loss", "loss_seed", "loss_expand"} <= set(grown) and "loss_constrain" not in grown
+
+
+def test_build_config_layers_preset_file_and_overrides(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("proxy_steps: 7\nfg_ratio: 0.3\n")
+    config = build_config("synthetic-cpu", config_file, ["fg_ratio=0.25", "test_scales=[1.0]"])
+    assert (config.proxy_steps, config.fg_ratio, config.test_scales) == (7, 0.25, (1.0,))
+    assert config.cam_backbone == "deeplabv3_resnet18"
+    with pytest.raises(ValueError, match="no_such_field"):
+        build_config("paper", None, ["no_such_field=1"])
+
+
+def test_label_quality_counts_unlabelled_pixels_as_misses(synthetic_voc: Path, tmp_path: Path) -> None:
+    from sal_lightning.data.io import write_label_png
+
+    image_id = "synth_000000"
+    gt = read_label_png(synthetic_voc / "SegmentationClass" / f"{image_id}.png")
+    half = gt.copy()
+    half[:, : gt.shape[1] // 2] = 255  # leave the left half unlabelled, the rest exact
+    write_label_png(tmp_path / f"{image_id}.png", half)
+    quality = label_quality(tmp_path, synthetic_voc, [image_id])
+    valid = gt != 255
+    assert quality.precision == 1.0
+    assert quality.coverage == pytest.approx(((half != 255) & valid).sum() / valid.sum())
+    present = [c for c in np.unique(gt[valid])]
+    expected = np.mean([((half == c) & (gt == c)).sum() / ((gt == c) | (half == c)).sum() for c in present])
+    assert quality.miou == pytest.approx(expected)
+
+
+def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "step1"
+    argv = [
+        "proxies",
+        "--root", str(synthetic_voc),
+        "--workdir", str(workdir),
+        "--preset", "synthetic-cpu",
+        "--set", f"saliency_dir={synthetic_voc / 'saliency'}",
+        "--set", "cam_steps=2",
+        "--set", "cam_backbone_kwargs={encoder_depth: 3}",
+        "--set", "cam_scales=[1.0, 0.5]",
+        "--set", "proxy_steps=2",
+        "--set", "proxy_backbone_kwargs={encoder_depth: 3, decoder_channels: 16}",
+        "--set", "proxy_crop_size=33",
+        "--set", "test_scales=[1.0]",
+        "--set", "crf_workers=1",
+        "--accelerator", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    ids = (synthetic_voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    for image_id in ids:
+        tags = read_xml_tags(synthetic_voc / "Annotations" / f"{image_id}.xml")
+        tagged = set((np.flatnonzero(tags) + 1).tolist())
+        with np.load(workdir / "cams" / f"{image_id}.npz") as data:
+            cams, labels = data["cams"], data["labels"]
+        assert set(labels.tolist()) == tagged and cams.dtype == np.float16
+        assert cams.shape[1:] == (64, 64)
+        peaks = cams.reshape(len(labels), -1).max(1)  # each map divided by its maximum (0: never active)
+        assert np.isin(peaks, [0.0, 1.0]).all() and cams.min() >= 0
+        seeds = read_label_png(workdir / "seeds" / f"{image_id}.png")
+        saliency = read_gray_png(synthetic_voc / "saliency" / f"{image_id}.png")
+        assert set(np.unique(seeds).tolist()) <= tagged | {0, 255}
+        assert (saliency[seeds == 0] < 0.06 * 255).all()  # background seeds: low saliency only
+        proxies = read_label_png(workdir / "proxies" / f"{image_id}.png")
+        assert proxies.shape == (64, 64) and set(np.unique(proxies).tolist()) <= tagged | {0}
+    report = json.loads((workdir / "proxies.json").read_text())
+    assert report["seeds"]["images"] == len(ids) and report["proxies"]["coverage"] == 1.0
+    assert 0 <= report["proxies"]["miou"] <= 1 and report["config"]["proxy_steps"] == 2
+    model = ProxyNet.load_from_checkpoint(workdir / "proxynet.ckpt", map_location="cpu")
+    assert model.hparams.backbone == "deeplabv3_resnet18" and model.hparams.grow
+
+    # resume: the per-image files are kept, nothing is rewritten
+    stamps = {p: p.stat().st_mtime_ns for p in (workdir / "proxies").iterdir()}
+    assert main([*argv, "--steps", "cams,seeds,predict", "--resume"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "proxies").iterdir()} == stamps
