@@ -11,8 +11,15 @@ from sal_lightning.cli import main
 from sal_lightning.data.io import read_label_png
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.yaml"))
-SEGMENTER_CONFIGS = [c for c in CONFIGS if "SALSegmenter" in c.read_text()]
+CONFIG_DIR = ROOT / "examples" / "configs"
+# every segmenter config, alone or on top of the one it amends
+CONFIG_STACKS = [
+    ("synthetic_tiny.yaml",),
+    ("voc_vgg16.yaml",),
+    ("voc_resnet101.yaml",),
+    ("voc_vgg16.yaml", "voc_vgg16_released.yaml"),
+    ("voc_resnet101.yaml", "wandb.yaml"),
+]
 
 
 def tiny_overrides(voc: Path, out: Path) -> list[str]:
@@ -61,14 +68,40 @@ def test_fit_then_validate_test_and_predict_from_the_checkpoint(synthetic_voc: P
     assert read_label_png(tmp_path / "predictions" / f"{val_ids[0]}.png").shape == (64, 64)
 
 
-@pytest.mark.parametrize("config", SEGMENTER_CONFIGS, ids=lambda p: p.name)
-def test_example_configs_parse(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("stack", CONFIG_STACKS, ids="+".join)
+def test_example_configs_parse(stack: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    args = [word for name in stack for word in ("--config", str(CONFIG_DIR / name))]
     with pytest.raises(SystemExit) as info:
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", *args, "--print_config"])
     assert info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["init_args"]["backbone"]
-    assert printed["seed_everything"] is not False
+    model = printed["model"]["init_args"]
+    assert printed["seed_everything"] == 0
+    if "voc_vgg16.yaml" in stack:
+        assert (model["backbone"], model["lr"], printed["trainer"]["max_steps"]) == (
+            "vgg16_aspp",
+            1e-3,
+            27000,
+        )
+    if "voc_resnet101.yaml" in stack:
+        assert (model["backbone"], model["lr"], printed["trainer"]["max_steps"]) == (
+            "deeplabv3_resnet101",
+            1e-4,
+            15000,
+        )
+    if "voc_vgg16_released.yaml" in stack:
+        assert (model["attention_refine"], model["branch_combine"], model["test_fuse"]) == (
+            False,
+            "released",
+            "max",
+        )
+    if "wandb.yaml" in stack:
+        assert printed["trainer"]["logger"]["class_path"].endswith("WandbLogger")
+
+
+def test_every_example_config_is_exercised() -> None:
+    segmenter = {p.name for p in CONFIG_DIR.glob("*.yaml") if "SALSegmenter" in p.read_text()}
+    assert {name for stack in CONFIG_STACKS for name in stack} == segmenter | {"wandb.yaml"}
 
 
 def test_help_names_the_trainer_commands(capsys: pytest.CaptureFixture[str]) -> None:
