@@ -141,3 +141,10 @@ def test_optimizer_choice() -> None:
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["lr"] == 0.5 and opt.defaults["momentum"] == 0.8
     assert isinstance(MaskScorer(input_size=16).configure_optimizers(), torch.optim.Adam)
     assert MaskScorer(input_size=16).hparams["lr"] == 1e-5  # the paper's default
+
+
+def test_top_level_export() -> None:
+    import sal_lightning
+
+    assert sal_lightning.MaskScorer is MaskScorer
+    assert "MaskScorer" in dir(sal_lightning)

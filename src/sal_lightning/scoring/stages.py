@@ -166,8 +166,6 @@ def score_coarse(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=list_collate,
-        persistent_workers=False,
-        multiprocessing_context="spawn" if num_workers > 0 else None,
     )
     saliency_name = (
         None if saliency is None else (str(saliency) if not callable(saliency) else repr(saliency))
