@@ -4,7 +4,8 @@
    of ``--images`` images of 500 x 375 (VOC's common size): every image is decoded, its reference
    mask built from the saliency PNG (threshold + two-label dense CRF), and AC / CD / SC computed
    in batches; images per second with the work in the main process (``num_workers=0``) and in 1
-   and 2 DataLoader worker processes (their start-up time is included, as a user pays it), measured side by side in one run. A last row reads cached reference masks (no CRF).
+   and 2 DataLoader worker processes (their start-up time is included, as a user pays it),
+   measured side by side in one run. A last row reads cached reference masks (no CRF).
 2. MaskScorer inference at 256 x 256 (paper layout), batch ``--batch``, images per second on the
    CPU (and on the GPU when one is present).
 
