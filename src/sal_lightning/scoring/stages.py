@@ -220,7 +220,8 @@ def train_mask_scorer(
     checkpoint = ModelCheckpoint(
         dirpath=str(out_dir), filename="scorer-{epoch:02d}", monitor=monitor, save_last=True
     )
-    kwargs: dict[str, Any] = {"max_epochs": max_epochs, "logger": False, "deterministic": True}
+    # not deterministic=True: adaptive average pooling has no deterministic CUDA backward
+    kwargs: dict[str, Any] = {"max_epochs": max_epochs, "logger": False}
     kwargs.update(trainer_kwargs or {})
     trainer = _trainer([checkpoint], kwargs, progress)
     trainer.fit(model, datamodule=data)
