@@ -31,6 +31,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sal_lightning.models.proxy_commands",
         "Step 1: proxy annotations from tags (CAM classifier, seeds, ProxyNet with SEC/DSRG losses).",
     ),
+    "pipeline": (
+        "sal_lightning.pipeline.commands",
+        "All four steps on VOC-layout data from a config, with a manifest and --resume.",
+    ),
+    "demo": (
+        "sal_lightning.pipeline.demo",
+        "The whole pipeline on the built-in synthetic dataset, on a CPU, in minutes.",
+    ),
 }
 
 

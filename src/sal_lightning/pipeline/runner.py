@@ -84,7 +84,7 @@ class Step:
         """Artefacts written by this instance (defaults to the class's ``writes``)."""
         return self.writes
 
-    def config(self) -> dict[str, Any]:
+    def config_dict(self) -> dict[str, Any]:
         """The configuration that identifies this step's result (hashed for resume)."""
         return _jsonable(dataclasses.asdict(self))
 
@@ -179,7 +179,7 @@ class Pipeline:
         record = (manifest or self.manifest())["steps"].get(step.name, {})
         return (
             record.get("status") == "done"
-            and record.get("config_hash") == config_hash(step.config())
+            and record.get("config_hash") == config_hash(step.config_dict())
             and all((self.workdir / out).exists() for out in step.outputs())
         )
 
@@ -220,7 +220,7 @@ class Pipeline:
                 f"step {step.name!r} needs {missing} in {self.workdir}; run "
                 + (f"step(s) {producers} first" if producers else "a step that writes them first")
             )
-        config = step.config()
+        config = step.config_dict()
         digest = config_hash(config)
         previous = records.get(step.name, {})
         fresh = previous.get("config_hash") != digest or previous.get("status") in ("stale", None)

@@ -1,0 +1,249 @@
+"""The pipeline's report: ``report.md`` with the paper's kinds of evidence, and ``figures/``.
+
+- the ablation (Table VI): P1..P5 mIoU on the evaluation split, mean and spread over seeds;
+- the proxies' quality against the ground truth (where it exists);
+- the scorer's correlations with the true AC (Fig. 9) and their scatter plots;
+- the threshold sweep (Table IV) and its plot;
+- prediction overlays: image, ground truth, P2 and P5 for a few evaluation images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sal_lightning._atomic import atomic_path, atomic_write_text
+from sal_lightning.data.io import read_image, read_label_png, read_scores
+from sal_lightning.data.layout import find_gt_mask, read_split, resolve_voc_root
+from sal_lightning.data.voc import IGNORE_INDEX, VOC_PALETTE
+from sal_lightning.pipeline.runner import Step, StepContext
+from sal_lightning.pipeline.steps import PROXIES, VARIANTS, summarise
+
+#: Table VI of the paper (ResNet-101, VOC 2012 val, multi-scale + CRF), for reference
+PAPER_TABLE_VI: dict[str, float] = {"P1": 61.4, "P2": 62.2, "P3": 64.9, "P4": 65.8, "P5": 66.1}
+#: Fig. 9 of the paper: correlation of the scores with the true AC
+PAPER_CORRELATIONS: dict[str, float] = {"sc": 0.701, "sf": 0.736}
+DESCRIPTIONS: dict[str, str] = {"P1": "step 1 network (tags only)"} | {
+    k: str(v["what"]) for k, v in VARIANTS.items()
+}
+
+
+def ablation_table(
+    summary: Mapping[str, Mapping[str, float]], runs: Mapping[str, Mapping[str, float]]
+) -> str:
+    """Markdown table of the ablation: one row per variant, mIoU in percent (mean ± std over seeds)."""
+    lines = [
+        "| row | what | val mIoU (%) | seeds | per seed | paper (Table VI) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, s in summary.items():
+        spread = f" ± {100 * s['std']:.1f}" if s["runs"] > 1 else ""
+        per_seed = ", ".join(f"{100 * v:.1f}" for v in runs[variant].values())
+        lines.append(
+            f"| {variant} | {DESCRIPTIONS.get(variant, '')} | {100 * s['mean']:.1f}{spread} | "
+            f"{int(s['runs'])} | {per_seed} | {PAPER_TABLE_VI.get(variant, math.nan):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(summary: Mapping[str, Mapping[str, float]]) -> str:
+    """A plain sentence per variant: does it improve on P2 by more than the seeds' spread?"""
+    if "P2" not in summary:
+        return "P2 was not run, so no variant can be compared with training on all proxies."
+    base = summary["P2"]
+    sentences = []
+    for variant in ("P3", "P4", "P5"):
+        if variant not in summary:
+            continue
+        s = summary[variant]
+        delta = 100 * (s["mean"] - base["mean"])
+        noise = 100 * max(s["std"], base["std"])
+        if s["runs"] > 1 and base["runs"] > 1 and abs(delta) <= noise:
+            word = "is within the seeds' spread of"
+        else:
+            word = "improves on" if delta > 0 else "does not improve on"
+        sentences.append(
+            f"{variant} ({DESCRIPTIONS[variant]}) {word} P2: {delta:+.1f} points "
+            f"(largest seed std {noise:.1f})."
+        )
+    return " ".join(sentences)
+
+
+def _markdown(rows: Sequence[Mapping[str, float]], percent: Sequence[str] = ()) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = []
+        for k in keys:
+            v = row[k]
+            cells.append(
+                "-"
+                if isinstance(v, float) and math.isnan(v)
+                else f"{100 * v:.1f}"
+                if k in percent
+                else f"{int(v)}"
+                if k == "selected"
+                else f"{v:.3f}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _colour(labels: np.ndarray) -> np.ndarray:
+    return VOC_PALETTE[np.where(labels == IGNORE_INDEX, 255, labels)]
+
+
+def plot_overlays(root: str, ids: Sequence[str], columns: Mapping[str, Path], path: Path) -> Path:
+    """A grid: one row per image (image, ground truth, then each prediction folder in ``columns``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    voc = resolve_voc_root(root)
+    titles = ["image", "ground truth", *columns]
+    fig, axes = plt.subplots(
+        len(ids), len(titles), figsize=(2.0 * len(titles), 2.0 * len(ids)), squeeze=False
+    )
+    for row, image_id in enumerate(ids):
+        gt = find_gt_mask(voc, image_id)
+        panels = [read_image(voc / "JPEGImages" / f"{image_id}.jpg")]
+        panels.append(_colour(read_label_png(gt)) if gt is not None else np.zeros_like(panels[0]))
+        panels += [_colour(read_label_png(folder / f"{image_id}.png")) for folder in columns.values()]
+        for ax, panel, title in zip(axes[row], panels, titles, strict=True):
+            ax.imshow(panel)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], path: Path) -> Path:
+    """Selected share and (with ground truth) proxy mIoU of the selected set against tau."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    for column, rows in sweeps.items():
+        taus = [r["tau"] for r in rows]
+        axes[0].plot(taus, [r["fraction"] for r in rows], marker="o", label=column.upper())
+        if rows and "miou" in rows[0]:
+            axes[1].plot(taus, [100 * r["miou"] for r in rows], marker="o", label=column.upper())
+    axes[0].set_xlabel("tau")
+    axes[0].set_ylabel("share of proxies selected")
+    axes[1].set_xlabel("tau")
+    axes[1].set_ylabel("mIoU of the selected proxies (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class Report(Step):
+    """``report.md`` and ``figures/`` from the evaluation, the scores and the proxies."""
+
+    kind: ClassVar[str] = "report"
+    reads: ClassVar[tuple[str, ...]] = ("evaluation", "scores.csv", PROXIES)
+    writes: ClassVar[tuple[str, ...]] = ("report.md", "report.json", "figures")
+    root: str = ""
+    split: str = "train_aug"
+    eval_split: str = "val"
+    overlays: int = 4
+    taus: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.scoring.reports import (
+            plot_correlations,
+            score_correlations,
+            tau_sweep,
+            true_quality,
+        )
+
+        voc = resolve_voc_root(self.root)
+        figures = ctx.path("figures")
+        runs: dict[str, dict[str, float]] = json.loads(ctx.path("evaluation/results.json").read_text())
+        summary = summarise(runs)
+        report: dict[str, Any] = {"ablation": summary, "runs": runs}
+        lines = [
+            "# SAL-Net pipeline report\n",
+            f"Data: `{self.root}` (proxies for split `{self.split}`, evaluation on `{self.eval_split}`).\n",
+            "## Ablation (Table VI)\n",
+            "Every retraining (P2..P5) runs the same number of steps, so the rows compare label quality,",
+            "not training length. Evaluation: multi-scale + flip fusion and dense CRF.\n",
+            ablation_table(summary, runs) + "\n",
+            verdict(summary) + "\n",
+        ]
+        step1 = ctx.path("step1/proxies.json")
+        if step1.is_file():
+            quality = json.loads(step1.read_text())
+            if "proxies" in quality:
+                report["proxies"] = {k: quality[k] for k in ("seeds", "proxies") if k in quality}
+                lines += [
+                    "## Proxy annotations (step 1) against the ground truth\n",
+                    "| labels | mIoU (%) | precision (%) | coverage (%) |",
+                    "|---|---|---|---|",
+                ]
+                for name in ("seeds", "proxies"):
+                    if name in quality:
+                        q = quality[name]
+                        lines.append(
+                            f"| {name} | {100 * q['miou']:.1f} | {100 * q['precision']:.1f} | "
+                            f"{100 * q['coverage']:.1f} |"
+                        )
+                lines.append("")
+        scores = read_scores(ctx.path("scores.csv"))
+        ids = read_split(voc, self.split)
+        truth = None
+        if all(find_gt_mask(voc, i) is not None for i in ids):
+            truth = true_quality(voc, ids, ctx.path(PROXIES), progress=False)
+        if truth is not None:
+            corr = score_correlations(scores, truth.ac)
+            report["correlations"] = corr
+            lines += [
+                "## Scorer quality (Fig. 9): correlation with the true AC\n",
+                "| score | Pearson | Spearman | images | paper (Pearson) |",
+                "|---|---|---|---|---|",
+            ]
+            for column, c in corr.items():
+                lines.append(
+                    f"| {column.upper()} | {c['pearson']:.3f} | {c['spearman']:.3f} | {int(c['n'])} | "
+                    f"{PAPER_CORRELATIONS.get(column, math.nan):.3f} |"
+                )
+            if corr:
+                plot_correlations(scores, truth.ac, figures / "correlations.png", tuple(corr))
+                lines.append("\n![SC and SF against the true AC](figures/correlations.png)\n")
+        sweeps = {c: tau_sweep(scores, c, self.taus, truth) for c in ("sc", "sf")}
+        report["sweep"] = sweeps
+        lines += [
+            "## Threshold sweep (Table IV) on SF\n",
+            _markdown(sweeps["sf"], ("fraction", "miou")) + "\n",
+        ]
+        plot_sweep(sweeps, figures / "tau_sweep.png")
+        lines.append("![threshold sweep](figures/tau_sweep.png)\n")
+        shown = read_split(voc, self.eval_split)[: self.overlays]
+        columns = {v: ctx.path(f"evaluation/{v}/{next(iter(runs[v]))}") for v in ("P2", "P5") if v in runs}
+        if shown and columns:
+            plot_overlays(self.root, shown, columns, figures / "overlays.png")
+            lines.append("## Predictions\n\n![image, ground truth, P2 and P5](figures/overlays.png)\n")
+        atomic_write_text(ctx.path("report.md"), "\n".join(lines))
+        atomic_write_text(ctx.path("report.json"), json.dumps(report, indent=2, default=float) + "\n")
+        return {k: v["mean"] for k, v in summary.items()}

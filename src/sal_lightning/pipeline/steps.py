@@ -1,0 +1,522 @@
+"""The SAL-Net steps as pipeline :class:`~sal_lightning.pipeline.runner.Step` objects.
+
+Each step is a dataclass (its fields are its configuration) over functions that also work alone
+(``sal_lightning.models.proxy_steps``, ``sal_lightning.scoring``, :class:`SALSegmenter`). The
+workdir they share::
+
+    step1/                 step 1 work folder: cam.ckpt, cams/, seeds/, proxynet.ckpt, proxies/
+    references/<id>.png    reference masks H_i (saliency + CRF)
+    coarse/scores.csv      AC, CD, SC (Eq. 3-5)
+    scorer/                scorer training set (samples/), checkpoints, scorer.ckpt
+    fine/scores.csv        + P and SF (Eq. 6-7)
+    scores.csv             every column, ``weight`` from SF and tau (Eq. 9): the paper's selection
+    selection/coarse.csv   the same table with ``weight`` from SC (coarse selection, P3)
+    retrain/P2..P5/        seed<k>.ckpt: SALSegmenter retrained on the proxies
+    evaluation/            val predictions of P1..P5 (multi-scale + CRF), results.json
+    report.md, figures/    the ablation table, scorer correlations, tau sweep, overlays
+
+Every step runs its Lightning loops with the pipeline's ``trainer`` keyword arguments, so
+``devices=N, strategy="ddp"`` shards all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from sal_lightning._atomic import atomic_path, atomic_write_text
+from sal_lightning.data.io import read_label_png, read_scores, write_label_png, write_scores
+from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.pipeline.runner import Step, StepContext
+
+#: the retraining variants of the paper's ablation (Table VI): selection scores and attention
+VARIANTS: dict[str, dict[str, Any]] = {
+    "P2": {"scores": None, "use_attention": False, "what": "retrain on all proxies"},
+    "P3": {"scores": "selection/coarse.csv", "use_attention": False, "what": "coarse selection (SC)"},
+    "P4": {"scores": "scores.csv", "use_attention": False, "what": "refined selection (SF)"},
+    "P5": {"scores": "scores.csv", "use_attention": True, "what": "refined selection + attention loss"},
+}
+PROXIES = "step1/proxies"
+P1_PREDICTIONS = "step1/p1/proxies"  # ProxyNet on the evaluation split (predict_proxies' layout)
+
+
+def _trainer_options(ctx: StepContext, **defaults: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    options.update(defaults)
+    options.update(ctx.trainer)
+    return options
+
+
+# --------------------------------------------------------------------------- step 1
+
+
+@dataclass
+class MakeProxies(Step):
+    """Step 1: CAM classifier -> seeds -> ProxyNet -> ``step1/proxies``; P1 = ProxyNet on ``eval_split``.
+
+    ``preset`` names a :data:`~sal_lightning.models.proxy_steps.PRESETS` configuration and
+    ``overrides`` changes its fields (``ProxyConfig``).
+    """
+
+    kind: ClassVar[str] = "proxies"
+    writes: ClassVar[tuple[str, ...]] = ("step1",)
+    root: str = ""
+    preset: str = "paper"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    saliency_dir: str | None = None
+    eval_split: str | None = "val"
+
+    def proxy_config(self) -> Any:
+        from sal_lightning.models.proxy_steps import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {self.preset!r}")
+        return replace(PRESETS[self.preset], saliency_dir=self.saliency_dir, **self.overrides)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.models.proxy_steps import label_quality, predict_proxies, run_proxies
+
+        config = self.proxy_config()
+        work = ctx.path("step1")
+        report = run_proxies(self.root, work, config, ctx.trainer, resume=not ctx.fresh)
+        result = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
+        if self.eval_split is not None:
+            ids = read_split(resolve_voc_root(self.root), self.eval_split)
+            eval_config = replace(config, train_split=self.eval_split)
+            out = predict_proxies(
+                self.root, work / "p1", eval_config, work / "proxynet.ckpt", trainer_kwargs=ctx.trainer
+            )
+            result["p1_val_miou"] = label_quality(out, self.root, ids).miou
+        return result
+
+
+@dataclass
+class ImportProxies(Step):
+    """Step 1 replaced by a folder of pseudo-labels from any method (one PNG per id of ``split``).
+
+    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``.
+    """
+
+    kind: ClassVar[str] = "proxies"
+    writes: ClassVar[tuple[str, ...]] = ("step1",)
+    root: str = ""
+    folder: str = ""
+    split: str = "train_aug"
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        source = Path(self.folder)
+        if not source.is_dir():
+            raise FileNotFoundError(f"folder: proxy folder {source} not found")
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        missing = [i for i in ids if not (source / f"{i}.png").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{source}: {len(missing)} of {len(ids)} proxies of split {self.split!r} are missing, "
+                f"e.g. {[f'{i}.png' for i in missing[:5]]}"
+            )
+        out = ctx.path(PROXIES)
+        for image_id in tqdm(ids, desc="import proxies", unit="img", disable=len(ids) < 200):
+            target = out / f"{image_id}.png"
+            if not target.is_file():
+                write_label_png(target, read_label_png(source / f"{image_id}.png"))
+        return {"imported": len(ids)}
+
+
+# --------------------------------------------------------------------------- steps 2-3
+
+
+@dataclass
+class MakeReferences(Step):
+    """Reference masks H_i from saliency (a folder of PNGs, or the built-in method when ``None``)."""
+
+    kind: ClassVar[str] = "references"
+    reads: ClassVar[tuple[str, ...]] = (PROXIES,)
+    writes: ClassVar[tuple[str, ...]] = ("references",)
+    root: str = ""
+    split: str = "train_aug"
+    saliency_dir: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.scoring.references import ReferenceConfig, build_references
+
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        build_references(
+            self.root,
+            ids,
+            ctx.path("references"),
+            self.saliency_dir,
+            ReferenceConfig(**self.config),
+            self.workers,
+        )
+        return {"references": len(ids)}
+
+
+@dataclass
+class CoarseScores(Step):
+    """AC, CD and SC of every proxy (Eq. 3-5) into ``coarse/scores.csv``."""
+
+    kind: ClassVar[str] = "coarse-scores"
+    reads: ClassVar[tuple[str, ...]] = (PROXIES, "references")
+    writes: ClassVar[tuple[str, ...]] = ("coarse",)
+    root: str = ""
+    split: str = "train_aug"
+    config: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 8
+    num_workers: int = 0
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.scoring.coarse import CoarseConfig
+        from sal_lightning.scoring.stages import score_coarse
+
+        rows = score_coarse(
+            self.root,
+            ctx.path(PROXIES),
+            ctx.path("coarse/scores.csv"),
+            ids=self.split,
+            reference_dir=ctx.path("references"),
+            config=CoarseConfig(**self.config),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            trainer_kwargs=_trainer_options(ctx),
+        )
+        return {"scored": len(rows), "mean_sc": _mean(r["sc"] for r in rows.values())}
+
+
+@dataclass
+class TrainScorer(Step):
+    """The mask scorer: its training set synthesised from the proxies, then fitted (Eq. 6)."""
+
+    kind: ClassVar[str] = "scorer"
+    reads: ClassVar[tuple[str, ...]] = (PROXIES, "references", "coarse")
+    writes: ClassVar[tuple[str, ...]] = ("scorer",)
+    root: str = ""
+    split: str = "train_aug"
+    synthesis: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    max_epochs: int = 50
+    batch_size: int = 8
+    seed: int = 0
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.models.scorer import MaskScorer
+        from sal_lightning.scoring.stages import train_mask_scorer
+        from sal_lightning.scoring.synthesis import SynthesisConfig, build_scorer_training_set
+
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        coarse = read_scores(ctx.path("coarse/scores.csv"))
+        samples = build_scorer_training_set(
+            self.root,
+            ids,
+            ctx.path(PROXIES),
+            ctx.path("references"),
+            ctx.path("scorer/samples"),
+            SynthesisConfig(**self.synthesis),
+            ac={i: coarse[i]["ac"] for i in ids if i in coarse},
+            overwrite=True,
+        )
+        best = train_mask_scorer(
+            samples,
+            ctx.path("scorer/checkpoints"),
+            MaskScorer(**self.model),
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            trainer_kwargs=_trainer_options(ctx, enable_checkpointing=True),
+        )
+        with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
+            shutil.copyfile(best, tmp)
+        samples_csv = samples / "samples.csv"
+        count = sum(1 for _ in samples_csv.open()) - 1 if samples_csv.is_file() else 0
+        return {"samples": count, "checkpoint": "scorer/scorer.ckpt"}
+
+
+@dataclass
+class FineScores(Step):
+    """P of every proxy from the trained scorer and SF = P * CD (Eq. 7) into ``fine/scores.csv``."""
+
+    kind: ClassVar[str] = "fine-scores"
+    reads: ClassVar[tuple[str, ...]] = (PROXIES, "coarse", "scorer")
+    writes: ClassVar[tuple[str, ...]] = ("fine",)
+    root: str = ""
+    split: str = "train_aug"
+    batch_size: int = 16
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        from sal_lightning.scoring.stages import score_fine
+
+        table = ctx.path("fine/scores.csv")
+        write_scores(table, read_scores(ctx.path("coarse/scores.csv")), {"step": "fine", "from": "coarse"})
+        p = score_fine(
+            self.root,
+            ctx.path(PROXIES),
+            ctx.path("scorer/scorer.ckpt"),
+            table,
+            ids=self.split,
+            batch_size=self.batch_size,
+            trainer_kwargs=_trainer_options(ctx),
+        )
+        rows = read_scores(table)
+        sf = {i: {"sf": p[i] * rows[i]["cd"]} for i in p}
+        write_scores(table, sf, {"step": "fine", "sf": "p * cd (Eq. 7)"})
+        return {"scored": len(p), "mean_sf": _mean(v["sf"] for v in sf.values())}
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def threshold_for(values: list[float], tau: float, keep: float | None) -> float:
+    """The selection threshold: the score that keeps the best ``keep`` share, else ``tau``.
+
+    NaN scores are never kept; ties at the threshold are all kept.
+    """
+    if keep is None:
+        return float(tau)
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep: expected a share in (0, 1], got {keep}")
+    finite = np.sort(np.array([v for v in values if not math.isnan(v)]))[::-1]
+    if finite.size == 0:
+        raise ValueError("scores: no finite score to select from")
+    return float(finite[max(0, math.ceil(keep * finite.size) - 1)])
+
+
+@dataclass
+class Select(Step):
+    """Weights (Eq. 9) from SF into ``scores.csv`` (P4, P5) and from SC into ``selection/coarse.csv`` (P3).
+
+    Each selection uses a fixed ``tau`` (the paper: 0.55 VGG16, 0.85 ResNet-101) or, when ``keep``
+    is set, the threshold that keeps that share of the proxies (useful when scores are on another
+    scale, as on small synthetic data). The coarse selection takes ``tau_coarse`` / ``keep_coarse``,
+    or the fine selection's settings when both are unset. ``mode`` is ``"hard"`` (Eq. 9) or
+    ``"soft"`` (sigmoid around tau).
+    """
+
+    kind: ClassVar[str] = "select"
+    reads: ClassVar[tuple[str, ...]] = ("fine",)
+    writes: ClassVar[tuple[str, ...]] = ("scores.csv", "scores.json", "selection")
+    tau: float = 0.85
+    keep: float | None = None
+    tau_coarse: float | None = None
+    keep_coarse: float | None = None
+    mode: Literal["hard", "soft"] = "hard"
+    temperature: float = 0.05
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        import torch
+
+        from sal_lightning.losses import selection_weights
+
+        rows = read_scores(ctx.path("fine/scores.csv"))
+        ids = sorted(rows)
+        result: dict[str, Any] = {}
+        plans = [
+            ("scores.csv", "sf", self.tau, self.keep),
+            ("selection/coarse.csv", "sc", self.tau_coarse, self.keep_coarse),
+        ]
+        for artefact, column, tau, keep in plans:
+            if tau is None and keep is None:  # coarse selection defaults to the fine one's setting
+                tau, keep = self.tau, self.keep
+            tau = self.tau if tau is None else tau
+            values = [rows[i][column] for i in ids]
+            threshold = threshold_for(values, tau, keep)
+            weights = selection_weights(
+                torch.tensor(values, dtype=torch.float64), threshold, self.mode, self.temperature
+            ).tolist()
+            table = {i: {**rows[i], "weight": w} for i, w in zip(ids, weights, strict=True)}
+            write_scores(
+                ctx.path(artefact),
+                table,
+                {"step": "select", "score": column, "tau": threshold, "keep": keep, "mode": self.mode},
+            )
+            result[column] = {"tau": threshold, "selected": sum(w > 0 for w in weights), "of": len(ids)}
+        return result
+
+
+# --------------------------------------------------------------------------- step 4
+
+
+@dataclass
+class Retrain(Step):
+    """Step 4: SALSegmenter on the proxies, one run per seed, the same ``max_steps`` for every variant.
+
+    ``variant``: ``"P2"`` (all proxies), ``"P3"`` (coarse selection), ``"P4"`` (refined selection),
+    ``"P5"`` (refined selection + attention loss); see :data:`VARIANTS`. ``model`` and ``data`` are
+    keyword arguments of :class:`~sal_lightning.SALSegmenter` and
+    :class:`~sal_lightning.VOCSegmentationDataModule`; the variant sets the selection and attention
+    switches. ``strong_ids``: a list file of ids whose ground truth replaces their proxy (the
+    semi-supervised setting of Table IX).
+    """
+
+    kind: ClassVar[str] = "retrain"
+    root: str = ""
+    variant: str = "P5"
+    train_split: str = "train_aug"
+    val_split: str = "val"
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int = 15000
+    model: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    strong_ids: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {self.variant!r}")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+
+    @property
+    def name(self) -> str:
+        return f"retrain-{self.variant}"
+
+    def inputs(self) -> tuple[str, ...]:
+        scores = VARIANTS[self.variant]["scores"]
+        return (PROXIES,) if scores is None else (PROXIES, scores)
+
+    def outputs(self) -> tuple[str, ...]:
+        return (f"retrain/{self.variant}",)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        import lightning.pytorch as pl
+
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+        from sal_lightning.models.segmenter import SALSegmenter
+
+        spec = VARIANTS[self.variant]
+        out = ctx.path(f"retrain/{self.variant}")
+        result: dict[str, Any] = {}
+        for seed in self.seeds:
+            ckpt = out / f"seed{seed}.ckpt"
+            if ckpt.is_file() and not ctx.fresh:
+                continue
+            pl.seed_everything(seed, workers=True, verbose=False)
+            model = SALSegmenter(
+                **{
+                    **self.model,
+                    "use_selection": spec["scores"] is not None,
+                    "use_attention": spec["use_attention"],
+                }
+            )
+            data = VOCSegmentationDataModule(
+                self.root,
+                **{
+                    **self.data,
+                    "train_split": self.train_split,
+                    "val_split": self.val_split,
+                    "proxy_dir": str(ctx.path(PROXIES)),
+                    "scores_file": None if spec["scores"] is None else str(ctx.path(spec["scores"])),
+                    "strong_ids": self.strong_ids,
+                },
+            )
+            trainer = pl.Trainer(**_trainer_options(ctx, max_steps=self.max_steps, limit_val_batches=0))
+            trainer.fit(model, datamodule=data)
+            out.mkdir(parents=True, exist_ok=True)
+            partial = out / f".seed{seed}.partial.ckpt"
+            trainer.save_checkpoint(partial, weights_only=True)
+            if trainer.is_global_zero:
+                partial.replace(ckpt)
+            trainer.strategy.barrier("retrain-checkpoint")
+            result[f"seed{seed}"] = {"steps": trainer.global_step, "images": len(data.train_dataset)}
+        return result
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Evaluate(Step):
+    """P1..P5 on ``split`` with the full inference (multi-scale + flip, dense CRF): mIoU per run.
+
+    P1 is the step 1 network (ProxyNet); P2..P5 every ``retrain/<variant>/seed<k>.ckpt``.
+    Predictions go to ``evaluation/<variant>/seed<k>/<id>.png``; the numbers to
+    ``evaluation/results.json``.
+    """
+
+    kind: ClassVar[str] = "evaluate"
+    writes: ClassVar[tuple[str, ...]] = ("evaluation",)
+    root: str = ""
+    split: str = "val"
+    variants: tuple[str, ...] = ("P2", "P3", "P4", "P5")
+    seeds: tuple[int, ...] = (0,)
+    test_scales: tuple[float, ...] = (0.5, 0.75, 1.0)
+    crf: bool = True
+    batch_size: int = 1
+    include_p1: bool = True
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(f"retrain/{v}" for v in self.variants) + (("step1",) if self.include_p1 else ())
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        import lightning.pytorch as pl
+
+        from sal_lightning.callbacks import SegmentationPredictionWriter
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+        from sal_lightning.models.proxy_steps import label_quality
+        from sal_lightning.models.segmenter import SALSegmenter
+
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        out = ctx.path("evaluation")
+        results: dict[str, Any] = {}
+        if self.include_p1:
+            results["P1"] = {"seed0": self._evaluate_p1(ctx, ids)}
+        for variant in self.variants:
+            results[variant] = {}
+            for seed in self.seeds:
+                folder = out / variant / f"seed{seed}"
+                if ctx.fresh or not all((folder / f"{i}.png").is_file() for i in ids):
+                    model = SALSegmenter.load_from_checkpoint(
+                        ctx.path(f"retrain/{variant}/seed{seed}.ckpt"),
+                        map_location="cpu",
+                        test_scales=tuple(self.test_scales),
+                        crf=self.crf,
+                    )
+                    data = VOCSegmentationDataModule(
+                        self.root, predict_split=self.split, eval_batch_size=self.batch_size, num_workers=0
+                    )
+                    writer = SegmentationPredictionWriter(folder)
+                    trainer = pl.Trainer(**_trainer_options(ctx, callbacks=[writer]))
+                    trainer.predict(model, datamodule=data, return_predictions=False)
+                results[variant][f"seed{seed}"] = label_quality(folder, self.root, ids).miou
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+        return summarise(results)
+
+    def _evaluate_p1(self, ctx: StepContext, ids: list[str]) -> float:
+        from sal_lightning.models.proxy_steps import label_quality
+
+        # step 1 already predicted the evaluation split with ProxyNet (multi-scale + CRF)
+        p1 = ctx.path(P1_PREDICTIONS)
+        if not p1.is_dir():
+            raise FileNotFoundError(f"{p1}: ProxyNet predictions missing; run step 'proxies' with eval_split")
+        return label_quality(p1, self.root, ids).miou
+
+
+def summarise(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{variant: {"mean", "std", "min", "max", "runs"}}`` of the per-seed mIoUs."""
+    summary = {}
+    for variant, runs in results.items():
+        values = np.array(list(runs.values()), dtype=np.float64)
+        summary[variant] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "runs": int(values.size),
+        }
+    return summary
+
+
+def _mean(values: Any) -> float:
+    array = np.array(list(values), dtype=np.float64)
+    return float(np.nanmean(array)) if array.size and not np.isnan(array).all() else math.nan
