@@ -212,6 +212,8 @@ class TrainScorer(Step):
     seed: int = 0
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
+        import lightning.pytorch as pl
+
         from sal_lightning.models.scorer import MaskScorer
         from sal_lightning.scoring.stages import train_mask_scorer
         from sal_lightning.scoring.synthesis import SynthesisConfig, build_scorer_training_set
@@ -228,6 +230,7 @@ class TrainScorer(Step):
             ac={i: coarse[i]["ac"] for i in ids if i in coarse},
             overwrite=True,
         )
+        pl.seed_everything(self.seed, workers=True, verbose=False)  # the scorer's initial weights too
         best = train_mask_scorer(
             samples,
             ctx.path("scorer/checkpoints"),

@@ -1,0 +1,179 @@
+"""The SAL-Net pipeline: configuration -> steps, selection thresholds, the report's verdict, and the
+whole pipeline through the ``sal-lightning pipeline`` command, killed mid-step and resumed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sal_lightning.data.io import read_scores
+from sal_lightning.pipeline.config import build_steps
+from sal_lightning.pipeline.report import ablation_table, verdict
+from sal_lightning.pipeline.steps import ImportProxies, MakeProxies, Retrain, summarise, threshold_for
+
+
+def test_build_steps_orders_the_four_steps() -> None:
+    steps = build_steps({"root": "voc", "retrain": {"variants": ["P2", "P5"], "seeds": [0, 1]}})
+    assert [s.name for s in steps] == [
+        "proxies",
+        "references",
+        "coarse-scores",
+        "scorer",
+        "fine-scores",
+        "select",
+        "retrain-P2",
+        "retrain-P5",
+        "evaluate",
+        "report",
+    ]
+    first = steps[0]
+    assert isinstance(first, MakeProxies) and first.overrides == {"train_split": "train_aug"}
+    retrain = steps[7]
+    assert isinstance(retrain, Retrain) and retrain.seeds == (0, 1) and retrain.inputs()[-1] == "scores.csv"
+    assert steps[6].inputs() == ("step1/proxies",)  # P2 trains on every proxy
+
+
+def test_build_steps_imports_a_proxy_folder() -> None:
+    steps = build_steps({"root": "voc", "train_split": "train", "proxies": {"import": "my/labels"}})
+    assert (
+        isinstance(steps[0], ImportProxies) and steps[0].folder == "my/labels" and steps[0].split == "train"
+    )
+    assert "step1" not in steps[-2].inputs()  # no P1 without the step 1 network
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "'root'"),
+        ({"root": "v", "retrian": {}}, r"unknown settings \['retrian'\]"),
+        ({"root": "v", "select": {"tua": 0.5}}, r"section 'select'.*settings are \[.*'tau'"),
+        ({"root": "v", "scorer": [1, 2]}, "section 'scorer': expected a mapping"),
+        ({"root": "v", "retrain": {"variants": ["P9"]}}, "variant: expected one of"),
+        ({"root": "v", "proxies": {"import": "x", "preset": "paper"}}, "'import' takes no other settings"),
+    ],
+)
+def test_bad_configurations_say_what_is_wrong(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_steps(config)
+
+
+def test_threshold_for_keep_share_and_fixed_tau() -> None:
+    values = [0.9, 0.1, math.nan, 0.5, 0.7]
+    assert threshold_for(values, 0.85, None) == 0.85
+    assert threshold_for(values, 0.85, 0.5) == 0.7  # the best 2 of 4 finite scores
+    assert threshold_for(values, 0.85, 1.0) == 0.1
+    with pytest.raises(ValueError, match="keep"):
+        threshold_for(values, 0.85, 0.0)
+
+
+def test_summary_and_verdict() -> None:
+    runs = {"P2": {"seed0": 0.50, "seed1": 0.54}, "P5": {"seed0": 0.60, "seed1": 0.62}, "P3": {"seed0": 0.52}}
+    summary = summarise(runs)
+    assert summary["P2"]["mean"] == pytest.approx(0.52) and summary["P2"]["std"] == pytest.approx(
+        0.0282843, 1e-5
+    )
+    text = verdict(summary)
+    assert "P5 (refined selection + attention loss) improves on P2: +9.0 points" in text
+    assert "P3 (coarse selection (SC)) is within" not in text  # one seed: no spread to compare with
+    table = ablation_table(summary, runs)
+    assert "| P2 | retrain on all proxies | 52.0 ± 2.8 | 2 | 50.0, 54.0 | 62.2 |" in table
+    assert verdict({"P3": summary["P3"]}).startswith("P2 was not run")
+
+
+def _tiny_config(root: Path) -> dict[str, Any]:
+    return {
+        "root": str(root),
+        "train_split": "train",
+        "val_split": "val",
+        "saliency_dir": str(root / "saliency"),
+        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
+        "references": {"workers": 0},
+        "coarse": {"batch_size": 6},
+        "scorer": {
+            "model": {"input_size": 32, "widths": [4, 8, 8, 16], "hidden": 16, "lr": 1e-3},
+            "max_epochs": 1,
+            "batch_size": 8,
+        },
+        "select": {"keep": 0.5},
+        "retrain": {
+            "variants": ["P2", "P3", "P5"],
+            "seeds": [0],
+            "max_steps": 3,
+            "model": {
+                "backbone": "deeplabv3_resnet18",
+                "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 16},
+                "lr": 0.01,
+            },
+            "data": {"crop_size": 48, "batch_size": 4, "num_workers": 0},
+        },
+        "evaluate": {"test_scales": [1.0], "crf": True, "batch_size": 6},
+        "report": {"overlays": 2},
+    }
+
+
+def _pipeline(config: Path, workdir: Path, proxies: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "sal_lightning", "pipeline", "--config", str(config),
+        "--workdir", str(workdir), "--proxies", str(proxies),
+    ]  # fmt: skip
+
+
+def _status(workdir: Path, step: str) -> str | None:
+    try:
+        return json.loads((workdir / "manifest.json").read_text())["steps"].get(step, {}).get("status")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: Path, tmp_path: Path) -> None:
+    from sal_lightning.data.layout import read_split
+    from sal_lightning.scoring.corruption import make_corrupted_proxies
+
+    proxies = tmp_path / "proxies"
+    make_corrupted_proxies(synthetic_voc, read_split(synthetic_voc, "train"), proxies, seed=0, progress=False)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(_tiny_config(synthetic_voc)))
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    proc = subprocess.Popen(_pipeline(config, killed, proxies), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while _status(killed, "retrain-P3") != "running" and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pipeline ended before it could be killed mid-step"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = json.loads((killed / "manifest.json").read_text())["steps"]
+    assert before["retrain-P3"]["status"] == "running" and before["retrain-P2"]["status"] == "done"
+
+    subprocess.run(_pipeline(config, killed, proxies), env=env, check=True, capture_output=True)
+    subprocess.run(_pipeline(config, clean, proxies), env=env, check=True, capture_output=True)
+
+    after = json.loads((killed / "manifest.json").read_text())["steps"]
+    for name, record in before.items():
+        if record["status"] == "done":  # nothing finished was redone
+            assert after[name]["finished"] == record["finished"], name
+    assert all(r["status"] == "done" for r in after.values())
+    assert read_scores(killed / "scores.csv") == read_scores(clean / "scores.csv")
+    results = json.loads((killed / "evaluation" / "results.json").read_text())
+    assert results == json.loads((clean / "evaluation" / "results.json").read_text())
+    assert set(results) == {"P2", "P3", "P5"}
+    for variant in results:
+        folder = Path("evaluation") / variant / "seed0"
+        pngs = sorted(p.name for p in (clean / folder).glob("*.png"))
+        assert len(pngs) == 6
+        assert all((killed / folder / n).read_bytes() == (clean / folder / n).read_bytes() for n in pngs)
+    report = (killed / "report.md").read_text()
+    assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
+    assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
