@@ -52,6 +52,16 @@ def test_crf_cleans_a_noisy_unary(labels: int) -> None:
     np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
 
 
+def test_read_only_inputs_are_accepted() -> None:
+    # images decoded by PIL (read_image) are read-only; pydensecrf itself refuses such buffers
+    image, truth = _scene(4)
+    probs = _salt_and_pepper(truth, 2, seed=5)
+    expected = dense_crf(image, probs)
+    image.setflags(write=False)
+    probs.setflags(write=False)
+    np.testing.assert_array_equal(dense_crf(image, probs), expected)
+
+
 def test_appearance_kernel_puts_the_boundary_on_the_colour_edge() -> None:
     height, width, edge = 40, 64, 24
     truth = (np.arange(width) >= edge).astype(int)[None].repeat(height, 0)

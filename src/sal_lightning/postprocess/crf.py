@@ -104,7 +104,8 @@ def _describe(value: object) -> str:
 
 
 def _check_inputs(image: object, probs: object) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``image: uint8 [H, W, 3]`` and ``probs: float [K, H, W]``; C-contiguous copies out."""
+    """Validate ``image: uint8 [H, W, 3]`` and ``probs: float [K, H, W]``; C-contiguous, writable
+    arrays out (pydensecrf refuses read-only buffers, such as images decoded by PIL)."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] == (3,)):
         raise ValueError(f"image: expected a uint8 array [H, W, 3], got {_describe(image)}")
     if not (isinstance(probs, np.ndarray) and np.issubdtype(probs.dtype, np.floating) and probs.ndim == 3):
@@ -116,7 +117,7 @@ def _check_inputs(image: object, probs: object) -> tuple[np.ndarray, np.ndarray]
         )
     if probs.shape[0] < 2:
         raise ValueError(f"probs: expected at least 2 labels, got {probs.shape[0]}")
-    return np.ascontiguousarray(image), np.ascontiguousarray(probs, dtype=np.float32)
+    return np.require(image, requirements=["C", "W"]), np.require(probs, np.float32, ["C", "W"])
 
 
 def _run_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndarray:
