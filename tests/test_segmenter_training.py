@@ -81,6 +81,13 @@ def test_fit_validate_test_predict(synthetic_voc: Path, tmp_path: Path) -> None:
         labels = read_label_png(tmp_path / "pred" / f"{image_id}.png")
         assert labels.shape == (64, 64) and labels.max() <= 20
 
+    # inference options are not fixed by the checkpoint; the trained settings are
+    run.save_checkpoint(tmp_path / "model.ckpt")
+    assert "test_scales" not in model.hparams and model.hparams["lambda_atten"] == 2.0
+    loaded = SALSegmenter.load_from_checkpoint(tmp_path / "model.ckpt", crf=True, test_scales=(1.0,))
+    assert (loaded.crf, loaded.test_scales, loaded.hparams["lr"]) == (True, (1.0,), 1e-3)
+    assert SALSegmenter.load_from_checkpoint(tmp_path / "model.ckpt").test_scales == (0.5, 0.75, 1.0)
+
 
 def test_poly_horizon_from_epochs_when_max_steps_is_unset(synthetic_voc: Path, tmp_path: Path) -> None:
     data = VOCSegmentationDataModule(

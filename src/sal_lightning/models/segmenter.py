@@ -54,6 +54,17 @@ from sal_lightning.postprocess.fusion import multiscale_flip_probs
 
 Fuse = Literal["mean", "max"]
 
+INFERENCE_OPTIONS = (
+    "refine_at_inference",
+    "test_scales",
+    "test_flip",
+    "test_fuse",
+    "crf",
+    "crf_params",
+    "crf_workers",
+)
+"""Constructor arguments that only steer inference: attributes of the model, not saved hyperparameters."""
+
 
 class SegmenterOutput(NamedTuple):
     """What :meth:`SALSegmenter.forward` returns.
@@ -117,6 +128,11 @@ class SALSegmenter(pl.LightningModule):
         class_names: K names for logs and tables (VOC's by default when K = 21).
         pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image.
         ignore_index: label of unlabelled pixels.
+
+    The inference options (:data:`INFERENCE_OPTIONS`: ``refine_at_inference``, ``test_*``, ``crf*``)
+    are plain attributes, not saved hyperparameters: a checkpoint does not fix them, so they can be
+    set when loading (``load_from_checkpoint(path, crf=True)``), in the config of a ``test`` or
+    ``predict`` run, or on the model (``model.crf = True``).
     """
 
     def __init__(
@@ -174,7 +190,17 @@ class SALSegmenter(pl.LightningModule):
             )
         if len(names) != num_classes:
             raise ValueError(f"class_names: expected {num_classes} names, got {len(names)}")
-        self.save_hyperparameters()
+        # inference options are settings of a run, not of the trained weights: kept out of the
+        # checkpoint, so `test --ckpt_path X --model.init_args.crf=true` (or load_from_checkpoint(X,
+        # crf=True)) takes effect instead of being overridden by the checkpoint's values
+        self.save_hyperparameters(ignore=list(INFERENCE_OPTIONS))
+        self.refine_at_inference = refine_at_inference
+        self.test_scales = tuple(float(s) for s in test_scales)
+        self.test_flip = test_flip
+        self.test_fuse: Fuse = test_fuse
+        self.crf = crf
+        self.crf_params = crf_params
+        self.crf_workers = crf_workers
         self.class_names = names
         self.net = build_deeplab(
             backbone,
@@ -213,11 +239,15 @@ class SALSegmenter(pl.LightningModule):
         return SegmenterOutput(out.logits, class_logits)
 
     def segment(self, image: Tensor, refine: bool = False) -> Tensor:
-        """Segmentation logits ``[B, K, H, W]`` for ``image: [B, 3, H, W]``, Eq. 11 refined if asked."""
-        out = self(image)
-        if refine and out.class_logits is not None:
+        """Segmentation logits ``[B, K, H, W]`` for ``image: [B, 3, H, W]``, Eq. 11 refined if asked.
+
+        Without refinement the classification branch is not run (inference costs what DeepLab costs).
+        """
+        if refine and self.classifier is not None:
+            out = self(image)
+            assert out.class_logits is not None
             return refine_by_class_scores(out.seg_logits, out.class_logits)
-        return out.seg_logits
+        return self.net(image).logits
 
     # ------------------------------------------------------------------ training
 
@@ -302,7 +332,7 @@ class SALSegmenter(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         """Single-scale evaluation; returns ``{"pred": long [B, H, W]}`` for callbacks."""
-        logits = self.segment(batch["image"], refine=self.hparams.refine_at_inference)
+        logits = self.segment(batch["image"], refine=self.refine_at_inference)
         target = self._evaluation_target(batch)
         pred = logits.argmax(1)
         self.val_confmat.update(pred, target)
@@ -356,13 +386,13 @@ class SALSegmenter(pl.LightningModule):
 
     def infer_probs(self, image: Tensor) -> Tensor:
         """Class probabilities ``[B, K, H, W]`` fused over ``test_scales`` (and flips)."""
-        refine = bool(self.hparams.refine_at_inference)
+        refine = bool(self.refine_at_inference)
         return multiscale_flip_probs(
             lambda x: self.segment(x, refine=refine),
             image,
-            scales=tuple(self.hparams.test_scales),
-            flip=self.hparams.test_flip,
-            fuse=self.hparams.test_fuse,
+            scales=self.test_scales,
+            flip=self.test_flip,
+            fuse=self.test_fuse,
         )
 
     def infer_labels(self, batch: dict[str, Any]) -> list[Tensor | Future[np.ndarray]]:
@@ -375,11 +405,11 @@ class SALSegmenter(pl.LightningModule):
         """
         probs = self.infer_probs(batch["image"])
         sizes = self._sizes(batch)
-        if not self.hparams.crf:
+        if not self.crf:
             return [probs[i, :, :h, :w].argmax(0).to(torch.uint8).cpu() for i, (h, w) in enumerate(sizes)]
         images = to_uint8_images(batch["image"], self.hparams.pixel_mean, self.hparams.pixel_std)
         pool = self._crf_pool()
-        params = self.hparams.crf_params if self.hparams.crf_params is not None else DEEPLAB_TEST_CRF
+        params = self.crf_params if self.crf_params is not None else DEEPLAB_TEST_CRF
         labels: list[Tensor | Future[np.ndarray]] = []
         for i, (h, w) in enumerate(sizes):
             while len(self._crf_inflight) >= 2 * pool.processes + 2:
@@ -395,7 +425,7 @@ class SALSegmenter(pl.LightningModule):
 
     def _crf_pool(self) -> CRFPool:
         if self._crf_runner is None:
-            workers = self.hparams.crf_workers
+            workers = self.crf_workers
             if workers is None:  # share this machine's cores among its processes (DDP ranks)
                 local = self.trainer.num_devices if self._trainer is not None else 1
                 workers = max(1, (os.cpu_count() or 1) // max(1, local))
