@@ -39,7 +39,7 @@ from sal_lightning.data.layout import GT_DIRS, find_gt_mask, read_split, resolve
 from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES, VOC_CLASSES
 from sal_lightning.losses import seeds_from_cams
 from sal_lightning.models.cam import CAMClassifier, CAMWriter, read_cams
-from sal_lightning.models.metrics import iou_from_confusion, mean_iou
+from sal_lightning.models.metrics import confusion_matrix_metric, iou_from_confusion, mean_iou
 from sal_lightning.models.proxy import ProxyNet
 
 PathLike = str | os.PathLike[str]
@@ -321,7 +321,7 @@ def label_quality(
     miss but never counts as a wrong class; ground-truth 255 pixels are left out.
     """
     voc, label_dir = resolve_voc_root(root), Path(label_dir)
-    confusion = torch.zeros(num_classes, num_classes + 1, dtype=torch.int64)
+    metric = confusion_matrix_metric(num_classes + 1, IGNORE_INDEX)  # column K: unlabelled
     images = missing = 0
     for image_id in tqdm(ids, desc="scoring", unit="img", disable=len(ids) < 200):
         gt_path = find_gt_mask(voc, image_id, gt_dirs)
@@ -332,15 +332,11 @@ def label_quality(
         gt = torch.from_numpy(read_label_png(gt_path).astype(np.int64))
         if pred.shape != gt.shape:
             raise ValueError(f"{label_dir / image_id}.png: size {tuple(pred.shape)} differs from {gt_path}")
-        valid = gt != IGNORE_INDEX
-        pred = torch.where(pred == IGNORE_INDEX, num_classes, pred)[valid]
-        confusion += torch.bincount(
-            gt[valid] * (num_classes + 1) + pred, minlength=num_classes * (num_classes + 1)
-        ).view(num_classes, num_classes + 1)
+        metric.update(torch.where(pred == IGNORE_INDEX, num_classes, pred)[None], gt[None])
         images += 1
-    square = torch.zeros(num_classes + 1, num_classes + 1, dtype=torch.int64)
-    square[:num_classes] = confusion
+    square = metric.compute()  # [K + 1, K + 1], rows = truth (row K empty), columns = prediction
     iou = iou_from_confusion(square)[:num_classes]
+    confusion = square[:num_classes]
     labelled = confusion[:, :num_classes]
     return LabelQuality(
         miou=float(mean_iou(iou)) if images else float("nan"),
