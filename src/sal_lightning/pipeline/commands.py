@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sal_lightning.pipeline.config import build_steps, load_config
+from sal_lightning.pipeline.config import build_pipeline, load_config
 from sal_lightning.pipeline.runner import Pipeline
 
 
@@ -35,23 +35,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
 
 
-def _trainer_overrides(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    trainer = dict(config.pop("trainer", None) or {})
-    for key, value in (
-        ("accelerator", args.accelerator),
-        ("devices", args.devices),
-        ("num_nodes", args.num_nodes),
-    ):
-        if value is not None:
-            trainer[key] = value
-    if trainer.get("devices", 1) != 1 or trainer.get("num_nodes", 1) != 1:
-        trainer.setdefault("strategy", "ddp")
-    return trainer
-
-
 def execute(config: dict[str, Any], workdir: Path, args: argparse.Namespace) -> Pipeline:
-    trainer = _trainer_overrides(config, args)
-    pipeline = Pipeline(workdir, build_steps(config), trainer)
+    overrides = {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes}
+    pipeline = build_pipeline(config, workdir, overrides)
     if args.list_steps:
         records = pipeline.manifest()["steps"]
         for step in pipeline.steps:

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from sal_lightning.pipeline.report import Report
-from sal_lightning.pipeline.runner import Step
+from sal_lightning.pipeline.runner import Pipeline, Step
 from sal_lightning.pipeline.steps import (
     CoarseScores,
     Evaluate,
@@ -144,3 +144,20 @@ def build_steps(config: dict[str, Any]) -> list[Step]:
     )  # fmt: skip
     steps.append(_build(Report, "report", _section(config, "report"), root=root, split=train, eval_split=val))
     return steps
+
+
+def trainer_options(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The configuration's ``trainer`` section with ``overrides`` (None values ignored) applied;
+    ``strategy="ddp"`` by default when more than one device or node is asked for."""
+    trainer = dict(_section(config, "trainer"))
+    trainer.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if trainer.get("devices", 1) != 1 or trainer.get("num_nodes", 1) != 1:
+        trainer.setdefault("strategy", "ddp")
+    return trainer
+
+
+def build_pipeline(
+    config: dict[str, Any], workdir: str | os.PathLike[str], trainer_overrides: dict[str, Any] | None = None
+) -> Pipeline:
+    """A :class:`Pipeline` in ``workdir`` with the configuration's steps and trainer settings."""
+    return Pipeline(workdir, build_steps(config), trainer_options(config, trainer_overrides))
