@@ -15,7 +15,7 @@ from sal_lightning.data.layout import read_xml_tags
 from sal_lightning.models.cam import CAMNet, multiscale_cams, read_cams, write_cams
 from sal_lightning.models.proxy import ProxyNet, gather_crf_targets, restrict_to_tags, submit_crf_targets
 from sal_lightning.models.proxy_commands import build_config
-from sal_lightning.models.proxy_steps import label_quality
+from sal_lightning.models.proxy_steps import label_quality, predict_proxies
 from sal_lightning.postprocess.crf import SEC_TRAIN_CRF, CRFPool, dense_crf
 
 TINY = {"encoder_depth": 3, "decoder_channels": 16}
@@ -171,6 +171,12 @@ def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path
     assert 0 <= report["proxies"]["miou"] <= 1 and report["config"]["proxy_steps"] == 2
     model = ProxyNet.load_from_checkpoint(workdir / "proxynet.ckpt", map_location="cpu")
     assert model.hparams.backbone == "deeplabv3_resnet18" and model.hparams.grow
+
+    # P1: the network on val, without the tags
+    config = build_config("synthetic-cpu", None, ["train_split=val", "test_scales=[1.0]", "crf=false"])
+    out = predict_proxies(synthetic_voc, workdir / "p1", config, workdir / "proxynet.ckpt", with_tags=False)
+    val_ids = (synthetic_voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(val_ids)
 
     # resume: the per-image files are kept, nothing is rewritten
     stamps = {p: p.stat().st_mtime_ns for p in (workdir / "proxies").iterdir()}

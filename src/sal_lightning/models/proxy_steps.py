@@ -264,8 +264,13 @@ def predict_proxies(
     config: ProxyConfig,
     checkpoint: PathLike | None = None,
     trainer_kwargs: Mapping[str, Any] | None = None,
+    with_tags: bool = True,
 ) -> Path:
-    """Write ``workdir/proxies/<id>.png`` (multi-scale, tags, CRF) for the ids that have none yet."""
+    """Write ``workdir/proxies/<id>.png`` (multi-scale, tags, CRF) for the ids that have none yet.
+
+    ``with_tags=False`` predicts without restricting to the image tags: the network on its own, as
+    for the paper's P1 row on val (``config.train_split`` names the split to label).
+    """
     workdir, voc = Path(workdir), resolve_voc_root(root)
     out = workdir / "proxies"
     split = _todo_split(workdir, voc, config.train_split, out, ".png", "proxies")
@@ -280,6 +285,7 @@ def predict_proxies(
         test_scales=tuple(config.test_scales),
         crf=config.crf,
         crf_workers=config.crf_workers,
+        predict_with_tags=with_tags,
     )
     data = VOCSegmentationDataModule(str(root), predict_split=split, num_workers=config.num_workers)
     trainer = _trainer(trainer_kwargs, callbacks=[SegmentationPredictionWriter(out)])
