@@ -230,6 +230,11 @@ class SALSegmenter(pl.LightningModule):
         self._crf_inflight: deque[Future[np.ndarray]] = deque()
         self._pending_scores: deque[tuple[Tensor | Future[np.ndarray], Tensor]] = deque()
 
+    @property
+    def _hp(self) -> Any:
+        """The saved hyperparameters, with attribute access (``self.hparams`` typed loosely)."""
+        return self.hparams
+
     # ------------------------------------------------------------------ network
 
     def forward(self, image: Tensor) -> SegmenterOutput:
@@ -258,10 +263,10 @@ class SALSegmenter(pl.LightningModule):
         mask = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims)
         out = self(image)
         seg = out.seg_logits
-        if out.class_logits is not None and self.hparams.attention_refine:
+        if out.class_logits is not None and self._hp.attention_refine:
             seg = refine_by_class_scores(seg, out.class_logits)
         weight = None
-        if self.hparams.use_selection:
+        if self._hp.use_selection:
             weight = check_tensor(batch.get("weight"), "batch['weight']", "B", "float", dims)
         result = {"loss_sel": self.selection_loss(seg, mask, weight)}
         result["loss"] = result["loss_sel"]
@@ -270,7 +275,7 @@ class SALSegmenter(pl.LightningModule):
                 batch.get("tags"), "batch['tags']", f"B {out.class_logits.shape[1]}", "any", dims
             )
             result["loss_atten"] = self.attention_loss(out.class_logits, tags)
-            result["loss"] = result["loss_sel"] + self.hparams.lambda_atten * result["loss_atten"]
+            result["loss"] = result["loss_sel"] + self._hp.lambda_atten * result["loss_atten"]
         return result
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -285,7 +290,7 @@ class SALSegmenter(pl.LightningModule):
         head: Iterator[nn.Parameter] = self.net.head_parameters()
         if self.classifier is not None:
             head = chain(head, self.classifier.parameters())
-        hp = self.hparams
+        hp: Any = self.hparams
         return param_groups(
             self.net.backbone_parameters(),
             head,
@@ -297,17 +302,15 @@ class SALSegmenter(pl.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.SGD(
-            self.parameter_groups(), lr=self.hparams.lr, momentum=self.hparams.momentum
-        )
-        max_steps = self.trainer.max_steps
+        optimizer = torch.optim.SGD(self.parameter_groups(), lr=self._hp.lr, momentum=self._hp.momentum)
+        max_steps: float = self.trainer.max_steps
         if max_steps is None or max_steps < 1:
             max_steps = self.trainer.estimated_stepping_batches
         if not math.isfinite(max_steps) or max_steps < 1:
             raise ValueError(
                 "trainer: set max_steps or max_epochs, the poly schedule needs a number of steps"
             )
-        total, power = int(max_steps), float(self.hparams.poly_power)
+        total, power = int(max_steps), float(self._hp.poly_power)
         scheduler = LambdaLR(optimizer, lambda step: poly_factor(step, total, power))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -326,8 +329,8 @@ class SALSegmenter(pl.LightningModule):
         """``batch["mask"]`` with the padding beyond each image's ``size`` set to ignore."""
         mask = batch["mask"].clone()
         for i, (h, w) in enumerate(self._sizes(batch)):
-            mask[i, h:, :] = self.hparams.ignore_index
-            mask[i, :, w:] = self.hparams.ignore_index
+            mask[i, h:, :] = self._hp.ignore_index
+            mask[i, :, w:] = self._hp.ignore_index
         return mask
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
@@ -407,7 +410,7 @@ class SALSegmenter(pl.LightningModule):
         sizes = self._sizes(batch)
         if not self.crf:
             return [probs[i, :, :h, :w].argmax(0).to(torch.uint8).cpu() for i, (h, w) in enumerate(sizes)]
-        images = to_uint8_images(batch["image"], self.hparams.pixel_mean, self.hparams.pixel_std)
+        images = to_uint8_images(batch["image"], self._hp.pixel_mean, self._hp.pixel_std)
         pool = self._crf_pool()
         params = self.crf_params if self.crf_params is not None else DEEPLAB_TEST_CRF
         labels: list[Tensor | Future[np.ndarray]] = []
