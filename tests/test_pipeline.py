@@ -90,7 +90,7 @@ def test_summary_and_verdict() -> None:
     assert verdict({"P3": summary["P3"]}).startswith("P2 was not run")
 
 
-def _tiny_config(root: Path) -> dict[str, Any]:
+def _tiny_config(root: Path, strong_ids: Path) -> dict[str, Any]:
     return {
         "root": str(root),
         "train_split": "train",
@@ -115,6 +115,7 @@ def _tiny_config(root: Path) -> dict[str, Any]:
                 "lr": 0.01,
             },
             "data": {"crop_size": 48, "batch_size": 4, "num_workers": 0},
+            "strong_ids": str(strong_ids),  # the semi-supervised setting: their ground truth, weight 1
         },
         "evaluate": {"test_scales": [1.0], "crf": True, "batch_size": 6},
         "report": {"overlays": 2},
@@ -140,9 +141,12 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     from sal_lightning.scoring.corruption import make_corrupted_proxies
 
     proxies = tmp_path / "proxies"
-    make_corrupted_proxies(synthetic_voc, read_split(synthetic_voc, "train"), proxies, seed=0, progress=False)
+    train = read_split(synthetic_voc, "train")
+    make_corrupted_proxies(synthetic_voc, train, proxies, seed=0, progress=False)
+    strong = tmp_path / "strong.txt"
+    strong.write_text("\n".join(train[:2]) + "\n")
     config = tmp_path / "pipeline.yaml"
-    config.write_text(yaml.safe_dump(_tiny_config(synthetic_voc)))
+    config.write_text(yaml.safe_dump(_tiny_config(synthetic_voc, strong)))
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -169,6 +173,11 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     results = json.loads((killed / "evaluation" / "results.json").read_text())
     assert results == json.loads((clean / "evaluation" / "results.json").read_text())
     assert set(results) == {"P2", "P3", "P5"}
+    coarse = read_scores(killed / "selection" / "coarse.csv")
+    selected = {i for i, row in coarse.items() if row["weight"] > 0}
+    assert 0 < len(selected) < len(train)
+    assert after["retrain-P3"]["result"]["seed0"]["images"] == len(selected | set(train[:2]))
+    assert after["retrain-P2"]["result"]["seed0"]["images"] == len(train)
     for variant in results:
         folder = Path("evaluation") / variant / "seed0"
         pngs = sorted(p.name for p in (clean / folder).glob("*.png"))

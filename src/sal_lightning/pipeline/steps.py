@@ -95,8 +95,8 @@ class MakeProxies(Step):
         if self.eval_split is not None:
             ids = read_split(resolve_voc_root(self.root), self.eval_split)
             eval_config = replace(config, train_split=self.eval_split)
-            out = predict_proxies(
-                self.root, work / "p1", eval_config, work / "proxynet.ckpt", trainer_kwargs=ctx.trainer
+            out = predict_proxies(  # P1: the network alone, without the evaluation images' tags
+                self.root, work / "p1", eval_config, work / "proxynet.ckpt", ctx.trainer, with_tags=False
             )
             result["p1_val_miou"] = label_quality(out, self.root, ids).miou
         return result
