@@ -166,6 +166,7 @@ def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path
         assert (saliency[seeds == 0] < 0.06 * 255).all()  # background seeds: low saliency only
         proxies = read_label_png(workdir / "proxies" / f"{image_id}.png")
         assert proxies.shape == (64, 64) and set(np.unique(proxies).tolist()) <= tagged | {0}
+    assert not list(workdir.glob(".*todo.txt"))  # the lists of ids still to predict are cleaned up
     report = json.loads((workdir / "proxies.json").read_text())
     assert report["seeds"]["images"] == len(ids) and report["proxies"]["coverage"] == 1.0
     assert 0 <= report["proxies"]["miou"] <= 1 and report["config"]["proxy_steps"] == 2

@@ -151,6 +151,13 @@ def _todo_split(workdir: Path, root: Path, split: str, out_dir: Path, suffix: st
     return str(path)
 
 
+def _remove_todo(trainer: pl.Trainer, split: str) -> None:
+    """Delete a :func:`_todo_split` list once every rank has finished predicting."""
+    trainer.strategy.barrier("proxy-steps-todo")
+    if trainer.is_global_zero:
+        Path(split).unlink(missing_ok=True)
+
+
 def train_cam(
     root: PathLike, workdir: PathLike, config: ProxyConfig, trainer_kwargs: Mapping[str, Any] | None = None
 ) -> Path:
@@ -196,6 +203,7 @@ def extract_cams(
     data = VOCClassificationDataModule(str(root), predict_split=split, num_workers=config.num_workers)
     trainer = _trainer(trainer_kwargs, callbacks=[CAMWriter(out)])
     trainer.predict(model, datamodule=data, return_predictions=False)
+    _remove_todo(trainer, split)
     return out
 
 
@@ -290,6 +298,7 @@ def predict_proxies(
     data = VOCSegmentationDataModule(str(root), predict_split=split, num_workers=config.num_workers)
     trainer = _trainer(trainer_kwargs, callbacks=[SegmentationPredictionWriter(out)])
     trainer.predict(model, datamodule=data, return_predictions=False)
+    _remove_todo(trainer, split)
     return out
 
 
