@@ -12,7 +12,7 @@ from sal_lightning.pipeline.commands import add_run_options, execute
 from sal_lightning.pipeline.config import load_config
 
 DEMO_DATA = {"n_train": 160, "n_val": 40, "size": 64}
-DEMO_DATA_FAST = {"n_train": 48, "n_val": 16, "size": 48}
+DEMO_DATA_FAST = {"n_train": 24, "n_val": 8, "size": 48}
 
 
 def packaged_config(name: str) -> dict[str, Any]:

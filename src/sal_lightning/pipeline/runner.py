@@ -163,7 +163,7 @@ class Pipeline:
 
     def _save(self, manifest: dict[str, Any]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
 
     # -- running ------------------------------------------------------------------------------
     def _index(self, name: str | None, argument: str) -> int | None:
