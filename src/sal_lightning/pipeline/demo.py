@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
         counts = f"{sizes['n_train']} train, {sizes['n_val']} val"
         print(f"writing the built-in synthetic dataset ({counts}) to {data}")
-        make_synthetic_voc(data, seed=args.seed, **sizes)
+        make_synthetic_voc(data, sizes["n_train"], sizes["n_val"], sizes["size"], seed=args.seed)
         marker.write_text(json.dumps(wanted))
     config = packaged_config("demo-fast" if args.fast else "demo")
     config["root"] = str(data)

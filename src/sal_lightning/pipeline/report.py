@@ -240,7 +240,9 @@ class Report(Step):
         plot_sweep(sweeps, figures / "tau_sweep.png")
         lines.append("![threshold sweep](figures/tau_sweep.png)\n")
         shown = read_split(voc, self.eval_split)[: self.overlays]
-        columns = {v: ctx.path(f"evaluation/{v}/{next(iter(runs[v]))}") for v in ("P2", "P5") if v in runs}
+        columns: dict[str, Path] = {
+            v: ctx.path(f"evaluation/{v}/{next(iter(runs[v]))}") for v in ("P2", "P5") if v in runs
+        }
         if shown and columns:
             plot_overlays(self.root, shown, columns, figures / "overlays.png")
             lines.append("## Predictions\n\n![image, ground truth, P2 and P5](figures/overlays.png)\n")

@@ -91,7 +91,7 @@ class MakeProxies(Step):
         config = self.proxy_config()
         work = ctx.path("step1")
         report = run_proxies(self.root, work, config, ctx.trainer, resume=not ctx.fresh)
-        result = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
+        result: dict[str, Any] = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
         if self.eval_split is not None:
             ids = read_split(resolve_voc_root(self.root), self.eval_split)
             eval_config = replace(config, train_split=self.eval_split)
@@ -431,7 +431,8 @@ class Retrain(Step):
             if trainer.is_global_zero:
                 partial.replace(ckpt)
             trainer.strategy.barrier("retrain-checkpoint")
-            result[f"seed{seed}"] = {"steps": trainer.global_step, "images": len(data.train_dataset)}
+            images = len(data.train_dataset) if data.train_dataset is not None else 0
+            result[f"seed{seed}"] = {"steps": trainer.global_step, "images": images}
         return result
 
 
