@@ -8,8 +8,9 @@ not pull in Lightning either.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sal_lightning._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -38,14 +39,4 @@ if TYPE_CHECKING:
     from sal_lightning.pipeline import Pipeline as Pipeline
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sal_lightning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sal_lightning._lazy import lazy_exports
 
 # public name -> module that defines it (resolved lazily: importing one model does not build the others)
 _EXPORTS: dict[str, str] = {
@@ -22,14 +23,4 @@ if TYPE_CHECKING:
     from sal_lightning.models.segmenter import SALSegmenter as SALSegmenter
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sal_lightning.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
