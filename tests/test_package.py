@@ -32,6 +32,18 @@ def test_unknown_subcommand_is_an_error() -> None:
     assert info.value.code == 2
 
 
+def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["pipeline", "--config", str(missing), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sal-lightning pipeline: error: --config:") and "nope.yaml not found" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("root: data\nretrian: {}\n")
+    assert main(["pipeline", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2
+    assert "unknown settings ['retrian']" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing written for a configuration that was refused
+
+
 def test_building_blocks_do_not_import_lightning() -> None:
     code = (
         "import sys, sal_lightning.losses, sal_lightning.nn, sal_lightning.scoring\n"

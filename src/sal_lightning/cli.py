@@ -64,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(module.run_argv(name, rest) or 0)
         parser = argparse.ArgumentParser(prog=f"sal-lightning {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
-        return int(module.run(parser.parse_args(rest)) or 0)
+        parsed = parser.parse_args(rest)
+        try:
+            return int(module.run(parsed) or 0)
+        except (FileNotFoundError, FileExistsError, ValueError) as err:  # bad input: say what, no traceback
+            print(f"sal-lightning {name}: error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     parser.parse_args(args)
     parser.print_help()
