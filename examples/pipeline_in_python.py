@@ -2,7 +2,7 @@
 
 Runs the whole pipeline on a small synthetic VOC-format dataset with your own proxies (ground
 truth corrupted on purpose, so their quality is known), then a custom step that counts the selected
-images. About two minutes on a laptop CPU:
+images. About 20 seconds on a 2-core CPU (the numbers mean little at this size):
 
     python examples/pipeline_in_python.py --workdir sal-example
 """
