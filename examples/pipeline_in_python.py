@@ -55,7 +55,7 @@ def main() -> None:
         "saliency_dir": str(root / "saliency"),
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
         "proxies": {"import": str(proxies)},
-        "scorer": {"model": {"input_size": 48, "widths": [8, 16, 32, 64], "hidden": 32, "lr": 1e-3},
+        "scorer": {"model": {"arch": "light", "input_size": 48, "lr": 1e-3},
                    "max_epochs": 3, "batch_size": 16},
         "select": {"keep": 0.6},
         "retrain": {

@@ -100,7 +100,7 @@ def _tiny_config(root: Path, strong_ids: Path) -> dict[str, Any]:
         "references": {"workers": 0},
         "coarse": {"batch_size": 6},
         "scorer": {
-            "model": {"input_size": 32, "widths": [4, 8, 8, 16], "hidden": 16, "lr": 1e-3},
+            "model": {"arch": "light", "input_size": 32, "lr": 1e-3},
             "max_epochs": 1,
             "batch_size": 8,
         },

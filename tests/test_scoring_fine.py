@@ -96,9 +96,9 @@ def test_command_line_end_to_end(
     )
     assert sorted(read_scores(scores)) == sorted(ids)
     assert _run("trainset", "--root", root, "--proxy-dir", proxies, "--reference-dir", refs, "--out", samples,
-                "--scores", scores, "--composite-ratio", "0.5") == 0  # fmt: skip
+                "--scores", scores, "--cutpaste-share", "0.5") == 0  # fmt: skip
     assert (samples / "samples.csv").is_file()
-    tiny = ("--epochs", "1", "--input-size", "32", "--widths", "4,4,8,8", "--hidden", "8", "--lr", "1e-3")
+    tiny = ("--epochs", "1", "--input-size", "32", "--arch", "light", "--lr", "1e-3")
     assert (
         _run("train-scorer", "--samples", samples, "--out", ckpt, *tiny, "--val-fraction", "0.2", *cpu) == 0
     )

@@ -18,6 +18,7 @@ from sal_lightning.scoring.synthesis import (
     ProxyRecord,
     ProxySource,
     SynthesisConfig,
+    background_place,
     build_scorer_training_set,
     cut_paste,
     degrade_mask,
@@ -83,7 +84,7 @@ def test_cut_paste_keeps_pixels_mask_and_reference_aligned() -> None:
 
 def test_training_set_thresholds_targets_and_alignment(scored: tuple[Path, list[str], Path, Path]) -> None:
     root, ids, proxies, refs = scored
-    config = SynthesisConfig(degraded_ratio=1.0, composite_ratio=0.5, seed=3)
+    config = SynthesisConfig(samples_per_image=2.0, cutpaste_share=0.5, seed=3)
     source = ProxySource(root, proxies, refs, config.coarse)
     samples = list(synthesize_samples(source, ids, config, progress=False))
     kinds = collections.Counter(s.kind for s in samples)
@@ -121,7 +122,7 @@ def test_training_set_thresholds_targets_and_alignment(scored: tuple[Path, list[
     assert all(
         np.array_equal(a.mask, b.mask) and a.target == b.target for a, b in zip(again, samples, strict=True)
     )
-    other = SynthesisConfig(degraded_ratio=1.0, composite_ratio=0.5, seed=4)
+    other = SynthesisConfig(samples_per_image=2.0, cutpaste_share=0.5, seed=4)
     changed = list(
         synthesize_samples(ProxySource(root, proxies, refs, other.coarse), ids, other, progress=False)
     )
@@ -133,7 +134,7 @@ def test_training_set_thresholds_targets_and_alignment(scored: tuple[Path, list[
 def test_thresholds_and_shares_are_parameters(scored: tuple[Path, list[str], Path, Path]) -> None:
     root, ids, proxies, refs = scored
     config = SynthesisConfig(
-        positive_threshold=0.6, negative_threshold=0.5, degraded_ratio=0.0, composite_ratio=0.0
+        positive_threshold=0.6, negative_threshold=0.5, degraded_share=0.0, cutpaste_share=0.0
     )
     samples = list(synthesize_samples(ProxySource(root, proxies, refs), ids, config, progress=False))
     assert {s.kind for s in samples} <= {"positive", "negative"}
@@ -141,15 +142,17 @@ def test_thresholds_and_shares_are_parameters(scored: tuple[Path, list[str], Pat
     assert all(s.target <= 0.5 for s in samples if s.kind == "negative")
     with pytest.raises(ValueError, match="negative_threshold"):
         SynthesisConfig(positive_threshold=0.3, negative_threshold=0.4)
-    with pytest.raises(ValueError, match="composite_ratio"):
-        SynthesisConfig(composite_ratio=-1)
+    with pytest.raises(ValueError, match="cutpaste_share"):
+        SynthesisConfig(cutpaste_share=-1)
+    with pytest.raises(ValueError, match="degradations"):
+        SynthesisConfig(degradations=("blur",))  # type: ignore[arg-type]
 
 
 def test_build_writes_a_sample_folder_once(
     scored: tuple[Path, list[str], Path, Path], tmp_path: Path
 ) -> None:
     root, ids, proxies, refs = scored
-    config = SynthesisConfig(composite_ratio=0.5)
+    config = SynthesisConfig(cutpaste_share=0.5)
     out = build_scorer_training_set(root, ids, proxies, refs, tmp_path / "samples", config, progress=False)
     rows = read_scorer_index(out)
     assert rows and {r["kind"] for r in rows} <= {"positive", "negative", "degraded", "cutpaste"}
@@ -168,3 +171,34 @@ def test_build_writes_a_sample_folder_once(
         build_scorer_training_set(
             root, ids, proxies, tmp_path / "none", tmp_path / "s2", config, progress=False
         )
+
+
+def test_background_place_avoids_the_foreground() -> None:
+    rng = np.random.default_rng(0)
+    fg = np.zeros((40, 40), dtype=bool)
+    fg[:, :30] = True  # only a 40 x 10 strip of background on the right
+    for _ in range(20):
+        top, left = background_place(fg, (8, 8), 200, rng)
+        assert not fg[top : top + 8, left : left + 8].any()
+    # no free place: the least covered of the tries, still inside the image
+    top, left = background_place(np.ones((10, 10), dtype=bool), (4, 4), 5, rng)
+    assert 0 <= top <= 6 and 0 <= left <= 6
+    with pytest.raises(ValueError, match="does not fit"):
+        background_place(fg, (41, 8), 3, rng)
+
+
+def test_paper_proportions_scale_with_samples_per_image(scored: tuple[Path, list[str], Path, Path]) -> None:
+    root, ids, proxies, refs = scored
+    counts = {}
+    for spi in (1.0, 3.0):
+        config = SynthesisConfig(samples_per_image=spi, degradations=("erode", "erase", "dilate"))
+        kinds = collections.Counter(
+            s.kind for s in synthesize_samples(ProxySource(root, proxies, refs), ids, config, progress=False)
+        )
+        counts[spi] = kinds
+        assert kinds["cutpaste"] == round(0.2 * spi * len(ids))  # every composite is kept
+        assert 0 < kinds["degraded"] <= round(0.3 * spi * len(ids))  # kept when in the middle range
+    assert counts[3.0]["positive"] == counts[1.0]["positive"]  # each proxy once, whatever the scale
+    assert counts[3.0]["negative"] == counts[1.0]["negative"]
+    assert counts[3.0]["degraded"] > 2 * counts[1.0]["degraded"]
+    assert SynthesisConfig().degradations == ("erode", "erase")  # the paper's two

@@ -92,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--negative", type=float, default=0.3, help="AC of negatives (<=)")
     p.add_argument("--donor", type=float, default=0.9, help="AC of cut-paste donors (>=)")
     p.add_argument("--receiver", type=float, default=0.3, help="AC of cut-paste receivers (>=)")
-    p.add_argument("--degraded-ratio", type=float, default=1.0, help="degraded samples per base sample")
-    p.add_argument("--composite-ratio", type=float, default=0.25, help="cut-paste samples per base sample")
+    p.add_argument("--samples-per-image", type=float, default=1.0, help="scales the synthesised samples")
+    p.add_argument("--degraded-share", type=float, default=0.3, help="degraded samples per image (x spi)")
+    p.add_argument("--cutpaste-share", type=float, default=0.2, help="cut-paste samples per image (x spi)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="replace a sample folder built otherwise")
     _coarse_args(p)
@@ -106,8 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-5, help="learning rate (paper: 1e-5)")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"), help="optimiser")
     p.add_argument("--input-size", type=int, default=256, help="network input side (paper: 256)")
-    p.add_argument("--widths", default="32,64,128,256", help="channels of the four conv stages")
-    p.add_argument("--hidden", type=int, default=256, help="width of the first fully connected layer")
+    p.add_argument("--arch", default="table1", choices=("table1", "light"), help="Table I or its CPU variant")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of source images held out")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     _trainer_args(p)
@@ -259,8 +259,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             negative_threshold=args.negative,
             donor_threshold=args.donor,
             receiver_threshold=args.receiver,
-            degraded_ratio=args.degraded_ratio,
-            composite_ratio=args.composite_ratio,
+            samples_per_image=args.samples_per_image,
+            degraded_share=args.degraded_share,
+            cutpaste_share=args.cutpaste_share,
             seed=args.seed,
             coarse=_coarse(args),
         )
@@ -275,11 +276,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sal_lightning.models.scorer import MaskScorer
         from sal_lightning.scoring.stages import train_mask_scorer
 
-        widths = tuple(int(w) for w in args.widths.split(","))
         model = MaskScorer(
+            arch=args.arch,
             input_size=args.input_size,
-            widths=widths,
-            hidden=args.hidden,
             lr=args.lr,
             optimizer=args.optimizer,
         )

@@ -2,27 +2,32 @@
 
 No image in a weakly supervised setting has a true quality label, so the scorer learns from masks
 whose quality the reference masks can vouch for. With ``AC`` the boundary accuracy of a proxy
-against its reference mask (Eq. 3), four kinds of (image, binary mask, target) samples are made:
+against its reference mask (Eq. 3), four kinds of (image, binary mask, target) samples are made,
+in the paper's proportions on VOC (about 4k : 1k : 3k : 2k of 10k samples for 10.5k images):
 
 ``positive``
-    proxies with ``AC >= positive_threshold`` (0.8), target = their AC;
+    every proxy with ``AC >= positive_threshold`` (0.8), target = its AC;
 ``negative``
-    proxies with ``AC <= negative_threshold`` (0.3), target = their AC;
+    every proxy with ``AC <= negative_threshold`` (0.3), target = its AC;
 ``degraded``
-    copies of positive masks that are eroded, dilated or partly erased (a random half-plane cut)
-    so that their AC, recomputed against the same reference, falls in the middle range between the
-    two thresholds (target = the recomputed AC); about ``degraded_ratio`` per base sample;
+    copies of positive masks, eroded or partly erased (a random half-plane cut; ``"dilate"`` is
+    an option beyond the paper), kept when their AC, recomputed against the same reference, falls
+    in the middle range between the two thresholds (target = the recomputed AC);
+    ``degraded_share * samples_per_image * images`` of them (paper: 0.3 x 1 x 10.5k, about 3k);
 ``cutpaste``
     multi-object composites: the foreground of a proxy with ``AC >= donor_threshold`` (0.9) is cut
-    out of its image (pixels and mask) and pasted at a random place on another image whose proxy
-    has ``AC >= receiver_threshold`` (0.3). The composite mask is the receiver's foreground plus
-    the pasted shape; the composite reference is the receiver's reference with the pasted area
-    replaced by the donor's reference; target = the AC of the composite mask against it. About
-    ``composite_ratio`` per base sample.
+    out of its image (pixels and mask) and pasted on the *background region* of another image
+    whose proxy has ``AC >= receiver_threshold`` (0.3): of ``max_tries`` random places the one
+    that covers the least of the receiver's foreground. The composite mask is the receiver's
+    foreground plus the pasted shape; the composite reference is the receiver's reference with the
+    pasted area replaced by the donor's; target = the AC of the composite mask against it.
+    ``cutpaste_share * samples_per_image * images`` of them (paper: about 2k).
 
 Proxies in the open middle range are left out, as in the paper: their reference may be the
-unreliable part. Everything is drawn from one ``numpy`` generator seeded by ``seed``, so a given
-input and configuration always give the same samples. Samples are :class:`ScorerSample` objects;
+unreliable part. ``samples_per_image`` scales the synthesised kinds (on a few hundred images the
+paper's one sample per image gives a few hundred samples; synthesising more is cheap). Everything
+is drawn from one ``numpy`` generator seeded by ``seed``, so a given input and configuration
+always give the same samples. Samples are :class:`ScorerSample` objects;
 :func:`build_scorer_training_set` writes them as a sample folder
 (:mod:`sal_lightning.data.scorer_data`) that :class:`~sal_lightning.data.MaskScorerDataModule`
 trains on.
@@ -64,9 +69,14 @@ class SynthesisConfig:
     Attributes:
         positive_threshold, negative_threshold: AC bounds of positives (>=) and negatives (<=).
         donor_threshold, receiver_threshold: AC bounds of cut-paste donors (>=) and receivers (>=).
-        degraded_ratio, composite_ratio: degraded and cut-paste samples per base (positive or
-            negative) sample.
-        max_tries: draws per degraded sample before giving up on landing in the middle range.
+        samples_per_image: scales the number of synthesised samples (1: the paper's ~10k samples
+            for VOC's 10.5k images).
+        degraded_share, cutpaste_share: degraded and cut-paste samples per image and per unit of
+            ``samples_per_image`` (paper: 0.3 and 0.2).
+        degradations: the ways a positive mask is degraded: ``"erode"`` and ``"erase"`` (the
+            paper's), ``"dilate"`` (an option).
+        max_tries: draws per degraded sample before giving up on landing in the middle range, and
+            places tried per cut-paste sample.
         radius_range: erosion / dilation radius as a fraction of ``sqrt(mask area)``.
         erase_range: fraction of the mask's pixels removed by a partial erase.
         scale_range: donor rescaling before pasting (it is also shrunk to fit the receiver).
@@ -78,8 +88,10 @@ class SynthesisConfig:
     negative_threshold: float = 0.3
     donor_threshold: float = 0.9
     receiver_threshold: float = 0.3
-    degraded_ratio: float = 1.0
-    composite_ratio: float = 0.25
+    samples_per_image: float = 1.0
+    degraded_share: float = 0.3
+    cutpaste_share: float = 0.2
+    degradations: tuple[Degradation, ...] = ("erode", "erase")
     max_tries: int = 6
     radius_range: tuple[float, float] = (0.05, 0.35)
     erase_range: tuple[float, float] = (0.2, 0.7)
@@ -96,9 +108,12 @@ class SynthesisConfig:
                 f"negative_threshold ({self.negative_threshold}) must be below "
                 f"positive_threshold ({self.positive_threshold})"
             )
-        for name in ("degraded_ratio", "composite_ratio"):
+        for name in ("samples_per_image", "degraded_share", "cutpaste_share"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected a share >= 0, got {getattr(self, name)}")
+                raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)}")
+        unknown = [d for d in self.degradations if d not in DEGRADATIONS]
+        if unknown or not self.degradations:
+            raise ValueError(f"degradations: expected some of {DEGRADATIONS}, got {self.degradations}")
         for name in ("radius_range", "erase_range", "scale_range"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
@@ -247,6 +262,34 @@ def cut_paste(donor: ProxyRecord, receiver: ProxyRecord, scale: float, top: int,
     )
 
 
+def background_place(
+    foreground: np.ndarray, box: tuple[int, int], tries: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """Top-left corner of an ``(h, w)`` box on the background of a bool ``[H, W]`` foreground.
+
+    Of ``tries`` uniformly drawn places, the first that covers no foreground pixel, else the one
+    that covers the fewest; the box must fit in the image.
+    """
+    height, width = foreground.shape
+    h, w = box
+    if h > height or w > width:
+        raise ValueError(f"box {box} does not fit in an image of {(height, width)}")
+    # foreground pixels in every h x w window, from the summed-area table
+    table = np.pad(foreground.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    best: tuple[int, int, int] | None = None
+    for _ in range(max(1, tries)):
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        covered = int(
+            table[top + h, left + w] - table[top, left + w] - table[top + h, left] + table[top, left]
+        )
+        if best is None or covered < best[0]:
+            best = (covered, top, left)
+        if covered == 0:
+            break
+    assert best is not None
+    return best[1], best[2]
+
+
 def _split_kinds(acs: Mapping[str, float], config: SynthesisConfig) -> dict[str, list[str]]:
     ids = sorted(acs)
     return {
@@ -282,13 +325,13 @@ def synthesize_samples(
             rec = source.load(image_id)
             yield ScorerSample(f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id, kind)
 
-    n_base = len(kinds["positive"]) + len(kinds["negative"])
-    n_degraded = round(config.degraded_ratio * n_base) if kinds["positive"] else 0
+    per_kind = config.samples_per_image * len(ids)
+    n_degraded = round(config.degraded_share * per_kind) if kinds["positive"] else 0
     lo, hi = config.negative_threshold, config.positive_threshold
     bar = tqdm(total=n_degraded, desc="scorer set: degraded", unit="sample", disable=not progress)
     for k in range(n_degraded):
         rec = source.load(kinds["positive"][int(rng.integers(len(kinds["positive"])))])
-        op: Degradation = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+        op: Degradation = config.degradations[int(rng.integers(len(config.degradations)))]
         best: tuple[np.ndarray, float] | None = None
         for _ in range(config.max_tries):
             r_lo, r_hi = config.erase_range if op == "erase" else config.radius_range
@@ -305,7 +348,7 @@ def synthesize_samples(
     bar.close()
 
     donors, receivers = kinds["donor"], kinds["receiver"]
-    n_composite = round(config.composite_ratio * n_base) if donors and receivers else 0
+    n_composite = round(config.cutpaste_share * per_kind) if donors and receivers else 0
     for k in tqdm(range(n_composite), desc="scorer set: cut-paste", unit="sample", disable=not progress):
         donor = source.load(donors[int(rng.integers(len(donors)))])
         choices = [r for r in receivers if r != donor.image_id]
@@ -318,8 +361,7 @@ def synthesize_samples(
         fit = min(1.0, 0.9 * height / bh, 0.9 * width / bw)
         scale = fit * float(rng.uniform(*config.scale_range))
         h, w = max(1, round(bh * scale)), max(1, round(bw * scale))
-        top = int(rng.integers(0, height - h + 1))
-        left = int(rng.integers(0, width - w + 1))
+        top, left = background_place(receiver.foreground, (h, w), config.max_tries, rng)
         comp = cut_paste(donor, receiver, scale, top, left)
         target = boundary_accuracy_np(comp.image, comp.reference, comp.mask, cfg)
         yield ScorerSample(
