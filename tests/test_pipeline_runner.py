@@ -103,6 +103,20 @@ def test_only_and_from(tmp_path: Path) -> None:
         pipeline.run(only="count", from_step="scale")
 
 
+def test_until_runs_the_steps_up_to_and_including_one(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path, [Count(), Scale()])
+    pipeline.run(until="count")
+    assert statuses(pipeline) == {"count": "done"} and not (tmp_path / "scaled.txt").exists()
+    pipeline.run(until="scale")  # the finished step is skipped, the next one runs
+    assert statuses(pipeline) == {"count": "done", "scale": "done"}
+    with pytest.raises(ValueError, match="comes before"):
+        pipeline.run(from_step="scale", until="count")
+    with pytest.raises(ValueError, match="only and until"):
+        pipeline.run(only="scale", until="scale")
+    with pytest.raises(ValueError, match="until: no step named 'nope'"):
+        pipeline.run(until="nope")
+
+
 def test_duplicate_names_and_bad_manifest(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="duplicates"):
         Pipeline(tmp_path, [Count(), Count()])

@@ -20,6 +20,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--from", dest="from_step", metavar="STEP", help="run this step and all after it")
     parser.add_argument("--only", metavar="STEP", help="run just this step")
+    parser.add_argument("--until", metavar="STEP", help="run the steps up to and including this one")
     parser.add_argument("--accelerator", help="Lightning accelerator for every step (cpu, gpu, auto)")
     parser.add_argument("--devices", type=int, help="devices per node for every step (DDP when > 1)")
     parser.add_argument("--num-nodes", type=int, help="nodes (under torchrun or SLURM)")
@@ -45,7 +46,7 @@ def execute(config: dict[str, Any], workdir: Path, args: argparse.Namespace) -> 
             print(f"{step.name:16s} {status}")
         return pipeline
     tic = time.perf_counter()
-    pipeline.run(resume=args.resume, from_step=args.from_step, only=args.only)
+    pipeline.run(resume=args.resume, from_step=args.from_step, only=args.only, until=args.until)
     print(f"pipeline finished in {time.perf_counter() - tic:.0f} s; manifest: {pipeline.manifest_path}")
     return pipeline
 

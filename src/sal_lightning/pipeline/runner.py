@@ -184,7 +184,11 @@ class Pipeline:
         )
 
     def run(
-        self, resume: bool = True, from_step: str | None = None, only: str | None = None
+        self,
+        resume: bool = True,
+        from_step: str | None = None,
+        only: str | None = None,
+        until: str | None = None,
     ) -> dict[str, Any]:
         """Run the steps; return the manifest.
 
@@ -192,16 +196,24 @@ class Pipeline:
             resume: skip finished steps whose configuration is unchanged (else run everything).
             from_step: run this step and every step after it, whatever their records say.
             only: run just this step (its inputs must exist); later steps become stale.
+            until: stop after this step (the steps up to and including it run).
         """
         start = self._index(from_step, "from_step")
         single = self._index(only, "only")
+        last = self._index(until, "until")
         if start is not None and single is not None:
             raise ValueError("from_step and only: give one of them, not both")
+        if single is not None and last is not None:
+            raise ValueError("only and until: give one of them, not both")
+        if start is not None and last is not None and last < start:
+            raise ValueError(f"until: step {until!r} comes before from_step {from_step!r}")
         manifest = self.manifest()
         manifest["library"] = library_versions()
         forced_from = start if start is not None else (single if single is not None else None)
         downstream_changed = False
         for i, step in enumerate(self.steps):
+            if last is not None and i > last:
+                break
             if single is not None and i != single:
                 continue
             forced = forced_from is not None and i >= forced_from
