@@ -106,7 +106,7 @@ def _tiny_config(root: Path, strong_ids: Path) -> dict[str, Any]:
         },
         "select": {"keep": 0.5},
         "retrain": {
-            "variants": ["P2", "P3", "P5"],
+            "variants": ["P2", "P3", "P5", "oracle"],
             "seeds": [0],
             "max_steps": 3,
             "model": {
@@ -172,12 +172,18 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     assert read_scores(killed / "scores.csv") == read_scores(clean / "scores.csv")
     results = json.loads((killed / "evaluation" / "results.json").read_text())
     assert results == json.loads((clean / "evaluation" / "results.json").read_text())
-    assert set(results) == {"P2", "P3", "P5"}
+    assert set(results) == {"P2", "P3", "P5", "oracle"}
     coarse = read_scores(killed / "selection" / "coarse.csv")
     selected = {i for i, row in coarse.items() if row["weight"] > 0}
     assert 0 < len(selected) < len(train)
     assert after["retrain-P3"]["result"]["seed0"]["images"] == len(selected | set(train[:2]))
     assert after["retrain-P2"]["result"]["seed0"]["images"] == len(train)
+    # the oracle keeps as many proxies as the SF selection, the best by their true mIoU
+    oracle = read_scores(killed / "selection" / "oracle.csv")
+    kept = {i for i, row in oracle.items() if row["weight"] > 0}
+    assert len(kept) == sum(row["weight"] > 0 for row in read_scores(killed / "scores.csv").values())
+    assert after["select"]["result"]["oracle"]["selected"] == len(kept)
+    assert after["retrain-oracle"]["result"]["seed0"]["images"] == len(kept | set(train[:2]))
     for variant in results:
         folder = Path("evaluation") / variant / "seed0"
         pngs = sorted(p.name for p in (clean / folder).glob("*.png"))
@@ -185,4 +191,32 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
         assert all((killed / folder / n).read_bytes() == (clean / folder / n).read_bytes() for n in pngs)
     report = (killed / "report.md").read_text()
     assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
+    assert "| oracle | oracle selection" in report and "oracle_miou" in report
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
+
+
+def test_until_fine_scores_with_the_reference_scorer(synthetic_voc: Path, tmp_path: Path) -> None:
+    """``--until fine-scores`` with ``scorer.method: reference``: SC and SF for every proxy, nothing after."""
+    from sal_lightning.data.layout import read_split
+    from sal_lightning.scoring.corruption import make_corrupted_proxies
+
+    proxies = tmp_path / "proxies"
+    train = read_split(synthetic_voc, "train")
+    make_corrupted_proxies(synthetic_voc, train, proxies, seed=3, progress=False)
+    config = _tiny_config(synthetic_voc, tmp_path / "unused.txt")
+    config["scorer"] = {"method": "reference", "model": {"input_size": 32}, "max_epochs": 2, "batch_size": 4}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    subprocess.run(
+        [*_pipeline(path, work, proxies), "--until", "fine-scores"], check=True, capture_output=True
+    )
+    rows = read_scores(work / "fine" / "scores.csv")
+    assert sorted(rows) == sorted(train)
+    assert all(
+        0 <= r["sc"] <= 1 and 0 <= r["sf"] <= 1 and r["sf"] == pytest.approx(r["p"] * r["cd"])
+        for r in rows.values()
+    )
+    steps = json.loads((work / "manifest.json").read_text())["steps"]
+    assert list(steps) == ["proxies", "references", "coarse-scores", "scorer", "fine-scores"]
+    assert steps["scorer"]["result"]["method"] == "reference"

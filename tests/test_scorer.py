@@ -50,7 +50,9 @@ def test_table_one_layer_list_and_shapes_at_256() -> None:
         assert ("GDN" if isinstance(act, GDN) else "ReLU" if isinstance(act, nn.ReLU) else "?") == activation
     # outputs at a 256 x 256 input, layer by layer (hooks on the activations)
     shapes: list[tuple[int, ...]] = []
-    hooks = [a.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for a in net.activations]
+    hooks = [
+        a.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for a in net.activations
+    ]
     with torch.no_grad():
         out = net(torch.zeros(1, 4, 256, 256))
     for h in hooks:

@@ -1,4 +1,4 @@
-"""LightningModules: SALSegmenter, MaskScorer, ProxyNet."""
+"""LightningModules: SALSegmenter, MaskScorer, ReferenceNet, ProxyNet, CAMClassifier."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sal_lightning._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "SALSegmenter": "sal_lightning.models.segmenter",
     "MaskScorer": "sal_lightning.models.scorer",
+    "ReferenceNet": "sal_lightning.models.reference_net",
     "ProxyNet": "sal_lightning.models.proxy",
     "CAMClassifier": "sal_lightning.models.cam",
 }
@@ -19,6 +20,7 @@ __all__ = list(_EXPORTS)
 if TYPE_CHECKING:
     from sal_lightning.models.cam import CAMClassifier as CAMClassifier
     from sal_lightning.models.proxy import ProxyNet as ProxyNet
+    from sal_lightning.models.reference_net import ReferenceNet as ReferenceNet
     from sal_lightning.models.scorer import MaskScorer as MaskScorer
     from sal_lightning.models.segmenter import SALSegmenter as SALSegmenter
 

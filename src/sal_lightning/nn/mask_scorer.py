@@ -93,6 +93,9 @@ class MaskScorerNet(nn.Module):
             raise ValueError(f"arch: expected one of {sorted(ARCHITECTURES)}, got {arch!r}")
         stem, body, hidden = ARCHITECTURES[arch]
         self.arch = arch
+        self.in_channels = int(in_channels)
+        last = nn.Linear(hidden, 1)
+        nn.init.constant_(last.bias, 0.5)  # the middle of the targets' range: no sample starts dead
         self.layers = nn.ModuleList(
             [
                 nn.Conv2d(in_channels, stem, 3, stride=1, padding=1),  # 1
@@ -103,16 +106,25 @@ class MaskScorerNet(nn.Module):
                 ResidualBlock(body, body),  # 6
                 nn.Conv2d(body, body, 3, stride=2, padding=1),  # 7
                 nn.Linear(body, hidden),  # 8
-                nn.Linear(hidden, 1),  # 9
+                last,  # 9
             ]
         )
         self.activations = nn.ModuleList(
-            [nn.ReLU(), GDN(body), nn.ReLU(), GDN(body), nn.ReLU(), GDN(body), nn.ReLU(), GDN(hidden), nn.ReLU()]
+            [
+                nn.ReLU(),
+                GDN(body),
+                nn.ReLU(),
+                GDN(body),
+                nn.ReLU(),
+                GDN(body),
+                nn.ReLU(),
+                GDN(hidden),
+                nn.ReLU(),
+            ]
         )
-        nn.init.constant_(self.layers[8].bias, 0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor(x, "x", f"B {self.layers[0].in_channels} H W", "float")
+        check_tensor(x, "x", f"B {self.in_channels} H W", "float")
         for k in range(7):
             x = self.activations[k](self.layers[k](x))
         x = x.mean(dim=(2, 3))  # global average pooling between layers 7 and 8

@@ -127,7 +127,7 @@ def build_steps(config: dict[str, Any]) -> list[Step]:
         _build(CoarseScores, "coarse", _section(config, "coarse"), root=root, split=train),
         _build(TrainScorer, "scorer", _section(config, "scorer"), root=root, split=train),
         _build(FineScores, "fine", _section(config, "fine"), root=root, split=train),
-        _build(Select, "select", _section(config, "select")),
+        _build(Select, "select", _section(config, "select"), root=root, split=train),
     ]  # fmt: skip
     retrain = _section(config, "retrain")
     variants = tuple(retrain.pop("variants", ("P2", "P3", "P4", "P5")))

@@ -58,7 +58,7 @@ def verdict(summary: Mapping[str, Mapping[str, float]]) -> str:
         return "P2 was not run, so no variant can be compared with training on all proxies."
     base = summary["P2"]
     sentences = []
-    for variant in ("P3", "P4", "P5"):
+    for variant in ("P3", "P4", "P5", "oracle"):
         if variant not in summary:
             continue
         s = summary[variant]
@@ -143,6 +143,8 @@ def plot_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], path: Path) 
         axes[0].plot(taus, [r["fraction"] for r in rows], marker="o", label=column.upper())
         if rows and "miou" in rows[0]:
             axes[1].plot(taus, [100 * r["miou"] for r in rows], marker="o", label=column.upper())
+            oracle = [100 * r["oracle_miou"] for r in rows]
+            axes[1].plot(taus, oracle, linestyle="--", label=f"oracle at {column.upper()}'s count")
     axes[0].set_xlabel("tau")
     axes[0].set_ylabel("share of proxies selected")
     axes[1].set_xlabel("tau")
@@ -172,6 +174,7 @@ class Report(Step):
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.reports import (
+            has_ground_truth,
             plot_correlations,
             score_correlations,
             tau_sweep,
@@ -213,13 +216,14 @@ class Report(Step):
         scores = read_scores(ctx.path("scores.csv"))
         ids = read_split(voc, self.split)
         truth = None
-        if all(find_gt_mask(voc, i) is not None for i in ids):
-            truth = true_quality(voc, ids, ctx.path(PROXIES), progress=False)
+        if has_ground_truth(voc, ids):  # true AC: F-measure of the proxy's foreground against the GT's
+            truth = true_quality(voc, ids, ctx.path(PROXIES), definition="fmeasure", progress=False)
         if truth is not None:
             corr = score_correlations(scores, truth.ac)
             report["correlations"] = corr
             lines += [
                 "## Scorer quality (Fig. 9): correlation with the true AC\n",
+                "True AC: the F-measure of each proxy's foreground against the ground truth's.\n",
                 "| score | Pearson | Spearman | images | paper (Pearson) |",
                 "|---|---|---|---|---|",
             ]
@@ -235,7 +239,7 @@ class Report(Step):
         report["sweep"] = sweeps
         lines += [
             "## Threshold sweep (Table IV) on SF\n",
-            _markdown(sweeps["sf"], ("fraction", "miou")) + "\n",
+            _markdown(sweeps["sf"], ("fraction", "miou", "oracle_miou")) + "\n",
         ]
         plot_sweep(sweeps, figures / "tau_sweep.png")
         lines.append("![threshold sweep](figures/tau_sweep.png)\n")

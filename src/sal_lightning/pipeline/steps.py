@@ -42,6 +42,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "P3": {"scores": "selection/coarse.csv", "use_attention": False, "what": "coarse selection (SC)"},
     "P4": {"scores": "scores.csv", "use_attention": False, "what": "refined selection (SF)"},
     "P5": {"scores": "scores.csv", "use_attention": True, "what": "refined selection + attention loss"},
+    "oracle": {
+        "scores": "selection/oracle.csv",
+        "use_attention": False,
+        "what": "oracle selection: as many as P4, the best by true quality",
+    },
 }
 PROXIES = "step1/proxies"
 P1_PREDICTIONS = "step1/p1/proxies"  # ProxyNet on the evaluation split (predict_proxies' layout)
@@ -198,27 +203,70 @@ class CoarseScores(Step):
 
 @dataclass
 class TrainScorer(Step):
-    """The mask scorer: its training set synthesised from the proxies, then fitted (Eq. 6)."""
+    """The fine scorer, trained on this dataset's own proxies.
+
+    ``method="regression"`` (the paper's): the :class:`~sal_lightning.models.MaskScorer` (Table I)
+    regresses AC (Eq. 6) on a training set synthesised from the proxies (``synthesis``:
+    :class:`~sal_lightning.scoring.synthesis.SynthesisConfig` fields). ``method="reference"``
+    (this library's): a :class:`~sal_lightning.models.ReferenceNet` learns the foreground from the
+    pixels where proxies and reference masks agree. ``model`` holds the chosen class's arguments.
+    """
 
     kind: ClassVar[str] = "scorer"
     reads: ClassVar[tuple[str, ...]] = (PROXIES, "references", "coarse")
     writes: ClassVar[tuple[str, ...]] = ("scorer",)
     root: str = ""
     split: str = "train_aug"
+    method: Literal["regression", "reference"] = "regression"
     synthesis: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     max_epochs: int = 50
     batch_size: int = 8
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.method not in ("regression", "reference"):
+            raise ValueError(f"method: expected 'regression' or 'reference', got {self.method!r}")
+        if self.method == "reference" and self.synthesis:
+            raise ValueError("synthesis: applies to method 'regression' only")
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        if self.method == "reference":
+            best, samples = self._train_reference(ctx, ids), len(ids)
+        else:
+            best, samples = self._train_regression(ctx, ids)
+        with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
+            shutil.copyfile(best, tmp)
+        return {"method": self.method, "samples": samples, "checkpoint": "scorer/scorer.ckpt"}
+
+    def _train_reference(self, ctx: StepContext, ids: list[str]) -> Path:
+        import lightning.pytorch as pl
+
+        from sal_lightning.models.reference_net import ReferenceNet
+        from sal_lightning.scoring.stages import train_reference_net
+
+        pl.seed_everything(self.seed, workers=True, verbose=False)  # the network's initial weights too
+        return train_reference_net(
+            self.root,
+            ids,
+            ctx.path(PROXIES),
+            ctx.path("references"),
+            ctx.path("scorer/checkpoints"),
+            ReferenceNet(**self.model),
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            trainer_kwargs=_trainer_options(ctx, enable_checkpointing=True),
+        )
+
+    def _train_regression(self, ctx: StepContext, ids: list[str]) -> tuple[Path, int]:
         import lightning.pytorch as pl
 
         from sal_lightning.models.scorer import MaskScorer
         from sal_lightning.scoring.stages import train_mask_scorer
         from sal_lightning.scoring.synthesis import SynthesisConfig, build_scorer_training_set
 
-        ids = read_split(resolve_voc_root(self.root), self.split)
         coarse = read_scores(ctx.path("coarse/scores.csv"))
         samples = build_scorer_training_set(
             self.root,
@@ -240,11 +288,9 @@ class TrainScorer(Step):
             seed=self.seed,
             trainer_kwargs=_trainer_options(ctx, enable_checkpointing=True),
         )
-        with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
-            shutil.copyfile(best, tmp)
         samples_csv = samples / "samples.csv"
         count = sum(1 for _ in samples_csv.open()) - 1 if samples_csv.is_file() else 0
-        return {"samples": count, "checkpoint": "scorer/scorer.ckpt"}
+        return best, count
 
 
 @dataclass
@@ -305,11 +351,17 @@ class Select(Step):
     scale, as on small synthetic data). The coarse selection takes ``tau_coarse`` / ``keep_coarse``,
     or the fine selection's settings when both are unset. ``mode`` is ``"hard"`` (Eq. 9) or
     ``"soft"`` (sigmoid around tau).
+
+    Where the split has ground truth (VOC train, the built-in data, benchmarks), the oracle
+    selection goes to ``selection/oracle.csv``: as many proxies as the SF selection keeps, the best
+    by their true mean IoU: the upper bound that SC and SF selection are measured against.
     """
 
     kind: ClassVar[str] = "select"
-    reads: ClassVar[tuple[str, ...]] = ("fine",)
+    reads: ClassVar[tuple[str, ...]] = ("fine", PROXIES)
     writes: ClassVar[tuple[str, ...]] = ("scores.csv", "scores.json", "selection")
+    root: str = ""
+    split: str = "train_aug"
     tau: float = 0.85
     keep: float | None = None
     tau_coarse: float | None = None
@@ -345,7 +397,32 @@ class Select(Step):
                 {"step": "select", "score": column, "tau": threshold, "keep": keep, "mode": self.mode},
             )
             result[column] = {"tau": threshold, "selected": sum(w > 0 for w in weights), "of": len(ids)}
+        oracle = self._oracle(ctx, rows, int(result["sf"]["selected"]))
+        if oracle is not None:
+            result["oracle"] = oracle
         return result
+
+    def _oracle(
+        self, ctx: StepContext, rows: dict[str, dict[str, float]], count: int
+    ) -> dict[str, Any] | None:
+        from sal_lightning.scoring.reports import has_ground_truth, proxy_miou, true_quality
+
+        ids = sorted(rows)
+        if not self.root or not has_ground_truth(self.root, ids):
+            return None
+        quality = proxy_miou(true_quality(self.root, ids, ctx.path(PROXIES), progress=False))
+        best = set(sorted(ids, key=lambda i: (-quality[i], i))[:count])
+        table = {i: {**rows[i], "weight": float(i in best)} for i in ids}
+        write_scores(
+            ctx.path("selection/oracle.csv"),
+            table,
+            {"step": "select", "score": "true proxy mIoU (oracle)", "selected": count},
+        )
+        return {
+            "selected": count,
+            "of": len(ids),
+            "mean_true_miou": float(np.mean([quality[i] for i in best])),
+        }
 
 
 # --------------------------------------------------------------------------- step 4

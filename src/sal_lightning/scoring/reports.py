@@ -87,6 +87,18 @@ def true_quality(
     return TrueQuality(ac, confusion)
 
 
+def has_ground_truth(root: PathLike, ids: Sequence[str]) -> bool:
+    """Whether every id has a ground-truth mask under the VOC root (so the true quality exists)."""
+    voc = resolve_voc_root(root)
+    return all(find_gt_mask(voc, i) is not None for i in ids)
+
+
+def proxy_miou(truth: TrueQuality) -> dict[str, float]:
+    """Per proxy, its mean IoU against the ground truth over the classes present in either (the
+    class-aware true quality, which the oracle selection ranks by)."""
+    return {i: float(mean_iou(iou_from_confusion(c))) for i, c in truth.confusion.items()}
+
+
 def _column(scores: Mapping[str, Mapping[str, float]], column: str, ids: Sequence[str]) -> np.ndarray:
     return np.array([float(scores[i].get(column, math.nan)) for i in ids], dtype=np.float64)
 
@@ -98,7 +110,9 @@ def tau_sweep(
     truth: TrueQuality | None = None,
 ) -> list[dict[str, float]]:
     """Table IV: one row per ``tau`` with ``tau``, ``selected`` (count), ``fraction`` and, with
-    ``truth``, ``mean_true_ac`` and ``miou`` (of the selected proxies against the ground truth).
+    ``truth``, ``mean_true_ac`` and ``miou`` (of the selected proxies against the ground truth) and
+    ``oracle_miou``: the mIoU of as many proxies chosen by their true quality (:func:`proxy_miou`),
+    the most any score could reach at that count.
 
     ``scores``: ``{id: {column: value}}`` as :func:`~sal_lightning.data.io.read_scores` returns;
     NaN scores are never selected.
@@ -108,6 +122,17 @@ def tau_sweep(
     if np.isnan(values).all():
         raise ValueError(f"scores: column {column!r} is empty; run the step that fills it first")
     rows: list[dict[str, float]] = []
+    ranked: list[str] = []
+    if truth is not None:
+        quality = proxy_miou(truth)
+        ranked = sorted(quality, key=lambda i: (-quality[i], i))
+
+    def pooled_miou(chosen: Sequence[str]) -> float:
+        if not chosen:
+            return math.nan
+        total = torch.stack([truth.confusion[i] for i in chosen]).sum(0)  # type: ignore[union-attr]
+        return float(mean_iou(iou_from_confusion(total)))
+
     for tau in taus:
         chosen = [i for i, v in zip(ids, values, strict=True) if v >= tau]
         row: dict[str, float] = {
@@ -118,11 +143,8 @@ def tau_sweep(
         if truth is not None:
             known = [i for i in chosen if i in truth.ac]
             row["mean_true_ac"] = float(np.mean([truth.ac[i] for i in known])) if known else math.nan
-            if known:
-                total = torch.stack([truth.confusion[i] for i in known]).sum(0)
-                row["miou"] = float(mean_iou(iou_from_confusion(total)))
-            else:
-                row["miou"] = math.nan
+            row["miou"] = pooled_miou(known)
+            row["oracle_miou"] = pooled_miou(ranked[: len(known)])
         rows.append(row)
     return rows
 

@@ -32,10 +32,11 @@ from torch.utils.data import DataLoader
 
 from sal_lightning.data.io import check_unique_ids, read_scores, write_scores
 from sal_lightning.data.layout import read_split, resolve_voc_root
-from sal_lightning.data.scorer_data import ProxyMaskDataset
+from sal_lightning.data.scorer_data import AgreementDataset, ProxyMaskDataset
 from sal_lightning.data.transforms import pad_collate
 from sal_lightning.losses import selection_weights
 from sal_lightning.losses.selection import WeightMode
+from sal_lightning.models.reference_net import ReferenceNet
 from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.coarse import CoarseConfig, CoarseScoringDataset, list_collate, score_samples
 from sal_lightning.scoring.metrics import coarse_score
@@ -229,10 +230,57 @@ def train_mask_scorer(
     return Path(best)
 
 
+def train_reference_net(
+    root: PathLike,
+    ids: Sequence[str],
+    proxy_dir: PathLike,
+    reference_dir: PathLike,
+    out_dir: PathLike,
+    model: ReferenceNet | None = None,
+    max_epochs: int = 10,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    seed: int = 0,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Fit a :class:`~sal_lightning.models.ReferenceNet` on the agreement of the proxies of ``ids``
+    and their reference masks; returns the checkpoint written to ``out_dir`` (``last.ckpt``)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = model or ReferenceNet()
+    dataset = AgreementDataset(
+        root, ids, proxy_dir, reference_dir, int(model.hparams["input_size"]), hflip=True
+    )
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers, collate_fn=pad_collate
+    )
+    checkpoint = ModelCheckpoint(dirpath=str(out_dir), save_last=True, save_top_k=0)
+    kwargs: dict[str, Any] = {"max_epochs": max_epochs, "logger": False}
+    kwargs.update(trainer_kwargs or {})
+    trainer = _trainer([checkpoint], kwargs, progress)
+    trainer.fit(model, loader)
+    return Path(checkpoint.last_model_path)
+
+
+#: the learned scorers, by the name their checkpoints carry (see :func:`load_scorer`)
+SCORERS: dict[str, type[L.LightningModule]] = {"MaskScorer": MaskScorer, "ReferenceNet": ReferenceNet}
+
+
+def load_scorer(checkpoint: PathLike) -> MaskScorer | ReferenceNet:
+    """A trained :class:`MaskScorer` or :class:`ReferenceNet` from its checkpoint file (on the CPU)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: {path} not found")
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = data.get("hyper_parameters", {}) if isinstance(data, dict) else {}
+    name = "ReferenceNet" if "encoder" in hparams else "MaskScorer"
+    return SCORERS[name].load_from_checkpoint(str(path), map_location="cpu")  # type: ignore[return-value]
+
+
 def score_fine(
     root: PathLike,
     proxy_dir: PathLike,
-    checkpoint: PathLike | MaskScorer,
+    checkpoint: PathLike | MaskScorer | ReferenceNet,
     scores_path: PathLike,
     ids: Sequence[str] | PathLike | None = None,
     batch_size: int = 16,
@@ -242,16 +290,14 @@ def score_fine(
 ) -> dict[str, float]:
     """Write the scorer's prediction ``p`` of every proxy to ``scores_path``; returns ``{id: p}``.
 
-    ``checkpoint``: a MaskScorer checkpoint file or a model. Masks are resized to the model's
-    ``input_size`` as in training. Follow with :func:`apply_selection` for ``sf`` and ``weight``.
+    ``checkpoint``: a :class:`MaskScorer` or :class:`ReferenceNet` checkpoint file, or a model.
+    Images and masks are resized to the model's ``input_size`` as in training. Follow with
+    :func:`apply_selection` for ``sf`` and ``weight``.
     """
-    if isinstance(checkpoint, MaskScorer):
+    if isinstance(checkpoint, MaskScorer | ReferenceNet):
         model, source = checkpoint, "in-memory model"
     else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint: {path} not found")
-        model, source = MaskScorer.load_from_checkpoint(str(path), map_location="cpu"), str(path)
+        model, source = load_scorer(checkpoint), str(checkpoint)
     image_ids = resolve_ids(root, ids, proxy_dir)
     dataset = ProxyMaskDataset(root, image_ids, proxy_dir, int(model.hparams["input_size"]))
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate)
