@@ -129,6 +129,31 @@ def test_command_line_end_to_end(
         assert row["p"] == pytest.approx(rows[image_id]["p"], abs=1e-5)
         assert row["weight"] == float(row["sf"] >= 0.4)
 
+    # no checkpoint: the scorer is trained on the folder it scores (here the reference network)
+    trained = tmp_path / "trained" / "scores.csv"
+    own = (
+        "--scores",
+        trained,
+        "--saliency",
+        root / "saliency",
+        "--scorer-epochs",
+        "1",
+        "--scorer-input-size",
+        "32",
+    )
+    assert _run("folder", "--root", root, "--proxy-dir", proxies, *own, "--tau", "0.4", *cpu) == 0
+    trained_rows = read_scores(trained)
+    assert sorted(trained_rows) == sorted(ids)
+    assert all(0 <= r["p"] <= 1 and r["sf"] == pytest.approx(r["p"] * r["cd"]) for r in trained_rows.values())
+    assert list((trained.parent / "scorer" / "checkpoints").glob("*.ckpt"))
+    assert len(list((trained.parent / "references").glob("*.png"))) == len(ids)
+    coarse_only = tmp_path / "coarse_only" / "scores.csv"
+    assert _run("folder", "--root", root, "--proxy-dir", proxies, "--scores", coarse_only, "--saliency",
+                root / "saliency", "--scorer-method", "none", "--tau", "0.4", *cpu) == 0  # fmt: skip
+    assert all(
+        math.isnan(r["p"]) and r["weight"] == float(r["sc"] >= 0.4) for r in read_scores(coarse_only).values()
+    )
+
     assert _run("select", "--scores", folder_scores, "--tau", "0.3", "--score", "sc") == 0
     assert all(r["weight"] == float(r["sc"] >= 0.3) for r in read_scores(folder_scores).values())
     capsys.readouterr()

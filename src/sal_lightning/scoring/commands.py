@@ -142,7 +142,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("folder", help="score any folder of pseudo-labels end to end into scores.csv")
     p.add_argument("--root", type=Path, required=True, help="VOC-layout root with the images")
     p.add_argument("--proxy-dir", type=Path, required=True, help="pseudo-labels <id>.png")
-    p.add_argument("--checkpoint", type=Path, default=None, help="MaskScorer checkpoint (else SC only)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a trained scorer's checkpoint")
+    p.add_argument(
+        "--scorer-method",
+        default="reference",
+        choices=("reference", "regression", "none"),
+        help="without --checkpoint: train this scorer on the folder itself ('none': SC only)",
+    )
+    p.add_argument("--scorer-epochs", type=int, default=None, help="epochs (10 reference, 50 regression)")
+    p.add_argument(
+        "--scorer-input-size", type=int, default=None, help="scorer input side (96 reference, 256 regression)"
+    )
     p.add_argument("--scores", type=Path, required=True, help="scores.csv to write")
     p.add_argument("--split", default=None, help="split name or list file (default: every PNG)")
     p.add_argument("--reference-dir", type=Path, default=None, help="reference masks (read or cached)")
@@ -324,6 +334,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         rows = score_folder(
             args.root, args.proxy_dir, args.checkpoint, args.scores, _split(args), args.reference_dir, source,
             config, _coarse(args), args.tau, args.mode, args.batch_size, args.workers, _trainer_kwargs(args),
+            scorer_method=None if args.scorer_method == "none" else args.scorer_method,
+            scorer_model=None if args.scorer_input_size is None else {"input_size": args.scorer_input_size},
+            scorer_epochs=args.scorer_epochs,
         )  # fmt: skip
         print(f"scores of {len(rows)} pseudo-labels in {args.scores}")
         _print_rows(rows, ("ac", "cd", "sc", "p", "sf", "weight"))

@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -354,10 +354,56 @@ def apply_selection(
     return rows
 
 
+ScorerMethod = Literal["reference", "regression"]
+
+
+def train_scorer_on(
+    root: PathLike,
+    ids: Sequence[str],
+    proxy_dir: PathLike,
+    reference_dir: PathLike,
+    work_dir: PathLike,
+    method: ScorerMethod = "reference",
+    model: Mapping[str, Any] | None = None,
+    max_epochs: int | None = None,
+    batch_size: int | None = None,
+    ac: Mapping[str, float] | None = None,
+    seed: int = 0,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a fine scorer on the proxies it will score (the paper's procedure); returns its checkpoint.
+
+    ``method="reference"``: a :class:`ReferenceNet` on the agreement of proxies and references
+    (default 10 epochs, batch 16); ``"regression"``: the paper's :class:`MaskScorer` on a training
+    set synthesised into ``work_dir/samples`` (default 50 epochs, batch 8). ``model`` holds the
+    class's arguments; checkpoints go to ``work_dir/checkpoints``.
+    """
+    from sal_lightning.scoring.synthesis import build_scorer_training_set
+
+    work = Path(work_dir)
+    ids = check_unique_ids(list(ids), "ids")
+    L.seed_everything(seed, workers=True, verbose=False)  # the initial weights too
+    if method == "reference":
+        return train_reference_net(
+            root, ids, proxy_dir, reference_dir, work / "checkpoints", ReferenceNet(**dict(model or {})),
+            max_epochs or 10, batch_size or 16, seed=seed, trainer_kwargs=trainer_kwargs, progress=progress,
+        )  # fmt: skip
+    if method != "regression":
+        raise ValueError(f"method: expected 'reference' or 'regression', got {method!r}")
+    samples = build_scorer_training_set(
+        root, ids, proxy_dir, reference_dir, work / "samples", ac=ac, overwrite=True, progress=progress
+    )
+    return train_mask_scorer(
+        samples, work / "checkpoints", MaskScorer(**dict(model or {})), max_epochs or 50, batch_size or 8,
+        seed=seed, trainer_kwargs=trainer_kwargs, progress=progress,
+    )  # fmt: skip
+
+
 def score_folder(
     root: PathLike,
     proxy_dir: PathLike,
-    checkpoint: PathLike | MaskScorer | None,
+    checkpoint: PathLike | MaskScorer | ReferenceNet | None,
     scores_path: PathLike,
     ids: Sequence[str] | PathLike | None = None,
     reference_dir: PathLike | None = None,
@@ -370,28 +416,39 @@ def score_folder(
     num_workers: int = 0,
     trainer_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
+    scorer_method: ScorerMethod | None = "reference",
+    scorer_model: Mapping[str, Any] | None = None,
+    scorer_epochs: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Score any folder of pseudo-labels: coarse scores, then (with ``checkpoint``) ``p`` and ``sf``,
-    then weights from ``tau``; writes every column of ``scores.csv`` and returns the rows.
+    """Score any folder of pseudo-labels: coarse scores, then ``p`` and ``sf``, then weights from
+    ``tau``; writes every column of ``scores.csv`` and returns the rows.
 
-    Without a checkpoint the weights follow ``sc`` (coarse selection).
+    ``p`` comes from ``checkpoint`` when given; else a scorer of ``scorer_method`` is trained on
+    this very folder (:func:`train_scorer_on` with ``scorer_model`` and ``scorer_epochs``, in
+    ``<scores folder>/scorer/``; reference masks are kept in ``reference_dir``, by default
+    ``<scores folder>/references/``). ``scorer_method=None`` and no checkpoint: coarse scores only,
+    and the weights follow ``sc``.
     """
-    score_coarse(
-        root, proxy_dir, scores_path, ids, reference_dir, saliency, reference_config, config,
+    image_ids = resolve_ids(root, ids, proxy_dir)
+    train = checkpoint is None and scorer_method is not None
+    if train and reference_dir is None:
+        reference_dir = Path(scores_path).parent / "references"
+    rows = score_coarse(
+        root, proxy_dir, scores_path, image_ids, reference_dir, saliency, reference_config, config,
         batch_size, num_workers, trainer_kwargs, progress,
     )  # fmt: skip
+    if train:
+        assert scorer_method is not None and reference_dir is not None
+        checkpoint = train_scorer_on(
+            root, image_ids, proxy_dir, reference_dir, Path(scores_path).parent / "scorer", scorer_method,
+            scorer_model, scorer_epochs, ac={i: r["ac"] for i, r in rows.items()},
+            trainer_kwargs=trainer_kwargs, progress=progress,
+        )  # fmt: skip
     if checkpoint is not None:
         score_fine(
-            root,
-            proxy_dir,
-            checkpoint,
-            scores_path,
-            ids,
-            2 * batch_size,
-            num_workers,
-            trainer_kwargs,
-            progress,
-        )
+            root, proxy_dir, checkpoint, scores_path, image_ids, 2 * batch_size, num_workers,
+            trainer_kwargs, progress,
+        )  # fmt: skip
     return apply_selection(scores_path, tau, mode, "sf" if checkpoint is not None else "sc")
 
 
