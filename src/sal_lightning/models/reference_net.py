@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from sal_lightning.data.voc import IGNORE_INDEX
+from sal_lightning.nn.deeplab import drop_unused_resnet_stages
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
 
 
@@ -42,7 +43,8 @@ class ReferenceNet(L.LightningModule):
         encoder: smp encoder name (``"resnet18"``; ``"resnet101"`` or ``"vgg16"`` for VOC).
         encoder_depth: encoder stages (3..5); ``decoder_channels`` one width per stage.
         encoder_weights: ``None`` (random init) or an smp weight name such as ``"imagenet"``.
-        input_size: side of the square input images are resized to.
+        input_size: side of the square input images are resized to (256, the paper's scorer input;
+            a small image's own size on small data).
         lr, weight_decay: Adam settings.
         definition: Eq. 3's form for ``p``: ``"paper"`` (as printed, the default of AC too) or
             ``"fmeasure"``. No objectness term: it judges saliency references, not learned ones.
@@ -54,7 +56,7 @@ class ReferenceNet(L.LightningModule):
         encoder_depth: int = 3,
         decoder_channels: Sequence[int] = (64, 32, 16),
         encoder_weights: str | None = None,
-        input_size: int = 96,
+        input_size: int = 256,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         definition: Definition = "paper",
@@ -79,6 +81,7 @@ class ReferenceNet(L.LightningModule):
             decoder_channels=tuple(decoder_channels),
             classes=2,
         )
+        drop_unused_resnet_stages(self.net.encoder, encoder_depth)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image ``[B, 3, S, S]`` float -> foreground probability ``[B, S, S]``."""

@@ -211,7 +211,7 @@ class SmpDeepLab(DeepLab):
         )
         self.encoder_name = encoder_name
         self.encoder = net.encoder
-        _drop_unused_resnet_stages(self.encoder, encoder_depth)
+        drop_unused_resnet_stages(self.encoder, encoder_depth)
         self.decoder = net.decoder
         self.segmentation_head = nn.Sequential(net.segmentation_head[0])
 
@@ -225,7 +225,7 @@ class SmpDeepLab(DeepLab):
         return self.encoder
 
 
-def _drop_unused_resnet_stages(encoder: nn.Module, depth: int) -> None:
+def drop_unused_resnet_stages(encoder: nn.Module, depth: int) -> None:
     """Delete ResNet stages an smp encoder of ``depth`` < 5 builds but never runs."""
     from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
 

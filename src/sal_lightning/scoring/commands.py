@@ -150,9 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="without --checkpoint: train this scorer on the folder itself ('none': SC only)",
     )
     p.add_argument("--scorer-epochs", type=int, default=None, help="epochs (10 reference, 50 regression)")
-    p.add_argument(
-        "--scorer-input-size", type=int, default=None, help="scorer input side (96 reference, 256 regression)"
-    )
+    p.add_argument("--scorer-input-size", type=int, default=None, help="scorer input side (default 256)")
     p.add_argument("--scores", type=Path, required=True, help="scores.csv to write")
     p.add_argument("--split", default=None, help="split name or list file (default: every PNG)")
     p.add_argument("--reference-dir", type=Path, default=None, help="reference masks (read or cached)")
