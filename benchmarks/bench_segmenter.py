@@ -23,7 +23,7 @@ inflate far less than wall time):
 ``--amp bf16`` runs forward and loss under ``torch.autocast(dtype=torch.bfloat16)``.
 
     python benchmarks/bench_segmenter.py                       # CPU defaults: resnet18, batch 2, crop 160
-    python benchmarks/bench_segmenter.py --backbone deeplabv2_resnet101 --batch 2 --crop 321 --flops-only
+    python benchmarks/bench_segmenter.py --backbone deeplabv2_resnet101 --batch 2 --crop 321 --iters 0
     python benchmarks/bench_segmenter.py --backbone deeplabv2_resnet101 --batch 7 --crop 321 \
         --device cuda --amp bf16
 """
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--crop", type=int, default=160, help="side (divisible by 8 for deeplabv3_*: smp refuses others)"
     )
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations (0: FLOPs and memory only)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--branch-combine", choices=("sum", "released"), default="sum")
@@ -245,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"ratio {sal_f / plain_f:.4f}"
             )
         return
-    train = alternate({"plain": plain_train, "sal": sal_train}, args.iters, args.warmup, args.device)
-    infer = alternate({"plain": plain_infer, "sal": sal_infer}, args.iters, args.warmup, args.device)
+    warmup = args.warmup if args.iters else 0  # --iters 0: FLOPs and memory only
+    train = alternate({"plain": plain_train, "sal": sal_train}, args.iters, warmup, args.device)
+    infer = alternate({"plain": plain_infer, "sal": sal_infer}, args.iters, warmup, args.device)
     memory = {kind: training_bytes(kind, args) for kind in ("plain", "sal")}
     counts = {
         "train step": {"plain": flops(plain_train), "sal": flops(sal_train)},
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     goals = {"train step": "paper 1.074, goal <= 1.05", "inference": "goal <= 1.02"}
     for name, times in (("train step", train), ("inference", infer)):
-        for stat, fn in (("median", statistics.median), ("min", min)):
+        for stat, fn in (("median", statistics.median), ("min", min)) if args.iters else ():
             plain, sal = fn(times["plain"]), fn(times["sal"])
             print(
                 f"  {name:<11} {stat:<6} plain {plain:.4f} s  SAL {sal:.4f} s  "

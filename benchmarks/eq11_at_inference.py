@@ -13,6 +13,7 @@ differences (on - off) and their mean and standard deviation over seeds. How the
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import statistics
 from pathlib import Path
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", default="P5")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25])
     args = parser.parse_args(argv)
+    logging.getLogger("lightning").setLevel(logging.WARNING)  # no per-class tables, no banners
     checkpoints = sorted(
         Path(args.workdir, "retrain", args.variant).glob("seed*.ckpt"),
         key=lambda p: int(re.sub(r"\D", "", p.stem)),

@@ -143,6 +143,21 @@ def test_proxynet_grows_seeds_through_confident_pixels() -> None:
     assert {"loss", "loss_seed", "loss_expand"} <= set(grown) and "loss_constrain" not in grown
 
 
+def test_proxynet_trains_on_deeplab_v2_at_its_stride() -> None:
+    """DSRG on DeepLab v2 (the paper's ResNet-101 ProxyNet, a ResNet-18 here): the losses at stride 8."""
+    torch.manual_seed(0)
+    model = ProxyNet(backbone="deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3}, constrain_weight=0)
+    seeds = torch.full((2, 33, 33), 255)
+    seeds[:, :8, :8] = 0
+    seeds[:, 16:24, 16:24] = 3
+    tags = torch.zeros(2, 20)
+    tags[:, 2] = 1
+    losses = model.train().losses({"image": torch.randn(2, 3, 33, 33), "mask": seeds, "tags": tags})
+    assert torch.isfinite(losses["loss"]) and losses["seed_fraction"] > 0
+    losses["loss"].backward()
+    assert all(p.grad is not None for g in model.parameter_groups() for p in g["params"])
+
+
 def test_build_config_layers_preset_file_and_overrides(tmp_path: Path) -> None:
     config_file = tmp_path / "c.yaml"
     config_file.write_text("proxy_steps: 7\nfg_ratio: 0.3\n")

@@ -261,7 +261,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "Backbone batch norm (ResNet-101)",
         "not stated; DeepLab v2 freezes it",
-        "-",
+        "not updated (`is_training: False`)",
         "frozen: eval mode and no gradient, also in `train()`",
         "`backbone_kwargs: {{freeze_bn: false}}`",
         "DeepLab v2's convention: batch 7 is too small to estimate batch statistics",
@@ -327,7 +327,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "Optimiser",
         "SGD, momentum {vgg16[momentum]}, weight decay {vgg16[weight_decay]}",
-        "the same, decay on weights only",
+        "momentum 0.9, weight decay 5e-4 on weights only",
         "the same, no decay on biases or batch norm",
         "`momentum`, `weight_decay`",
         "paper; the bias rule is the release's and DeepLab's",
@@ -335,7 +335,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "Base learning rate",
         "{vgg16[lr]} (VGG16) / {resnet101[lr]} (ResNet-101)",
-        "1e-3 (VGG16)",
+        "1e-3 (VGG16); a comment suggests 6-7e-5 for ResNet",
         "the paper's in the configs (`SALSegmenter` default 1e-3)",
         "`lr`",
         "paper",
@@ -359,7 +359,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "Iterations",
         "{vgg16[max_steps]} (VGG16) / {resnet101[max_steps]} (ResNet-101), the same for P2..P5",
-        "-",
+        "27k (VGG16)",
         "the paper's in the configs; one `max_steps` for every variant",
         "`retrain: {{max_steps}}`",
         "paper: selecting fewer images means more passes, not fewer updates",
@@ -367,7 +367,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "Batch, crop",
         "batch {vgg16[batch_size]}, crop {vgg16[crop_size]}",
-        "crop 321",
+        "batch 7, crop 321",
         "the same",
         "`batch_size`, `crop_size`",
         "paper",
