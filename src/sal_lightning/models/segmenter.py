@@ -112,7 +112,9 @@ class SALSegmenter(pl.LightningModule):
         lambda_atten: lambda of Eq. 14 (2 in the paper).
         attention_refine: train ``L_sel`` on the Eq. 11 refined logits (paper); ``False`` is the
             released code's plain multi-task form. Needs ``use_attention``.
-        refine_at_inference: also refine with Eq. 11 in validation, test and predict.
+        refine_at_inference: also refine with Eq. 11 in validation, test and predict (off: the
+            paper does not say; measured in ``docs/segmenter.md``, it helped single-scale figures
+            and made no difference beyond the seeds' spread with multi-scale + CRF).
         branch_combine: ``"sum"`` (paper, Eq. 10) or ``"released"`` (``b1 + (b2+b3+b4)/3``, 20->20 fc).
         branch_rates: dilation rates of the classification branch.
         branch_hidden_channels, branch_dropout: see :class:`~sal_lightning.nn.HybridDilatedClassifier`.
