@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck docs build demo bench``.
+"""Developer sessions: ``nox -s tests lint typecheck docs build demo bench gpu``.
 
 Sessions run in the current environment (``venv_backend="none"``): install the project once with
 ``pip install -e ".[all,dev]"`` (torch is several GB; one environment serves every session).
@@ -75,3 +75,23 @@ def bench(session: nox.Session) -> None:
     """Every benchmark in ``benchmarks/`` (prints ratios measured side by side)."""
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
         session.run("python", script, *session.posargs)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """On a CUDA machine only (never CI): the ``cuda``-marked tests, the segmenter benchmark of the
+    paper's ResNet-101 network on the GPU in bf16, and a short ResNet-101 fit at 321 px crops."""
+    session.run(
+        "python",
+        "-c",
+        "import sys, torch; sys.exit(None if torch.cuda.is_available() else "
+        "f'nox -s gpu: no CUDA device is visible to torch {torch.__version__}; run it on a GPU machine')",
+    )
+    session.run("python", "-m", "pytest", "-m", "cuda", "tests")
+    session.run(
+        "python",
+        "benchmarks/bench_segmenter.py",
+        *("--backbone", "deeplabv2_resnet101", "--batch", "7", "--crop", "321"),
+        *("--device", "cuda", "--amp", "bf16", "--iters", "20"),
+    )
+    session.run("python", "benchmarks/gpu_fit.py", *session.posargs)

@@ -1,13 +1,17 @@
-"""SALSegmenter vs a plain segmentation-models-pytorch DeepLabV3 with cross-entropy, side by side.
+"""SALSegmenter vs the plain DeepLab it is built on, trained with cross-entropy, side by side.
 
-Same encoder, output stride, ASPP, batch and crop. Measured alternately in one process (A, B, B, A,
+Same network, output stride, head, batch and crop. The plain baseline of ``deeplabv3_<encoder>`` is
+segmentation-models-pytorch's own DeepLabV3 (an independent implementation); of
+``deeplabv2_<encoder>`` (the paper's DeepLab v2) and ``vgg16_*`` it is the library's
+``build_deeplab`` network alone. Measured alternately in one process (A, B, B, A,
 ...) so drifts in machine load hit both equally, and the median per-iteration time is reported
 (wall time on a GPU; on the CPU the process's CPU time, which other processes sharing the cores
 inflate far less than wall time):
 
 - training step: forward, loss, backward, SGD step. SAL: DeepLab + classification branch, Eq. 11
   refinement, ``L_sel + 2 L_atten`` with per-image weights (the paper's P5); plain: DeepLabV3 + CE.
-  The paper reports 0.87 s vs 0.81 s per iteration (+7.4%); goal <= +5%.
+  The paper (Table XI) reports 0.87 s vs 0.81 s per iteration for SAL-Net-VGG16 over
+  DeepLab-VGG16-ASPP (+7.4%); goal <= +5%.
 - inference: one forward pass without gradients (SAL without Eq. 11 at inference, its default, so the
   branch is not run; ``--refine-at-inference`` to include it). Goal <= +2%.
 - floating-point operations of both (exact and machine-independent, so a loaded machine's noisy
@@ -16,18 +20,23 @@ inflate far less than wall time):
   hold at its peak: the storages autograd saves for backward plus parameters, gradients and
   momentum (see :func:`training_bytes`).
 
+``--amp bf16`` runs forward and loss under ``torch.autocast(dtype=torch.bfloat16)``.
+
     python benchmarks/bench_segmenter.py                       # CPU defaults: resnet18, batch 2, crop 160
-    python benchmarks/bench_segmenter.py --backbone deeplabv3_resnet101 --batch 7 --crop 320 --device cuda
+    python benchmarks/bench_segmenter.py --backbone deeplabv2_resnet101 --batch 2 --crop 321 --iters 0
+    python benchmarks/bench_segmenter.py --backbone deeplabv2_resnet101 --batch 7 --crop 321 \
+        --device cuda --amp bf16
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -49,10 +58,15 @@ def build(
             refine_at_inference=args.refine_at_inference,
         ).to(args.device)
         return (lambda batch: model.losses(batch)["loss"]), model
+    if not args.backbone.startswith("deeplabv3_"):
+        from sal_lightning.nn import build_deeplab
+
+        deeplab = build_deeplab(args.backbone, num_classes=21, output_stride=8).to(args.device)
+        return (
+            lambda batch: F.cross_entropy(deeplab(batch["image"]).logits, batch["mask"], ignore_index=255)
+        ), deeplab
     import segmentation_models_pytorch as smp
 
-    if not args.backbone.startswith("deeplabv3_"):
-        raise SystemExit("--backbone: the plain baseline needs an smp encoder, 'deeplabv3_<encoder>'")
     net = smp.DeepLabV3(
         encoder_name=args.backbone.removeprefix("deeplabv3_"),
         encoder_weights=None,
@@ -77,6 +91,16 @@ def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     return {k: v.to(args.device) for k, v in batch.items()}
 
 
+@contextlib.contextmanager
+def autocast(args: argparse.Namespace) -> Iterator[None]:
+    """``torch.autocast`` in bfloat16 with ``--amp bf16``, else nothing."""
+    if args.amp == "bf16":
+        with torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -92,12 +116,14 @@ def trainer_step(kind: str, args: argparse.Namespace) -> tuple[Callable[[], None
     def train() -> None:
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(batch).backward()
+        with autocast(args):
+            loss = loss_fn(batch)
+        loss.backward()
         optimizer.step()
 
     def infer() -> None:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(args):
             if kind == "sal":
                 model.segment(batch["image"], refine=args.refine_at_inference)
             else:
@@ -141,22 +167,25 @@ def flops(fn: Callable[[], None]) -> int:
 
 
 def training_bytes(kind: str, args: argparse.Namespace) -> int:
-    """Memory of a training step: CUDA peak, or on the CPU the tensors a step must hold at its peak.
+    """Memory of a training step: CUDA peak (above what the process held before building the
+    model), or on the CPU the tensors a step must hold at its peak.
 
     CPU: the distinct storages autograd saves for the backward pass (activations, and the weights
     convolutions keep) plus every parameter, its gradient and its momentum buffer. CPU allocators
     keep no peak statistics, and the resident set size mostly measures the allocator's caching.
     """
-    loss_fn, model = build(kind, args)
-    batch = make_batch(args)
     if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()  # the other models of this process
         train, _ = trainer_step(kind, args)
         train()  # optimiser state allocated
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         train()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated()
+        return torch.cuda.max_memory_allocated() - base
+    loss_fn, model = build(kind, args)
+    batch = make_batch(args)
     storages: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -165,7 +194,7 @@ def training_bytes(kind: str, args: argparse.Namespace) -> int:
         return tensor
 
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast(args):
         loss_fn(batch)
     for p in model.parameters():
         storages[p.untyped_storage().data_ptr()] = p.untyped_storage().nbytes()
@@ -188,14 +217,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="deeplabv3_resnet18")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--crop", type=int, default=160, help="side, divisible by 8 (smp refuses others)")
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument(
+        "--crop", type=int, default=160, help="side (divisible by 8 for deeplabv3_*: smp refuses others)"
+    )
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations (0: FLOPs and memory only)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--branch-combine", choices=("sum", "released"), default="sum")
     parser.add_argument("--refine-at-inference", action="store_true")
+    parser.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast dtype")
     parser.add_argument("--flops-only", action="store_true", help="count FLOPs, skip timing and memory")
     args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: no CUDA device is visible to torch {torch.__version__}")
     load_before = os.getloadavg()[0]
     plain_train, plain_infer = trainer_step("plain", args)
     sal_train, sal_infer = trainer_step("sal", args)
@@ -211,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"ratio {sal_f / plain_f:.4f}"
             )
         return
-    train = alternate({"plain": plain_train, "sal": sal_train}, args.iters, args.warmup, args.device)
-    infer = alternate({"plain": plain_infer, "sal": sal_infer}, args.iters, args.warmup, args.device)
+    warmup = args.warmup if args.iters else 0  # --iters 0: FLOPs and memory only
+    train = alternate({"plain": plain_train, "sal": sal_train}, args.iters, warmup, args.device)
+    infer = alternate({"plain": plain_infer, "sal": sal_infer}, args.iters, warmup, args.device)
     memory = {kind: training_bytes(kind, args) for kind in ("plain", "sal")}
     counts = {
         "train step": {"plain": flops(plain_train), "sal": flops(sal_train)},
@@ -222,12 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_name()
     print(
         f"bench_segmenter: {args.backbone}, batch {args.batch}, crop {args.crop}, branch "
-        f"{args.branch_combine}, device {args.device} ({machine}, {torch.get_num_threads()} threads), "
+        f"{args.branch_combine}, amp {args.amp}, device {args.device} ({machine}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}, "
         f"{args.iters} alternating iterations, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     )
     goals = {"train step": "paper 1.074, goal <= 1.05", "inference": "goal <= 1.02"}
     for name, times in (("train step", train), ("inference", infer)):
-        for stat, fn in (("median", statistics.median), ("min", min)):
+        for stat, fn in (("median", statistics.median), ("min", min)) if args.iters else ():
             plain, sal = fn(times["plain"]), fn(times["sal"])
             print(
                 f"  {name:<11} {stat:<6} plain {plain:.4f} s  SAL {sal:.4f} s  "

@@ -85,7 +85,7 @@ def test_example_configs_parse(stack: tuple[str, ...], capsys: pytest.CaptureFix
         )
     if "voc_resnet101.yaml" in stack:
         assert (model["backbone"], model["lr"], printed["trainer"]["max_steps"]) == (
-            "deeplabv3_resnet101",
+            "deeplabv2_resnet101",
             1e-4,
             15000,
         )

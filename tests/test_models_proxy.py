@@ -35,6 +35,45 @@ def test_cams_are_flip_equivariant_and_average_to_the_logits() -> None:
     torch.testing.assert_close(mirrored, fused.flip(-1), atol=1e-4, rtol=1e-4)
 
 
+def test_vgg16_cam_network_has_conv6_conv7_and_gap_equals_an_fc_classifier() -> None:
+    """The paper's CAM network: VGG16 conv layers, conv6/conv7, GAP on conv7, a linear classifier."""
+    torch.manual_seed(0)
+    net = CAMNet("vgg16_aspp", output_stride=8, conv7_channels=32).eval()
+    assert not hasattr(net.backbone, "branches")  # DeepLab-ASPP's head is gone, its trunk kept
+    assert net.conv67 is not None and [
+        m.kernel_size for m in net.conv67 if isinstance(m, torch.nn.Conv2d)
+    ] == [
+        (3, 3),
+        (1, 1),
+    ]
+    image = torch.randn(1, 3, 40, 48)
+    with torch.no_grad():
+        cams, logits = net(image)
+        conv7 = net.conv67(net.backbone.extract_features(image))
+    assert cams.shape == (1, 20, 5, 6)
+    # GAP on conv7, then a fully connected classifier, is the same function as the CAMs' mean
+    fc = torch.nn.functional.linear(conv7.mean((2, 3)), net.classifier.weight[:, :, 0, 0])
+    torch.testing.assert_close(logits, fc, atol=1e-5, rtol=1e-4)
+    head = {id(p) for p in net.head_parameters()}
+    assert head == {id(p) for p in [*net.conv67.parameters(), *net.classifier.parameters()]}
+    with pytest.raises(ValueError, match="conv7_channels"):
+        CAMNet("vgg16_aspp", output_stride=8, conv7_channels=0)
+
+
+def test_paper_presets_name_the_papers_networks() -> None:
+    from sal_lightning.models.proxy_steps import PRESETS
+
+    vgg, resnet = PRESETS["paper-vgg16"], PRESETS["paper-resnet101"]
+    assert (vgg.cam_backbone, vgg.cam_conv7_channels, vgg.proxy_backbone) == (
+        "vgg16_aspp",
+        1024,
+        "vgg16_aspp",
+    )
+    assert (resnet.cam_backbone, resnet.proxy_backbone) == ("vgg16_aspp", "deeplabv2_resnet101")
+    assert PRESETS["paper"] == resnet
+    assert PRESETS["synthetic-cpu"].cam_conv7_channels is None
+
+
 def test_cam_files_round_trip(tmp_path: Path) -> None:
     cams = np.random.default_rng(0).random((2, 5, 6)).astype(np.float32)
     write_cams(tmp_path / "a.npz", cams, np.array([3, 17]))
@@ -102,6 +141,21 @@ def test_proxynet_grows_seeds_through_confident_pixels() -> None:
     assert plain["seed_fraction"].item() == pytest.approx(2 / 25)
     assert grown["seed_fraction"].item() == 1.0
     assert {"loss", "loss_seed", "loss_expand"} <= set(grown) and "loss_constrain" not in grown
+
+
+def test_proxynet_trains_on_deeplab_v2_at_its_stride() -> None:
+    """DSRG on DeepLab v2 (the paper's ResNet-101 ProxyNet, a ResNet-18 here): the losses at stride 8."""
+    torch.manual_seed(0)
+    model = ProxyNet(backbone="deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3}, constrain_weight=0)
+    seeds = torch.full((2, 33, 33), 255)
+    seeds[:, :8, :8] = 0
+    seeds[:, 16:24, 16:24] = 3
+    tags = torch.zeros(2, 20)
+    tags[:, 2] = 1
+    losses = model.train().losses({"image": torch.randn(2, 3, 33, 33), "mask": seeds, "tags": tags})
+    assert torch.isfinite(losses["loss"]) and losses["seed_fraction"] > 0
+    losses["loss"].backward()
+    assert all(p.grad is not None for g in model.parameter_groups() for p in g["params"])
 
 
 def test_build_config_layers_preset_file_and_overrides(tmp_path: Path) -> None:

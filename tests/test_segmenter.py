@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,7 @@ def test_attention_gradient_reaches_the_shared_backbone(batch: dict[str, torch.T
     ("backbone", "kwargs"),
     [
         ("deeplabv3_resnet18", {"encoder_depth": 3, "decoder_channels": 16}),
+        ("deeplabv2_resnet18", {"encoder_depth": 3}),
         ("vgg16_aspp", {"fc_channels": 32}),
         ("vgg16_largefov", {"fc_channels": 32}),
     ],
@@ -133,6 +135,21 @@ def test_parameter_groups_give_new_layers_ten_times_the_rate() -> None:
     assert model.classifier is not None
     assert {id(p) for p in model.classifier.parameters()} <= head_ids  # the branch is a new layer
     assert not {id(p) for p in model.net.backbone_parameters()} & head_ids
+
+
+def test_deeplabv2_segmenter_is_the_default_and_its_frozen_batch_norm_is_in_no_group() -> None:
+    assert inspect.signature(SALSegmenter).parameters["backbone"].default == "deeplabv2_resnet101"
+    with torch.device("meta"):  # the paper's network at the paper's crop, shapes only
+        out = SALSegmenter(backbone="deeplabv2_resnet101", encoder_weights=None)(torch.empty(1, 3, 321, 321))
+    assert out.seg_logits.shape == (1, 21, 321, 321) and out.class_logits is not None
+    torch.manual_seed(0)
+    model = SALSegmenter(backbone="deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3}).train()
+    grouped = {id(p) for g in model.parameter_groups() for p in g["params"]}
+    norms = [m for m in model.net.backbone_module().modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(not m.training for m in norms)  # frozen, although the module trains
+    frozen = {id(p) for m in norms for p in m.parameters()}
+    assert not grouped & frozen and grouped | frozen == {id(p) for p in model.parameters()}
+    assert model.classifier is not None and model.classifier.in_channels == model.net.feature_channels
 
 
 def test_poly_factor() -> None:

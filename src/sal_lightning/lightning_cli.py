@@ -5,7 +5,7 @@ config names any LightningModule and LightningDataModule by class path::
 
     model:
       class_path: sal_lightning.SALSegmenter
-      init_args: {backbone: deeplabv3_resnet101, lr: 1.0e-4}
+      init_args: {backbone: deeplabv2_resnet101, lr: 1.0e-4}
     data:
       class_path: sal_lightning.data.VOCSegmentationDataModule
       init_args: {root: data/VOCdevkit/VOC2012}

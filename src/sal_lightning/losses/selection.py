@@ -82,7 +82,7 @@ class SelectionLoss(nn.Module):
       all weights by a constant leaves the loss unchanged.
     - All weights zero, or no valid pixel: 0, still attached to the graph (gradients are zero),
       never NaN.
-    - ``weight=None``: plain cross-entropy with ignore (Eq. 8; equal to ``F.cross_entropy`` with
+    - ``weight=None``: plain cross-entropy with ignore (Eq. 2; equal to ``F.cross_entropy`` with
       ``ignore_index``, except that an all-ignored batch gives 0 instead of NaN).
 
     Weights are not checked for sign or NaN (that would synchronise with the device);

@@ -1,12 +1,15 @@
 """Class activation maps (CAM) for step 1: a tag classifier and its multi-scale CAM extraction.
 
 :class:`CAMNet` is a DeepLab backbone (:func:`~sal_lightning.nn.build_deeplab`, segmentation head
-removed) followed by a bias-free 1x1 convolution to the C foreground classes. The convolution's
-output is the CAM ``[B, C, h, w]``; its global average is the class score, since averaging and a 1x1
-convolution commute (Zhou et al. 2016). :class:`CAMClassifier` trains it on image tags with the
-multi-label soft-margin loss and, in ``predict``, extracts each image's CAMs over scales and flips
-(:func:`multiscale_cams`), keeps the tagged classes, normalises each by its maximum and returns them
-for :class:`CAMWriter`, which stores one compressed ``<id>.npz`` per image:
+removed), optionally two new layers conv6 (3x3) and conv7 (1x1) with ReLUs (``conv7_channels``: the
+CAM paper's VGGnet-GAP, SAL-Net's "GAP on conv7"), then a bias-free 1x1 convolution to the C
+foreground classes. The convolution's output is the CAM ``[B, C, h, w]``; its global average is the
+class score, since averaging and a 1x1 convolution commute (Zhou et al. 2016): global average pooling
+followed by a fully connected classifier, as the paper describes it, is the same function.
+:class:`CAMClassifier` trains it on image tags with the multi-label soft-margin loss and, in
+``predict``, extracts each image's CAMs over scales and flips (:func:`multiscale_cams`), keeps the
+tagged classes, normalises each by its maximum and returns them for :class:`CAMWriter`, which
+stores one compressed ``<id>.npz`` per image:
 
 - ``cams``: float16 ``[n, H, W]`` in [0, 1], one map per tagged class at the image's size;
 - ``labels``: uint8 ``[n]``, the VOC label value (1..20) of each map.
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,9 @@ class CAMNet(nn.Module):
         output_stride: backbone stride (16 is the usual CAM setting; VGG16 is always 8).
         encoder_weights: ``None``, ``"imagenet"`` or a local weights file (see ``build_deeplab``).
         backbone_kwargs: further ``build_deeplab`` arguments (``encoder_depth``, ``pad_mode``...).
+        conv7_channels: width of conv6 (3x3) and conv7 (1x1), each followed by a ReLU, between the
+            backbone and the classifier (1024 in the paper's VGG16 CAM network); ``None``: the
+            classifier reads the backbone features directly.
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class CAMNet(nn.Module):
         output_stride: int = 16,
         encoder_weights: str | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
+        conv7_channels: int | None = None,
     ) -> None:
         super().__init__()
         net = build_deeplab(
@@ -77,9 +85,27 @@ class CAMNet(nn.Module):
         )
         _drop_segmentation_head(net)
         self.backbone = net
-        self.classifier = nn.Conv2d(net.feature_channels, num_classes, kernel_size=1, bias=False)
+        self.conv67: nn.Sequential | None = None
+        channels = net.feature_channels
+        if conv7_channels is not None:
+            if conv7_channels < 1:
+                raise ValueError(f"conv7_channels: expected a positive width or None, got {conv7_channels}")
+            self.conv67 = nn.Sequential(
+                nn.Conv2d(channels, conv7_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(conv7_channels, conv7_channels, 1),
+                nn.ReLU(inplace=True),
+            )
+            channels = conv7_channels
+        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1, bias=False)
         self.num_classes = num_classes
         self.output_stride = net.output_stride
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        """The new layers (conv6/conv7 when present, and the classifier)."""
+        return chain(
+            self.conv67.parameters() if self.conv67 is not None else (), self.classifier.parameters()
+        )
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """image: ``[B, 3, H, W]`` float (normalised).
@@ -96,6 +122,8 @@ class CAMNet(nn.Module):
         features = net.extract_features(image)
         s = self.output_stride
         features = features[..., : math.ceil(height / s), : math.ceil(width / s)]
+        if self.conv67 is not None:
+            features = self.conv67(features)
         cams = self.classifier(features)
         return cams, cams.mean((2, 3))
 
@@ -215,10 +243,11 @@ class CAMClassifier(pl.LightningModule):
     Batches follow the batch contract: ``image [B, 3, H, W]``, ``tags [B, C]``, ``id``, ``size``.
 
     Args:
-        backbone, num_classes, output_stride, encoder_weights, backbone_kwargs: see :class:`CAMNet`.
-        lr: base learning rate (backbone); the classifier gets ``lr * head_lr_mult``.
+        backbone, num_classes, output_stride, encoder_weights, backbone_kwargs, conv7_channels: see
+            :class:`CAMNet`.
+        lr: base learning rate (backbone); the new layers get ``lr * head_lr_mult``.
         momentum, weight_decay: SGD settings (no decay on biases / norm parameters).
-        head_lr_mult: learning-rate factor of the 1x1 classifier.
+        head_lr_mult: learning-rate factor of the new layers (conv6/conv7, the 1x1 classifier).
         poly_power: poly schedule power over the trainer's ``max_steps`` (or its estimate).
         cam_scales, cam_flip: views summed in :func:`multiscale_cams` at predict time.
     """
@@ -237,6 +266,7 @@ class CAMClassifier(pl.LightningModule):
         poly_power: float = 0.9,
         cam_scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
         cam_flip: bool = True,
+        conv7_channels: int | None = None,
     ) -> None:
         super().__init__()
         if lr <= 0:
@@ -244,7 +274,9 @@ class CAMClassifier(pl.LightningModule):
         if not cam_scales or any(s <= 0 for s in cam_scales):
             raise ValueError(f"cam_scales: expected one or more positive scales, got {cam_scales}")
         self.save_hyperparameters()
-        self.net = CAMNet(backbone, num_classes, output_stride, encoder_weights, backbone_kwargs)
+        self.net = CAMNet(
+            backbone, num_classes, output_stride, encoder_weights, backbone_kwargs, conv7_channels
+        )
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``image [B, 3, H, W]`` -> ``(cams [B, C, h, w], logits [B, C])``, see :class:`CAMNet`."""
@@ -269,7 +301,7 @@ class CAMClassifier(pl.LightningModule):
         hp: Any = self.hparams
         groups = param_groups(
             self.net.backbone.parameters(),
-            self.net.classifier.parameters(),
+            self.net.head_parameters(),
             lr=hp.lr,
             weight_decay=hp.weight_decay,
             head_lr_mult=hp.head_lr_mult,

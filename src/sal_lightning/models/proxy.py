@@ -119,7 +119,7 @@ class ProxyNet(SALSegmenter):
 
     def __init__(
         self,
-        backbone: str = "deeplabv3_resnet101",
+        backbone: str = "deeplabv2_resnet101",
         num_classes: int = 21,
         output_stride: int = 8,
         encoder_weights: str | None = None,

@@ -47,13 +47,18 @@ PathLike = str | os.PathLike[str]
 
 @dataclass
 class ProxyConfig:
-    """Settings of step 1. Defaults follow the papers (SEC, DSRG, IRN for the CAM network).
+    """Settings of step 1. The networks are the paper's SAL-Net-ResNet101 step 1 (preset
+    ``paper-resnet101``): the VGG16 CAM network of Sec. III-A (VGG16 conv layers, conv6/conv7 of
+    1024 channels, global average pooling, a linear classifier) and DSRG on DeepLab v2 ResNet-101
+    (the ProxyNet). The training settings, which the paper leaves to SEC / DSRG, follow those papers
+    (IRN for the CAM schedule).
 
     Data: ``train_split`` (ids to label), ``saliency_dir`` (grayscale PNGs for background seeds;
     ``None``: the lowest-CAM pixels), ``num_workers`` (DataLoader workers), ``seed``.
-    CAM classifier: ``cam_*`` (backbone, its kwargs, output stride, weights, learning rate, steps,
-    batch size, crop, predict scales). Seeds: ``fg_ratio`` (CAM > ratio x max), ``bg_saliency``
-    (saliency below it is background), ``bg_quantile`` (share of lowest-CAM pixels without saliency).
+    CAM classifier: ``cam_*`` (backbone, its kwargs, output stride, weights, conv6/conv7 width
+    (``None``: none), learning rate, steps, batch size, crop, predict scales). Seeds: ``fg_ratio``
+    (CAM > ratio x max), ``bg_saliency`` (saliency below it is background), ``bg_quantile`` (share
+    of lowest-CAM pixels without saliency).
     ProxyNet: ``proxy_*`` and the loss switches of :class:`~sal_lightning.models.proxy.ProxyNet`;
     ``test_scales`` / ``crf`` for the proxies; ``crf_workers`` for training and prediction CRFs.
     """
@@ -62,10 +67,11 @@ class ProxyConfig:
     saliency_dir: str | None = None
     num_workers: int = 4
     seed: int = 0
-    cam_backbone: str = "deeplabv3_resnet50"
+    cam_backbone: str = "vgg16_aspp"
     cam_backbone_kwargs: dict[str, Any] = field(default_factory=dict)
-    cam_output_stride: int = 16
+    cam_output_stride: int = 8
     cam_encoder_weights: str | None = None
+    cam_conv7_channels: int | None = 1024
     cam_lr: float = 0.01
     cam_steps: int = 6000
     cam_batch_size: int = 16
@@ -74,7 +80,7 @@ class ProxyConfig:
     fg_ratio: float = 0.2
     bg_saliency: float = 0.06
     bg_quantile: float = 0.3
-    proxy_backbone: str = "deeplabv3_resnet101"
+    proxy_backbone: str = "deeplabv2_resnet101"
     proxy_backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     proxy_output_stride: int = 8
     proxy_encoder_weights: str | None = None
@@ -91,9 +97,13 @@ class ProxyConfig:
     crf_workers: int | None = None
 
 
-#: named starting configurations: the papers' settings, and a small from-scratch CPU run on the
-#: synthetic data (ResNet-18 trunks, 64 px images; the figures in docs/proxies.md)
+#: named starting configurations: the paper's step 1 of SAL-Net-ResNet101 (``paper-resnet101``, also
+#: called ``paper``) and of SAL-Net-VGG16 (``paper-vgg16``: DSRG on VGG16 DeepLab-ASPP), both with the
+#: VGG16 CAM network, and a small from-scratch CPU run on the synthetic data (ResNet-18 trunks, 64 px
+#: images; the figures in docs/proxies.md)
 PRESETS: dict[str, ProxyConfig] = {
+    "paper-resnet101": ProxyConfig(),
+    "paper-vgg16": ProxyConfig(proxy_backbone="vgg16_aspp"),
     "paper": ProxyConfig(),
     "synthetic-cpu": ProxyConfig(
         train_split="train",
@@ -101,6 +111,7 @@ PRESETS: dict[str, ProxyConfig] = {
         cam_backbone="deeplabv3_resnet18",
         cam_backbone_kwargs={"encoder_depth": 4},
         cam_output_stride=8,
+        cam_conv7_channels=None,
         cam_lr=0.01,
         cam_steps=600,
         cam_batch_size=16,
@@ -170,6 +181,7 @@ def train_cam(
         backbone_kwargs=dict(config.cam_backbone_kwargs),
         lr=config.cam_lr,
         cam_scales=tuple(config.cam_scales),
+        conv7_channels=config.cam_conv7_channels,
     )
     data = VOCClassificationDataModule(
         str(root),

@@ -16,8 +16,9 @@ proxies; P3/P4 ``use_selection=True`` (coarse / fine scores chose the weights); 
 The authors' released code is ``attention_refine=False, branch_combine="released"`` (see
 ``docs/segmenter.md``).
 
-Validation is single-scale; ``test`` and ``predict`` run the full inference: multi-scale + flip
-fusion, optional dense CRF in a process pool, argmax, crop to each image's original size.
+Validation is single-scale; ``test`` and ``predict`` run the full inference: multi-scale fusion
+(and a horizontal flip, an option the paper does not use), optional dense CRF in a process pool,
+argmax, crop to each image's original size.
 """
 
 from __future__ import annotations
@@ -94,31 +95,39 @@ class SALSegmenter(pl.LightningModule):
     ``weight [B]`` float, ``id`` list[str], and for evaluation ``size [B, 2]`` (original H, W).
 
     Args:
-        backbone: ``"deeplabv3_resnet101"`` (SAL-Net-ResNet101), ``"vgg16_aspp"`` (SAL-Net-VGG16),
-            ``"vgg16_largefov"`` or ``"deeplabv3_<any smp encoder>"``.
+        backbone: ``"deeplabv2_resnet101"`` (SAL-Net-ResNet101: DeepLab v2, the paper's
+            DeepLab-ASPP), ``"vgg16_aspp"`` (SAL-Net-VGG16), ``"vgg16_largefov"``,
+            ``"deeplabv2_<smp encoder>"`` or ``"deeplabv3_<smp encoder>"`` (smp's DeepLabV3, not the
+            paper's network), see :func:`~sal_lightning.nn.build_deeplab`.
         num_classes: K segmentation classes including background (21 for VOC).
         output_stride: 8 (paper) or 16 (smp encoders only).
         encoder_weights: ``None`` (random init), a hub name (``"imagenet"``) or a local weights file.
-        dropout: dropout in the segmentation head.
+        dropout: dropout in the segmentation head (VGG16's fc6/fc7, DeepLabV3's ASPP); DeepLab v2's
+            ResNet head has no dropout layer.
         backbone_kwargs: further arguments of :func:`~sal_lightning.nn.build_deeplab`
-            (``encoder_depth``, ``decoder_channels``, ``atrous_rates``, ``fc_channels``, ``pad_mode``).
+            (``encoder_depth``, ``decoder_channels``, ``atrous_rates``, ``fc_channels``, ``freeze_bn``,
+            ``pad_mode``).
         use_selection: weight each image's ``L_sel`` by ``batch["weight"]`` (Eq. 9/13); else all 1.
         use_attention: build the classification branch and add ``lambda_atten * L_atten``.
         lambda_atten: lambda of Eq. 14 (2 in the paper).
         attention_refine: train ``L_sel`` on the Eq. 11 refined logits (paper); ``False`` is the
             released code's plain multi-task form. Needs ``use_attention``.
-        refine_at_inference: also refine with Eq. 11 in validation, test and predict.
+        refine_at_inference: also refine with Eq. 11 in validation, test and predict (off: the
+            paper does not say; measured in ``docs/segmenter.md``, it helped single-scale figures
+            and made no difference beyond the seeds' spread with multi-scale + CRF).
         branch_combine: ``"sum"`` (paper, Eq. 10) or ``"released"`` (``b1 + (b2+b3+b4)/3``, 20->20 fc).
         branch_rates: dilation rates of the classification branch.
         branch_hidden_channels, branch_dropout: see :class:`~sal_lightning.nn.HybridDilatedClassifier`.
         lr: base learning rate (paper: 1e-3 VGG16, 1e-4 ResNet-101).
         momentum, weight_decay: SGD settings (0.9, 5e-4); no decay on biases / norm parameters.
         head_lr_mult, head_bias_lr_mult, bias_lr_mult: learning-rate multipliers of the new layers'
-            weights (10), their biases (20) and the backbone's biases (1), DeepLab's convention.
+            weights (10), their biases (20) and the backbone's biases (1): DeepLab's and the released
+            code's convention (the paper gives only the base rate).
         poly_power: poly schedule power (0.9), stepped every optimiser step up to the trainer's
             ``max_steps`` (or its estimated number of steps when only epochs are set).
-        test_scales: input scales fused at test / predict time.
-        test_flip: also fuse horizontally flipped inputs.
+        test_scales: input scales fused at test / predict time (the release's 0.5, 0.75, 1.0; the
+            paper says "multi-scale" without the scales).
+        test_flip: also fuse horizontally flipped inputs (neither the paper nor the release does).
         test_fuse: ``"mean"`` or ``"max"`` of the per-scale probabilities (released code: max).
         crf: refine test / predict probabilities with dense CRF (``pydensecrf``).
         crf_params: dense CRF settings (:class:`~sal_lightning.postprocess.crf.CRFParams`; ``None`` =
@@ -137,7 +146,7 @@ class SALSegmenter(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "deeplabv3_resnet101",
+        backbone: str = "deeplabv2_resnet101",
         num_classes: int = 21,
         output_stride: int = 8,
         encoder_weights: str | None = None,
@@ -160,7 +169,7 @@ class SALSegmenter(pl.LightningModule):
         bias_lr_mult: float = 1.0,
         poly_power: float = 0.9,
         test_scales: Sequence[float] = (0.5, 0.75, 1.0),
-        test_flip: bool = True,
+        test_flip: bool = False,
         test_fuse: Fuse = "mean",
         crf: bool = False,
         crf_params: CRFParams | None = None,

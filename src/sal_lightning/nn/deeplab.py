@@ -2,9 +2,12 @@
 
 ``build_deeplab(name, ...)`` returns a :class:`DeepLab`:
 
-- ``"deeplabv3_<encoder>"``: segmentation-models-pytorch's DeepLabV3 (ASPP) with any of its encoders,
-  e.g. ``"deeplabv3_resnet101"`` (SAL-Net-ResNet101) or ``"deeplabv3_resnet18"``; output stride 8
-  (16 optional), dilated encoder.
+- ``"deeplabv2_<encoder>"``: DeepLab v2 (:mod:`sal_lightning.nn.deeplabv2`): dilated encoder at
+  output stride 8, four summed 3x3 classifiers at rates 6/12/18/24, frozen backbone batch norm;
+  ``"deeplabv2_resnet101"`` is the paper's SAL-Net-ResNet101 ("DeepLab-ASPP [47]").
+- ``"deeplabv3_<encoder>"``: segmentation-models-pytorch's DeepLabV3 (ASPP with image pooling and
+  batch norm) with any of its encoders, e.g. ``"deeplabv3_resnet101"`` or ``"deeplabv3_resnet18"``;
+  output stride 8 (16 optional), dilated encoder. Not the paper's network: an option.
 - ``"vgg16_largefov"`` and ``"vgg16_aspp"``: DeepLab on VGG16 (:mod:`sal_lightning.nn.vgg`), output
   stride 8 (SAL-Net-VGG16 uses the ASPP form).
 
@@ -38,6 +41,7 @@ from sal_lightning._checks import check_tensor
 PadMode = Literal["constant", "reflect", "replicate"]
 _PAD_MODES = ("constant", "reflect", "replicate")
 _SMP_PREFIX = "deeplabv3_"
+_V2_PREFIX = "deeplabv2_"
 VGG_BACKBONES = ("vgg16_largefov", "vgg16_aspp")
 #: file suffixes that mark ``encoder_weights`` as a local file rather than a hub name
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
@@ -73,6 +77,7 @@ class DeepLab(nn.Module):
         pad_multiple: sides are padded up to a multiple of this before the backbone (1 = never).
         pad_mode: ``"constant"`` (zeros, i.e. the mean of a normalised image), ``"reflect"`` or
             ``"replicate"``.
+        frozen_bn: whether :meth:`freeze_backbone_bn` was called.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class DeepLab(nn.Module):
         self.feature_channels = feature_channels
         self.pad_multiple = pad_multiple
         self.pad_mode = pad_mode
+        self.frozen_bn = False
 
     def extract_features(self, x: Tensor) -> Tensor:
         """``x: [B, 3, H', W']`` (already padded) ``-> [B, F, ceil(H'/s), ceil(W'/s)]``."""
@@ -111,6 +117,26 @@ class DeepLab(nn.Module):
         """Parameters of the pretrainable backbone (base learning rate)."""
         return self.backbone_module().parameters()
 
+    def freeze_backbone_bn(self) -> None:
+        """Freeze the backbone's batch norm: statistics and affine parameters stay as loaded.
+
+        Its parameters get ``requires_grad=False`` (so :func:`param_groups` leaves them out) and
+        its modules stay in eval mode, also after ``train()`` (DeepLab v2's convention: batches of
+        7-10 crops are too small to estimate batch statistics).
+        """
+        self.frozen_bn = True
+        for module in _batch_norms(self.backbone_module()):
+            module.requires_grad_(False)
+            module.eval()
+
+    def train(self, mode: bool = True) -> DeepLab:
+        """``nn.Module.train``, except that a frozen backbone batch norm stays in eval mode."""
+        super().train(mode)
+        if self.frozen_bn:
+            for module in _batch_norms(self.backbone_module()):
+                module.eval()
+        return self
+
     def head_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter outside the backbone (new layers, 10x learning rate)."""
         backbone = {id(p) for p in self.backbone_module().parameters()}
@@ -126,6 +152,10 @@ class DeepLab(nn.Module):
         features = self.extract_features(x)
         low = self.classify(features)
         return DeepLabOutput(upsample_logits(low, self.output_stride, (height, width)), low, features)
+
+
+def _batch_norms(module: nn.Module) -> Iterator[nn.modules.batchnorm._BatchNorm]:
+    return (m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
 
 
 def upsample_logits(low: Tensor, stride: int, size: tuple[int, int]) -> Tensor:
@@ -247,25 +277,31 @@ def build_deeplab(
     decoder_channels: int = 256,
     atrous_rates: Sequence[int] | None = None,
     fc_channels: int = 1024,
+    freeze_bn: bool | None = None,
     pad_mode: PadMode = "constant",
 ) -> DeepLab:
     """Build a DeepLab backbone by name.
 
     Args:
-        name: ``"deeplabv3_<smp encoder>"`` (e.g. ``"deeplabv3_resnet101"``), ``"vgg16_largefov"``
-            or ``"vgg16_aspp"``.
+        name: ``"deeplabv2_<smp encoder>"`` (``"deeplabv2_resnet101"``: the paper's ResNet-101
+            network), ``"deeplabv3_<smp encoder>"`` (e.g. ``"deeplabv3_resnet101"``),
+            ``"vgg16_largefov"`` or ``"vgg16_aspp"`` (the paper's VGG16 network).
         num_classes: K (21 for VOC).
         output_stride: 8, or 16 for smp encoders (VGG16 DeepLab is always 8).
         encoder_weights: ``None`` (random init), a hub name (``"imagenet"``: smp's weights for smp
             encoders, torchvision's ImageNet VGG16 for the VGG trunk; both download), or a local
             file (``.pth``/``.pt``/``.bin``/``.ckpt``/``.safetensors``) holding the state dict of the
             backbone or of the whole network, see :func:`load_weights`.
-        dropout: dropout in the head (ASPP projection for smp, after fc6/fc7 for VGG).
-        encoder_depth: smp encoder stages (3..5); smp only.
-        decoder_channels: smp ASPP width; smp only.
-        atrous_rates: ASPP rates; smp default (12, 24, 36) at stride 8 / (6, 12, 18) at 16, VGG
-            default (12,) for LargeFOV and (6, 12, 18, 24) for ASPP.
+        dropout: dropout in the head (ASPP projection for DeepLabV3, after fc6/fc7 for VGG); DeepLab
+            v2's head has no dropout layer, so it does not apply to ``deeplabv2_*``.
+        encoder_depth: smp encoder stages (3..5); smp encoders only.
+        decoder_channels: DeepLabV3's ASPP width; ``deeplabv3_*`` only.
+        atrous_rates: ASPP rates; DeepLabV3 default (12, 24, 36) at stride 8 / (6, 12, 18) at 16,
+            DeepLab v2 and VGG ASPP (6, 12, 18, 24), VGG LargeFOV (12,).
         fc_channels: fc6/fc7 width of the VGG head (1024); VGG only.
+        freeze_bn: backbone batch norm in eval mode with frozen parameters, also in ``train()``;
+            ``None``: the network's own convention (on for DeepLab v2, off for DeepLabV3; VGG16
+            has no batch norm).
         pad_mode: how inputs are padded to the encoder's multiple, see :class:`DeepLab`.
     """
     hub_name: str | None = None
@@ -279,7 +315,25 @@ def build_deeplab(
             hub_name = str(encoder_weights)
 
     model: DeepLab
-    if name in VGG_BACKBONES:
+    if name.startswith(_V2_PREFIX) and len(name) > len(_V2_PREFIX):
+        if decoder_channels != 256 or fc_channels != 1024:
+            raise ValueError(
+                f"decoder_channels and fc_channels do not apply to {name}: DeepLab v2's head is four "
+                f"3x3 classifiers (set atrous_rates to change it)"
+            )
+        from sal_lightning.nn.deeplabv2 import ASPP_V2_RATES, DeepLabV2
+
+        model = DeepLabV2(
+            name[len(_V2_PREFIX) :],
+            num_classes=num_classes,
+            output_stride=output_stride,
+            encoder_weights=hub_name,
+            encoder_depth=encoder_depth,
+            atrous_rates=ASPP_V2_RATES if atrous_rates is None else atrous_rates,
+            freeze_bn=True if freeze_bn is None else freeze_bn,
+            pad_mode=pad_mode,
+        )
+    elif name in VGG_BACKBONES:
         if output_stride != 8:
             raise ValueError(f"output_stride: {name} has output stride 8, got {output_stride}")
         if encoder_depth != 5 or decoder_channels != 256:
@@ -298,6 +352,8 @@ def build_deeplab(
         )
         if hub_name is not None:
             vgg.load_imagenet_backbone()
+        if freeze_bn:
+            raise ValueError(f"freeze_bn: {name} has no batch norm to freeze")
         model = vgg
     elif name.startswith(_SMP_PREFIX) and len(name) > len(_SMP_PREFIX):
         if fc_channels != 1024:
@@ -313,10 +369,12 @@ def build_deeplab(
             dropout=dropout,
             pad_mode=pad_mode,
         )
+        if freeze_bn:
+            model.freeze_backbone_bn()
     else:
         raise ValueError(
-            f"name: expected 'vgg16_largefov', 'vgg16_aspp' or 'deeplabv3_<smp encoder>' "
-            f"(e.g. 'deeplabv3_resnet101'), got {name!r}"
+            f"name: expected 'deeplabv2_<smp encoder>' (e.g. 'deeplabv2_resnet101', the paper's), "
+            f"'vgg16_aspp', 'vgg16_largefov' or 'deeplabv3_<smp encoder>', got {name!r}"
         )
     if weights_file is not None:
         load_weights(model, weights_file)

@@ -8,12 +8,12 @@ defaults are the paper's)::
     val_split: val                      # evaluation split (P1..P5)
     saliency_dir: null                  # grayscale saliency PNGs; null: the built-in method
     trainer: {accelerator: auto, devices: 1}         # every Lightning Trainer of every step
-    proxies: {preset: paper, overrides: {}}          # step 1, or {import: FOLDER} for your own
+    proxies: {preset: paper-resnet101, overrides: {}}  # step 1 (or paper-vgg16), or {import: FOLDER}
     references: {config: {}, workers: 4}
     coarse: {config: {}, batch_size: 8, num_workers: 4}
     scorer: {synthesis: {}, model: {}, max_epochs: 50, batch_size: 8}
     fine: {batch_size: 16}
-    select: {tau: 0.85, mode: hard}                  # or keep: 0.6 (share of the proxies)
+    select: {tau: 0.85, tau_coarse: 0.8, mode: hard}  # SF, SC thresholds; or keep: 0.6 (a share)
     retrain: {variants: [P2, P3, P4, P5], seeds: [0], max_steps: 15000, model: {}, data: {}}
     evaluate: {test_scales: [0.5, 0.75, 1.0], crf: true}
     report: {overlays: 4}

@@ -518,7 +518,10 @@ class Retrain(Step):
 
 @dataclass
 class Evaluate(Step):
-    """P1..P5 on ``split`` with the full inference (multi-scale + flip, dense CRF): mIoU per run.
+    """P1..P5 on ``split`` with the full inference (multi-scale, dense CRF): mIoU per run.
+
+    ``test_flip`` also fuses mirrored inputs (neither the paper nor the release does);
+    ``refine_at_inference`` applies Eq. 11 at test time too (see ``docs/segmenter.md``).
 
     P1 is the step 1 network (ProxyNet); P2..P5 every ``retrain/<variant>/seed<k>.ckpt``.
     Predictions go to ``evaluation/<variant>/seed<k>/<id>.png``; the numbers to
@@ -532,6 +535,8 @@ class Evaluate(Step):
     variants: tuple[str, ...] = ("P2", "P3", "P4", "P5")
     seeds: tuple[int, ...] = (0,)
     test_scales: tuple[float, ...] = (0.5, 0.75, 1.0)
+    test_flip: bool = False
+    refine_at_inference: bool = False
     crf: bool = True
     batch_size: int = 1
     include_p1: bool = True
@@ -561,6 +566,8 @@ class Evaluate(Step):
                         ctx.path(f"retrain/{variant}/seed{seed}.ckpt"),
                         map_location="cpu",
                         test_scales=tuple(self.test_scales),
+                        test_flip=self.test_flip,
+                        refine_at_inference=self.refine_at_inference,
                         crf=self.crf,
                     )
                     data = VOCSegmentationDataModule(
