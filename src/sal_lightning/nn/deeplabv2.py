@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from sal_lightning.nn.deeplab import DeepLab, _drop_unused_resnet_stages
+from sal_lightning.nn.deeplab import DeepLab, drop_unused_resnet_stages
 
 #: DeepLab v2's ASPP rates (ASPP-L, the model of its Table 5 and of SAL-Net)
 ASPP_V2_RATES: tuple[int, ...] = (6, 12, 18, 24)
@@ -96,7 +96,7 @@ class DeepLabV2(DeepLab):
         self.encoder_name = encoder_name
         self.rates = rates
         self.encoder = encoder
-        _drop_unused_resnet_stages(self.encoder, encoder_depth)
+        drop_unused_resnet_stages(self.encoder, encoder_depth)
         convs = [nn.Conv2d(self.feature_channels, num_classes, 3, padding=r, dilation=r) for r in rates]
         for conv in convs:
             nn.init.normal_(conv.weight, std=0.01)
