@@ -23,7 +23,7 @@ PAPER_CONFIGS = {
     "voc_resnet101.yaml": ("segmenter", "resnet101"),
 }
 #: example configurations that do not claim to be the paper (each says what it is instead)
-OTHER_CONFIGS = {"synthetic_tiny.yaml", "voc_vgg16_released.yaml", "wandb.yaml"}
+OTHER_CONFIGS = {"pipeline_voclike_cpu.yaml", "synthetic_tiny.yaml", "voc_vgg16_released.yaml", "wandb.yaml"}
 
 
 def test_every_example_config_is_classified() -> None:

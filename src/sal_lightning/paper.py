@@ -434,9 +434,10 @@ ROWS: tuple[Row, ...] = (
         "Mask scorer network",
         "Table I, 4-channel input at 256 x 256",
         "not released",
-        "`MaskScorer` (docs/scoring.md)",
-        "a lighter named variant for CPUs",
-        "see docs/scoring.md",
+        "`MaskScorer(arch='table1')`: Table I transcribed; output clipped to [0, 1] for scoring",
+        "`arch: light` (same layers, CPU widths); `method: reference` (`ReferenceNet`)",
+        "paper; the learned reference is this library's scorer for small data, chosen by "
+        "measurement (docs/scoring.md)",
     ),
     Row(
         "Mask scorer training",
@@ -445,6 +446,15 @@ ROWS: tuple[Row, ...] = (
         "not released",
         "the paper's values in the configs",
         "`scorer: {{model: {{lr}}, batch_size, max_epochs}}`",
+        "paper",
+    ),
+    Row(
+        "Mask scorer training set",
+        "AC >= 0.8 positives (~4k), AC <= 0.3 negatives (~1k), eroded or erased good masks (~3k), "
+        "cut-paste of AC >= 0.9 foregrounds on the background of AC >= 0.3 images (~2k)",
+        "not released",
+        "the same kinds, thresholds and proportions (`SynthesisConfig`)",
+        "`samples_per_image`, the shares, `degradations: [dilate]`",
         "paper",
     ),
     Row(

@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-dir", type=Path, default=None, help="the scored proxies")
     p.add_argument("--column", default="sf", choices=("sf", "sc", "ac", "p"), help="column to sweep")
     p.add_argument("--taus", default=None, help="comma-separated thresholds")
-    p.add_argument("--definition", default="paper", choices=("paper", "fmeasure"), help="true-AC variant")
+    p.add_argument("--definition", default="fmeasure", choices=("paper", "fmeasure"), help="true-AC variant")
 
     p = sub.add_parser("folder", help="score any folder of pseudo-labels end to end into scores.csv")
     p.add_argument("--root", type=Path, required=True, help="VOC-layout root with the images")

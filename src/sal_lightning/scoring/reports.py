@@ -224,10 +224,13 @@ def write_report(
     proxy_dir: PathLike | None = None,
     column: str = "sf",
     taus: Sequence[float] = DEFAULT_TAUS,
-    definition: Definition = "paper",
+    definition: Definition = "fmeasure",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write ``report.md``, ``report.json`` and (with ground truth) ``correlations.png`` to ``out_dir``.
+
+    The true AC uses ``definition`` (the F-measure against the ground truth's foreground, as the
+    pipeline's report does; ``"paper"`` for Eq. 3 as printed).
 
     Ground truth is used when ``root`` and ``proxy_dir`` are given and every scored id has a
     ground-truth mask. ``column`` (``sf``, falling back to ``sc`` when empty) drives the sweep.
@@ -241,7 +244,7 @@ def write_report(
     truth = None
     if root is not None and proxy_dir is not None:
         voc = resolve_voc_root(root)
-        if all(find_gt_mask(voc, i) is not None for i in scores):
+        if has_ground_truth(voc, sorted(scores)):
             truth = true_quality(voc, sorted(scores), proxy_dir, definition, progress)
     sweep = tau_sweep(scores, column, taus, truth)
     report: dict[str, Any] = {
