@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -186,3 +188,44 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     report = (killed / "report.md").read_text()
     assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sal_lightning", "pipeline", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_imported_proxies_follow_their_source_folder(synthetic_voc: Path, tmp_path: Path) -> None:
+    """After the user replaces pseudo-labels in --proxies DIR, a rerun uses the new ones."""
+    from PIL import Image
+
+    from sal_lightning.data.io import read_label_png, write_label_png
+    from sal_lightning.data.layout import read_split
+    from sal_lightning.scoring.corruption import make_corrupted_proxies
+
+    proxies, work = tmp_path / "proxies", tmp_path / "work"
+    train = read_split(synthetic_voc, "train")
+    make_corrupted_proxies(synthetic_voc, train, proxies, seed=0, progress=False)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(_tiny_config(synthetic_voc, tmp_path / "strong.txt")))
+    base = ("--config", config, "--workdir", work, "--proxies", proxies)
+    source, copy = proxies / f"{train[0]}.png", work / "step1" / "proxies" / f"{train[0]}.png"
+
+    first = _cli(*base, "--only", "proxies")
+    assert first.returncode == 0, first.stderr
+    assert "[ 1/11] proxies: done in" in first.stdout and "imported 12" in first.stdout
+    assert np.array_equal(read_label_png(copy), read_label_png(source))
+    assert re.search(r"^proxies +done +took ", _cli(*base, "--list-steps").stdout, re.M)
+
+    write_label_png(source, np.zeros_like(read_label_png(source)))  # the user replaces one proxy
+    assert re.search(r"^proxies +changed ", _cli(*base, "--list-steps").stdout, re.M)
+    assert _cli(*base, "--no-resume", "--only", "proxies").returncode == 0
+    assert not read_label_png(copy).any()  # the new one, not the old copy
+
+    Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(source)  # a broken proxy...
+    failed = _cli(*base, "--only", "proxies")
+    assert failed.returncode == 2 and f"{train[0]}.png: label values must be 0..20" in failed.stderr
+    write_label_png(source, np.ones((64, 64), np.uint8))  # ...fixed
+    assert _cli(*base, "--from", "proxies", "--only", "proxies").returncode == 2  # one of them only
+    assert _cli(*base, "--only", "proxies").returncode == 0
+    assert (read_label_png(copy) == 1).all()

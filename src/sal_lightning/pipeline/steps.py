@@ -72,6 +72,7 @@ class MakeProxies(Step):
 
     kind: ClassVar[str] = "proxies"
     writes: ClassVar[tuple[str, ...]] = ("step1",)
+    sources: ClassVar[tuple[str, ...]] = ("saliency_dir",)
     root: str = ""
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -106,11 +107,14 @@ class MakeProxies(Step):
 class ImportProxies(Step):
     """Step 1 replaced by a folder of pseudo-labels from any method (one PNG per id of ``split``).
 
-    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``.
+    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``. The
+    folder's content hash is part of the configuration: after a PNG there changes, the next run
+    imports again and re-runs every later step.
     """
 
     kind: ClassVar[str] = "proxies"
     writes: ClassVar[tuple[str, ...]] = ("step1",)
+    sources: ClassVar[tuple[str, ...]] = ("folder",)
     root: str = ""
     folder: str = ""
     split: str = "train_aug"
@@ -144,6 +148,7 @@ class MakeReferences(Step):
     kind: ClassVar[str] = "references"
     reads: ClassVar[tuple[str, ...]] = (PROXIES,)
     writes: ClassVar[tuple[str, ...]] = ("references",)
+    sources: ClassVar[tuple[str, ...]] = ("saliency_dir",)
     root: str = ""
     split: str = "train_aug"
     saliency_dir: str | None = None
