@@ -125,5 +125,14 @@ def test_cli_check_and_train_aug(voc_copy: Path, capsys) -> None:
     Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(
         voc_copy / "SegmentationClass/synth_000004.png"
     )
-    assert main(["data", "check", "--root", str(voc_copy), "--split", "train"]) == 1
+    assert main(["data", "check", "--root", str(voc_copy), "--split", "train"]) == 2
     assert "synth_000004.png: label values must be 0..20 or 255" in capsys.readouterr().err
+
+
+def test_cli_check_decodes_every_image(voc_copy: Path, capsys) -> None:
+    """A truncated JPEG (its header intact) is found by ``data check``, not later by the pipeline."""
+    jpeg = voc_copy / "JPEGImages" / "synth_000013.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:600])
+    assert main(["data", "check", "--root", str(voc_copy), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "synth_000013.jpg: cannot read image" in err

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +192,30 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
 
 
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sal_lightning", "pipeline", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_imported_proxies_follow_their_source_folder(synthetic_voc: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """``cli(*words)``: ``sal-lightning pipeline <words>`` through the entry function, with its output."""
+    from sal_lightning.cli import main
+
+    def run(*args: str | Path) -> Ran:
+        capsys.readouterr()
+        code = main(["pipeline", *map(str, args)])
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def test_imported_proxies_follow_their_source_folder(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     """After the user replaces pseudo-labels in --proxies DIR, a rerun uses the new ones."""
     from PIL import Image
 
@@ -207,25 +227,101 @@ def test_imported_proxies_follow_their_source_folder(synthetic_voc: Path, tmp_pa
     train = read_split(synthetic_voc, "train")
     make_corrupted_proxies(synthetic_voc, train, proxies, seed=0, progress=False)
     config = tmp_path / "pipeline.yaml"
-    config.write_text(yaml.safe_dump(_tiny_config(synthetic_voc, tmp_path / "strong.txt")))
+    config.write_text(yaml.safe_dump({**_tiny_config(synthetic_voc, tmp_path), "retrain": {}}))
     base = ("--config", config, "--workdir", work, "--proxies", proxies)
     source, copy = proxies / f"{train[0]}.png", work / "step1" / "proxies" / f"{train[0]}.png"
 
-    first = _cli(*base, "--only", "proxies")
+    first = cli(*base, "--only", "proxies")
     assert first.returncode == 0, first.stderr
-    assert "[ 1/11] proxies: done in" in first.stdout and "imported 12" in first.stdout
+    assert re.search(r"\[ 1/\d+\] proxies: done in .*: imported 12", first.stdout)
     assert np.array_equal(read_label_png(copy), read_label_png(source))
-    assert re.search(r"^proxies +done +took ", _cli(*base, "--list-steps").stdout, re.M)
+    assert re.search(r"^proxies +done +took ", cli(*base, "--list-steps").stdout, re.M)
 
     write_label_png(source, np.zeros_like(read_label_png(source)))  # the user replaces one proxy
-    assert re.search(r"^proxies +changed ", _cli(*base, "--list-steps").stdout, re.M)
-    assert _cli(*base, "--no-resume", "--only", "proxies").returncode == 0
+    assert re.search(r"^proxies +changed ", cli(*base, "--list-steps").stdout, re.M)
+    assert cli(*base, "--no-resume", "--only", "proxies").returncode == 0
     assert not read_label_png(copy).any()  # the new one, not the old copy
 
     Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(source)  # a broken proxy...
-    failed = _cli(*base, "--only", "proxies")
+    failed = cli(*base, "--only", "proxies")
     assert failed.returncode == 2 and f"{train[0]}.png: label values must be 0..20" in failed.stderr
     write_label_png(source, np.ones((64, 64), np.uint8))  # ...fixed
-    assert _cli(*base, "--from", "proxies", "--only", "proxies").returncode == 2  # one of them only
-    assert _cli(*base, "--only", "proxies").returncode == 0
+    assert cli(*base, "--only", "proxies").returncode == 0
     assert (read_label_png(copy) == 1).all()
+
+
+def _with(config: dict[str, Any], section: str, key: str, value: Any) -> dict[str, Any]:
+    """``config`` with ``section[.sub].key`` set (``section`` may be ``"retrain.model"``)."""
+    out = yaml.safe_load(yaml.safe_dump(config))
+    node = out
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("retrain.model", "backbone", "resnet_nope", r"retrain-P2: model: name: expected 'vgg16_largefov'"),
+        (
+            "retrain.model",
+            "backbon",
+            "x",
+            r"retrain-P2: model: unknown setting\(s\) \['backbon'\]; SALSegmenter",
+        ),
+        ("retrain.model", "use_attention", False, r"model: \['use_attention'\] are set by the step itself"),
+        (
+            "retrain.data",
+            "batchsize",
+            4,
+            r"data: unknown setting\(s\) \['batchsize'\]; VOCSegmentationDataModule",
+        ),
+        ("retrain.data", "batch_size", -1, r"retrain-P2: data: batch_size and eval_batch_size must be >= 1"),
+        ("retrain", "max_steps", 0, r"retrain-P2: max_steps: expected an integer >= 1, got 0"),
+        ("select", "tau", 1.5, r"select: tau: expected a number in \[0, 1\], got 1.5"),
+        ("select", "keep", 0, r"select: keep: expected a number in \(0, 1\], got 0"),
+        ("coarse", "batch_size", -8, r"coarse-scores: batch_size: expected an integer >= 1"),
+        ("scorer", "model", {"widths": "x"}, r"scorer: model: "),
+        ("proxies", "overrides", {"cam_backbone": "nope"}, r"proxies: cam_backbone: name: expected"),
+        (
+            "proxies",
+            "overrides",
+            {"cam_step": 3},
+            r"proxies: overrides: .*cam_step.*the settings of step 1 are",
+        ),
+        ("evaluate", "test_scales", [], r"evaluate: test_scales: expected one or more positive numbers"),
+    ],
+)
+def test_a_bad_configuration_fails_before_any_step(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str,
+    value: Any, message: str,
+) -> None:  # fmt: skip
+    from sal_lightning.cli import main
+
+    config = _with(_tiny_config(synthetic_voc, tmp_path / "strong.txt"), section, key, value)
+    (tmp_path / "strong.txt").write_text("synth_000000\n")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = ["pipeline", "--config", str(path), "--workdir", str(tmp_path / "work")]
+    if section != "proxies":
+        argv += ["--proxies", str(synthetic_voc / "SegmentationClassAug")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "work" / "manifest.json").exists()  # no step ran
+
+
+def test_an_unwritable_workdir_fails_before_any_step(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({**_tiny_config(synthetic_voc, tmp_path), "retrain": {}}))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = cli(
+        "--config", config, "--workdir", blocker / "work", "--proxies", synthetic_voc / "SegmentationClassAug"
+    )
+    assert (
+        run.returncode == 2 and "workdir: cannot write in" in run.stderr and "Not a directory" in run.stderr
+    )

@@ -43,7 +43,8 @@ def execute(config: dict[str, Any], workdir: Path, args: argparse.Namespace) -> 
         return pipeline
     tic = time.perf_counter()
     pipeline.run(resume=args.resume, from_step=args.from_step, only=args.only)
-    print(f"pipeline finished in {format_seconds(time.perf_counter() - tic)}; manifest: {pipeline.manifest_path}")
+    took = format_seconds(time.perf_counter() - tic)
+    print(f"pipeline finished in {took}; manifest: {pipeline.manifest_path}")
     return pipeline
 
 
@@ -53,7 +54,11 @@ def list_steps(pipeline: Pipeline) -> None:
     for step in pipeline.steps:
         status = pipeline.status(step, manifest)
         seconds = manifest["steps"].get(step.name, {}).get("seconds")
-        took = "" if seconds is None else ("took " if status != "interrupted" else "ran ") + format_seconds(seconds)
+        took = (
+            ""
+            if seconds is None
+            else ("took " if status != "interrupted" else "ran ") + format_seconds(seconds)
+        )
         print(f"{step.name:16s} {status:12s} {took}".rstrip())
 
 

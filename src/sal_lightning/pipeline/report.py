@@ -170,6 +170,13 @@ class Report(Step):
     overlays: int = 4
     taus: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
+    def check(self) -> None:
+        from sal_lightning.pipeline.steps import check_at_least, check_share
+
+        check_at_least("overlays", self.overlays, 0)
+        for tau in self.taus:
+            check_share("taus", tau, low_open=False)
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.reports import (
             plot_correlations,

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sal_lightning._atomic import atomic_write_text
+from sal_lightning._atomic import atomic_write_text, check_writable
 
 MANIFEST = "manifest.json"
 
@@ -95,6 +95,15 @@ class Step:
         if self.sources:
             config["source_hashes"] = {name: folder_hash(getattr(self, name)) for name in self.sources}
         return config
+
+    def check(self) -> None:
+        """Validate the configuration and the inputs from outside the workdir without doing any work.
+
+        :meth:`Pipeline.run` calls it for every step before the first one runs, so a bad setting
+        fails in the first second, not hours later when its step starts. Raise ``ValueError``
+        (a setting), ``FileNotFoundError`` (an input) or ``ImportError`` (a missing extra) with a
+        message naming the setting or file and the fix. The default checks nothing.
+        """
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         """Do the work; return a JSON-able summary (metrics, counts) for the manifest."""
@@ -222,6 +231,22 @@ class Pipeline:
                 return i
         raise ValueError(f"{argument}: no step named {name!r}; steps are {[s.name for s in self.steps]}")
 
+    def check(self) -> None:
+        """Every step's :meth:`Step.check`, then whether the workdir can be written: before any work.
+
+        Errors name the step: ``retrain-P2: model.backbone: ...``.
+        """
+        for step in self.steps:
+            try:
+                step.check()
+            except (ValueError, OSError, ImportError) as err:
+                try:
+                    named = type(err)(f"{step.name}: {err}")
+                except TypeError:  # an exception type with other constructor arguments
+                    named = ValueError(f"{step.name}: {err}")
+                raise named from err
+        check_writable(self.workdir, "workdir")
+
     def is_done(self, step: Step, manifest: dict[str, Any] | None = None) -> bool:
         """Whether ``step`` finished with its current configuration and its outputs exist."""
         record = (manifest or self.manifest())["steps"].get(step.name, {})
@@ -259,11 +284,14 @@ class Pipeline:
             resume: skip finished steps whose configuration is unchanged (else run everything).
             from_step: run this step and every step after it, whatever their records say.
             only: run just this step (its inputs must exist); later steps become stale.
+
+        :meth:`check` runs first: an invalid configuration fails before any step starts.
         """
         start = self._index(from_step, "from_step")
         single = self._index(only, "only")
         if start is not None and single is not None:
             raise ValueError("from_step and only: give one of them, not both")
+        self.check()
         manifest = self.manifest()
         manifest["library"] = library_versions()
         forced_from = start if start is not None else (single if single is not None else None)
@@ -363,7 +391,9 @@ def describe_result(result: Any, limit: int = 160) -> str:
             return "[" + ", ".join(text(v) for v in value) + "]"
         return str(value)
 
-    line = ", ".join(f"{k} {text(v)}" for k, v in result.items()) if isinstance(result, dict) else text(result)
+    line = (
+        ", ".join(f"{k} {text(v)}" for k, v in result.items()) if isinstance(result, dict) else text(result)
+    )
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 

@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from sal_lightning.data.io import check_unique_ids, read_scores, write_scores
+from sal_lightning.data.io import check_unique_ids, read_scores, scores_sidecar, write_scores
 from sal_lightning.data.layout import read_split, resolve_voc_root
 from sal_lightning.data.scorer_data import ProxyMaskDataset
 from sal_lightning.data.transforms import pad_collate
@@ -326,12 +326,24 @@ def score_folder(
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Score any folder of pseudo-labels: coarse scores, then (with ``checkpoint``) ``p`` and ``sf``,
-    then weights from ``tau``; writes every column of ``scores.csv`` and returns the rows.
+    then weights from ``tau``; returns the rows.
 
-    Without a checkpoint the weights follow ``sc`` (coarse selection).
+    ``scores_path`` (and its JSON sidecar) is written fresh: it holds exactly this run's rows and
+    columns (``p`` and ``sf`` empty without a checkpoint), never rows or scores of an earlier run
+    that wrote the same file. The table is built beside it and moved into place at the end, so an
+    interrupted run leaves the previous table as it was. Without a checkpoint the weights follow
+    ``sc`` (coarse selection).
     """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    rank = int(getattr(rank_zero_only, "rank", 0))  # set from the launcher's environment
+    target = Path(scores_path)
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    if rank == 0:
+        for leftover in (partial, scores_sidecar(partial)):
+            leftover.unlink(missing_ok=True)
     score_coarse(
-        root, proxy_dir, scores_path, ids, reference_dir, saliency, reference_config, config,
+        root, proxy_dir, partial, ids, reference_dir, saliency, reference_config, config,
         batch_size, num_workers, trainer_kwargs, progress,
     )  # fmt: skip
     if checkpoint is not None:
@@ -339,14 +351,19 @@ def score_folder(
             root,
             proxy_dir,
             checkpoint,
-            scores_path,
+            partial,
             ids,
             2 * batch_size,
             num_workers,
             trainer_kwargs,
             progress,
         )
-    return apply_selection(scores_path, tau, mode, "sf" if checkpoint is not None else "sc")
+    if rank != 0:  # rank 0 selects and moves the table into place
+        return {}
+    rows = apply_selection(partial, tau, mode, "sf" if checkpoint is not None else "sc")
+    os.replace(scores_sidecar(partial), scores_sidecar(target))
+    os.replace(partial, target)
+    return rows
 
 
 def nan_to_none(value: float) -> float | None:
