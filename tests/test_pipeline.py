@@ -325,3 +325,45 @@ def test_an_unwritable_workdir_fails_before_any_step(
     assert (
         run.returncode == 2 and "workdir: cannot write in" in run.stderr and "Not a directory" in run.stderr
     )
+
+
+def test_overlays_carry_a_class_colour_legend(synthetic_voc: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sal_lightning.data.io import read_label_png
+    from sal_lightning.data.voc import VOC_PALETTE
+    from sal_lightning.pipeline.report import plot_overlays
+
+    ids = ["synth_000012", "synth_000013"]
+    gt = synthetic_voc / "SegmentationClassAug"
+    path = plot_overlays(str(synthetic_voc), ids, {"P2": gt}, tmp_path / "overlays.png")
+    figure = np.asarray(Image.open(path).convert("RGB"))
+    labels = {int(v) for i in ids for v in np.unique(read_label_png(gt / f"{i}.png"))} - {0}
+    is_class = np.zeros(figure.shape[:2], bool)
+    for label in labels:
+        is_class |= (figure == VOC_PALETTE[label]).all(-1)
+    rows = np.nonzero(is_class.any(1))[0]
+    bottom = rows[-1]
+    top = bottom
+    while top - 1 in set(rows.tolist()):
+        top -= 1
+    assert bottom - top < 40  # the lowest coloured band is a row of legend swatches, not a mask panel
+    band = figure[top : bottom + 1]
+    for label in labels:
+        assert (band == VOC_PALETTE[label]).all(-1).any(), label  # a swatch for each class shown
+
+
+def test_sweep_tables_give_shares_and_miou_in_percent(tmp_path: Path) -> None:
+    """One unit across the pipeline's report and `score sweep`: shares and mIoU in %, scores in 0..1."""
+    from sal_lightning.data.io import write_scores
+    from sal_lightning.scoring.reports import sweep_table, write_report
+
+    rows = [{"tau": 0.5, "selected": 3.0, "fraction": 0.75, "mean_true_ac": 0.8, "miou": 0.625}]
+    table = sweep_table(rows)
+    assert (
+        table.splitlines()[0] == "| tau | selected | selected (%) | mean true AC | mIoU of the selected (%) |"
+    )
+    assert table.splitlines()[2] == "| 0.50 | 3 | 75.0 | 0.800 | 62.5 |"
+    write_scores(tmp_path / "scores.csv", {f"i{k}": {"sf": k / 4} for k in range(4)})
+    write_report(tmp_path / "scores.csv", tmp_path / "report", taus=(0.5,))
+    assert "| 0.50 | 2 | 50.0 |" in (tmp_path / "report" / "report.md").read_text()

@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--n-val", type=int, default=50, help="validation images (val)")
     synth.add_argument("--size", type=int, default=96, help="image side in pixels")
     synth.add_argument("--seed", type=int, default=0, help="random seed (the output is deterministic)")
+    synth.add_argument(
+        "--difficulty",
+        choices=("realistic", "clean"),
+        default="realistic",
+        help="realistic: look-alike classes, saliency that misses and spills (default); clean: the easy "
+        "data of the first releases' figures",
+    )
 
     check = sub.add_parser(
         "check", help="validate a VOC root: lists, files (each one decoded), sizes, every label value"
@@ -82,8 +89,17 @@ def run(args: argparse.Namespace) -> int:
 
         check_writable(args.out, "--out")
 
-        root = make_synthetic_voc(args.out, args.n_train, args.n_val, args.size, args.seed, progress=True)
-        print(f"wrote a synthetic VOC root at {root} ({args.n_train} train, {args.n_val} val)")
+        root = make_synthetic_voc(
+            args.out,
+            args.n_train,
+            args.n_val,
+            args.size,
+            args.seed,
+            difficulty=args.difficulty,
+            progress=True,
+        )
+        counts = f"{args.n_train} train, {args.n_val} val, {args.difficulty}"
+        print(f"wrote a synthetic VOC root at {root} ({counts})")
         return 0
     if args.data_command == "check":
         return _check(args)

@@ -328,7 +328,7 @@ class CoarseScores(Step):
             config=CoarseConfig(**self.config),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            trainer_kwargs=_trainer_options(ctx),
+            trainer_kwargs=_trainer_options(ctx, enable_progress_bar=False),  # bars where steps train
         )
         return {"scored": len(rows), "mean_sc": _mean(r["sc"] for r in rows.values())}
 
@@ -689,7 +689,9 @@ class Evaluate(Step):
                         self.root, predict_split=self.split, eval_batch_size=self.batch_size, num_workers=0
                     )
                     writer = SegmentationPredictionWriter(folder)
-                    trainer = pl.Trainer(**_trainer_options(ctx, callbacks=[writer]))
+                    trainer = pl.Trainer(
+                        **_trainer_options(ctx, callbacks=[writer], enable_progress_bar=False)
+                    )
                     trainer.predict(model, datamodule=data, return_predictions=False)
                 results[variant][f"seed{seed}"] = label_quality(folder, self.root, ids).miou
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
