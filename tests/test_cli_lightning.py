@@ -118,6 +118,7 @@ def test_help_names_the_trainer_commands(capsys: pytest.CaptureFixture[str]) -> 
     [
         (["--config", "no-such.yaml"], r"File does not exist: .*no-such.yaml"),
         (["--model.init_args.backbon=x"], r"SALSegmenter: Option 'backbon' is not accepted"),
+        (["--devices", "2"], r"unrecognized arguments: --devices 2; .* prefix: --trainer.devices"),
     ],
 )
 def test_trainer_command_errors_are_one_line_with_exit_code_2(

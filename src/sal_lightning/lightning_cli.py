@@ -137,6 +137,18 @@ def _has_val_data(trainer: Trainer) -> bool:
     return trainer.limit_val_batches not in (0, 0.0) and hasattr(datamodule, "val_dataloader")
 
 
+def _trainer_prefix_hint(argv: Sequence[str]) -> str:
+    """``"; Trainer settings take the trainer. prefix: --trainer.devices"`` when a word of ``argv`` is a
+    bare ``Trainer`` argument (``--devices 2`` instead of ``--trainer.devices 2``), else ``""``."""
+    import inspect
+
+    names = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    bare = [w.split("=")[0] for w in argv if w.startswith("--") and w[2:].split("=")[0] in names]
+    if not bare:
+        return ""
+    return "; Trainer settings take the trainer. prefix: " + ", ".join(f"--trainer.{w[2:]}" for w in bare)
+
+
 def parser_error_line(error: argparse.ArgumentError) -> str:
     """jsonargparse's (often nested, multi-line) message as one line: the key and the innermost
     reason, e.g. ``Parser key "model": sal_lightning.SALSegmenter: Option 'backbon' is not accepted``."""
@@ -167,5 +179,8 @@ def run_argv(command: str, argv: Sequence[str]) -> int:
         try:
             SALLightningCLI(args=[command, *argv])
         except argparse.ArgumentError as error:
-            raise ValueError(f"{parser_error_line(error)} (see: sal-lightning {command} --help)") from error
+            hint = _trainer_prefix_hint(argv)
+            raise ValueError(
+                f"{parser_error_line(error)}{hint} (see: sal-lightning {command} --help)"
+            ) from error
     return 0
