@@ -194,6 +194,18 @@ def test_progress_lines_and_statuses(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert pipeline.status(pipeline.steps[1], manifest) == "running"
     assert Pipeline(tmp_path, [Count(n=9)]).status(Count(n=9)) == "changed"
     assert Pipeline(tmp_path / "new", [Count()]).status(Count()) == "pending"
+
+    @dataclass
+    class Stopped(Step):
+        kind: ClassVar[str] = "stopped"
+
+        def run(self, ctx: StepContext) -> dict[str, Any]:
+            raise KeyboardInterrupt  # Ctrl-C; Lightning's SIGTERM exception (a SystemExit) alike
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(tmp_path / "stop", [Stopped()]).run()
+    assert Pipeline(tmp_path / "stop", []).status(Stopped()) == "interrupted"
+    assert "[1/1] stopped: interrupted after" in capsys.readouterr().out
     Pipeline(tmp_path, [Count(n=4), Scale()], verbose=False).run(only="count")
     assert capsys.readouterr().out == "" and pipeline.status(pipeline.steps[1]) == "stale"
 

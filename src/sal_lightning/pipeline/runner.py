@@ -346,7 +346,8 @@ class Pipeline:
             result = step.run(StepContext(self.workdir, dict(self.trainer), fresh))
         except BaseException as err:
             seconds = time.perf_counter() - tic
-            status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            # Ctrl-C, or SIGTERM (Lightning raises SIGTERMException, a SystemExit): stopped, not broken
+            status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
             records[step.name]["status"] = status
             records[step.name]["seconds"] = round(seconds, 3)
             self._save(manifest)
