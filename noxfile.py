@@ -1,14 +1,16 @@
 """Developer sessions: ``nox -s tests lint typecheck docs build demo bench gpu``.
 
 Sessions run in the current environment (``venv_backend="none"``): install the project once with
-``pip install -e ".[all,dev]"`` (torch is several GB; one environment serves every session).
-``build`` checks the built wheel in fresh virtual environments of its own.
+``pip install -e ".[all,dev]"`` (torch is several GB; one environment serves every session), in a
+virtual environment or not. ``build`` checks the built wheel in fresh virtual environments of its own.
 """
 
 from __future__ import annotations
 
 import glob
 import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
@@ -41,6 +43,27 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests/test_docs.py", *session.posargs)
 
 
+def venv_seeing_environment(python: str, target: str, with_pip: bool = True) -> str:
+    """Create a virtual environment at ``target`` whose interpreter also sees every package that
+    ``python`` sees; return the new interpreter.
+
+    ``venv --system-site-packages`` would show the *base* interpreter's packages, which are not the
+    project's dependencies when ``python`` itself runs in a virtual environment; a ``.pth`` file
+    adding ``python``'s site-packages folders works in both cases. Packages installed into the new
+    environment come first.
+    """
+    command = [python, "-m", "venv", "--clear", target] + ([] if with_pip else ["--without-pip"])
+    subprocess.run(command, check=True)
+    new_python = str(Path(target) / "bin" / "python")
+    show = "import sys\nfor p in sys.path:\n    if p.endswith(('site-packages', 'dist-packages')): print(p)"
+    sites = subprocess.run([python, "-c", show], check=True, capture_output=True, text=True).stdout.split()
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run([new_python, "-c", where], check=True, capture_output=True, text=True).stdout
+    lines = "".join(f"import site; site.addsitedir({site!r})\n" for site in sites)
+    (Path(purelib.strip()) / "_outer_environment.pth").write_text(lines)
+    return new_python
+
+
 @nox.session
 def build(session: nox.Session) -> None:
     """sdist + wheel, ``twine check``, then install the wheel into fresh venvs and import it."""
@@ -53,13 +76,15 @@ def build(session: nox.Session) -> None:
     session.run("python", "-m", "venv", "--clear", f"{tmp}/empty")
     session.run(f"{tmp}/empty/bin/pip", "install", "--no-deps", "--quiet", wheel)
     session.run(f"{tmp}/empty/bin/python", "-c", "import sal_lightning; print(sal_lightning.__version__)")
-    # A venv that sees the installed dependencies: the console script and the building blocks work.
-    session.run("python", "-m", "venv", "--clear", "--system-site-packages", f"{tmp}/deps")
+    # A venv that sees this environment's dependencies: the console script and the building blocks work.
+    python = shutil.which("python") or "python"
+    venv_seeing_environment(python, f"{tmp}/deps")
     session.run(f"{tmp}/deps/bin/pip", "install", "--no-deps", "--force-reinstall", "--quiet", wheel)
     session.run(
         f"{tmp}/deps/bin/python",
         "-c",
-        "from sal_lightning import SelectionLoss, AttentionLoss; print('imports ok')",
+        "import sal_lightning; assert '/deps/' in sal_lightning.__file__, sal_lightning.__file__; "
+        "from sal_lightning import SelectionLoss, AttentionLoss; print('the wheel imports')",
     )
     session.run(f"{tmp}/deps/bin/sal-lightning", "--version")
 

@@ -9,7 +9,7 @@ took and the library versions. Steps before the scorer run once (the pipeline re
 recipe::
 
     B=../shared/benchmarks/voclike-s11
-    python benchmarks/study_scorer.py --config examples/configs/pipeline_voclike_cpu.yaml \\
+    python benchmarks/study_scorer.py --pipeline examples/configs/pipeline_voclike_cpu.yaml \\
         --root $B/VOC2012 --saliency $B/saliency --proxies $B/proxies --workdir runs/study-reference
     python benchmarks/study_scorer.py ... --workdir runs/study-light \\
         --scorer '{method: regression, model: {arch: light, input_size: 64, lr: 0.001}, max_epochs: 20,
@@ -35,7 +35,8 @@ from sal_lightning.scoring.reports import score_correlations, true_quality
 
 
 def study(
-    config: str,
+    *,
+    pipeline: str,
     root: str,
     saliency: str,
     proxies: str,
@@ -43,8 +44,16 @@ def study(
     seeds: tuple[int, ...] = (0, 1, 2),
     scorer: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Correlations of ``sc``, ``p`` and ``sf`` with the true AC, per scorer seed; prints a table."""
-    settings = load_config(config)
+    """Correlations of ``sc``, ``p`` and ``sf`` with the true AC, per scorer seed; prints a table.
+
+    Args:
+        pipeline: a pipeline configuration (YAML); its ``scorer`` section is the recipe measured.
+        root, saliency, proxies: the VOC-format set, its saliency PNGs and its pseudo-labels.
+        workdir: the pipeline's working folder (reused: finished steps are not redone).
+        seeds: the scorer's seeds.
+        scorer: fields that override the configuration's ``scorer`` section.
+    """
+    settings = load_config(pipeline)
     settings.update(root=root, saliency_dir=saliency, proxies={"import": proxies})
     ids = read_split(root, str(settings.get("train_split", "train_aug")))
     runs: dict[int, dict[str, dict[str, float]]] = {}
@@ -52,9 +61,9 @@ def study(
     truth: dict[str, float] | None = None
     for seed in seeds:
         settings["scorer"] = {**settings.get("scorer", {}), **(scorer or {}), "seed": seed}
-        pipeline = build_pipeline(settings, workdir)
+        runner = build_pipeline(settings, workdir)
         tic = time.perf_counter()
-        pipeline.run(until="fine-scores")
+        runner.run(until="fine-scores")
         seconds[seed] = time.perf_counter() - tic
         if truth is None:
             truth = true_quality(root, ids, Path(workdir) / "step1" / "proxies", "fmeasure", False).ac

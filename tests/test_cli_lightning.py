@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,5 +110,38 @@ def test_help_names_the_trainer_commands(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     for command in ("fit", "validate", "test", "predict"):
         assert command in out
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", str(ROOT / "no-such.yaml")])
+    assert main(["fit", "--config", str(ROOT / "no-such.yaml")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["--config", "no-such.yaml"], r"File does not exist: .*no-such.yaml"),
+        (["--model.init_args.backbon=x"], r"SALSegmenter: Option 'backbon' is not accepted"),
+        (["--devices", "2"], r"unrecognized arguments: --devices 2; .* prefix: --trainer.devices"),
+    ],
+)
+def test_trainer_command_errors_are_one_line_with_exit_code_2(
+    words: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(CONFIG_DIR / "synthetic_tiny.yaml")] if "--config" not in words else []
+    assert main(["fit", *config, *words]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sal-lightning fit: error: ")
+    assert re.search(message, err) and "sal-lightning fit --help" in err
+
+
+def test_short_fit_saves_a_checkpoint_and_reports_val_miou(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fit that stops before its first validation (check_val_every_n_epoch: 5) still validates once
+    and leaves a checkpoint; predict says where it wrote."""
+    config = str(CONFIG_DIR / "synthetic_tiny.yaml")
+    overrides = [o for o in tiny_overrides(synthetic_voc, tmp_path) if "check_val_every" not in o]
+    assert main(["fit", "--config", config, *overrides]) == 0
+    last = tmp_path / "synthetic_tiny" / "version_0" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    out = capsys.readouterr().out
+    assert re.search(rf"fit finished: 2 steps; val/mIoU \d+\.\d%; checkpoint: {re.escape(str(last))}", out)
+    assert main(["predict", "--config", config, *overrides, f"--ckpt_path={last}"]) == 0
+    assert f"predict finished: 6 label PNGs in {tmp_path / 'predictions'}" in capsys.readouterr().out

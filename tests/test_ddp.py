@@ -102,3 +102,25 @@ def test_two_process_ddp_matches_single_process(synthetic_voc: Path, tmp_path: P
         (tmp_path / f"half{r}.txt").write_text("\n".join(reports[r]["written"]) + "\n")
         halves.append(val_miou(str(tmp_path / f"half{r}.txt")))
     assert any(abs(h - reports[0]["val_miou"]) > 1e-4 for h in halves), halves
+
+
+def test_score_command_with_two_devices_matches_one(synthetic_voc: Path, tmp_path: Path) -> None:
+    """``--devices N`` works beyond the pipeline: ``score folder`` on two CPU processes (gloo) writes
+    the same table as one process (the command is re-run for rank 1 by Lightning's launcher)."""
+    from sal_lightning.data.io import read_scores
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proxies = synthetic_voc / "SegmentationClassAug"  # any folder of pseudo-labels
+    tables = {}
+    for devices in ("1", "2"):
+        scores = tmp_path / f"devices{devices}" / "scores.csv"
+        command = [
+            sys.executable, "-m", "sal_lightning", "score", "folder", "--root", str(synthetic_voc),
+            "--proxy-dir", str(proxies), "--split", "val", "--scores", str(scores),
+            "--saliency", str(synthetic_voc / "saliency"), "--accelerator", "cpu", "--devices", devices,
+        ]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert "scores of 6 pseudo-labels" in done.stdout
+        tables[devices] = read_scores(scores)
+    assert tables["2"] == tables["1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +11,16 @@ from pathlib import Path
 
 def _demo(workdir: Path, *extra: str) -> str:
     command = [sys.executable, "-m", "sal_lightning", "demo", "--fast", "--workdir", str(workdir), *extra]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    for banner in ("GPU available", "TPU available", "Tip:"):  # Lightning's, once per Trainer: silenced
+        assert banner not in done.stdout + done.stderr
+    return done.stdout
 
 
 def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) -> None:
     out = _demo(tmp_path)
+    assert re.search(r"^\[ 1/12\] proxies: started at \d\d:\d\d:\d\d$", out, re.M)
+    assert re.search(r"^\[12/12\] report: done in .*: P1 [0-9.]+, P2 ", out, re.M)
     run = tmp_path / "run"
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
     assert list(manifest) == [
@@ -38,4 +44,7 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
     again = json.loads((run / "manifest.json").read_text())["steps"]
     assert {k: v["finished"] for k, v in again.items()} == {k: v["finished"] for k, v in manifest.items()}
     listing = _demo(tmp_path, "--list-steps")
-    assert "retrain-P3       done" in listing
+    assert re.search(r"^retrain-P3 +done +took [0-9.]+ (s|min)", listing, re.M)
+    report = (run / "report.md").read_text()
+    assert "built-in synthetic data, difficulty realistic, seed 0" in report
+    assert "Measured with sal-lightning" in report and "torch " in report and "lightning " in report

@@ -130,6 +130,18 @@ def test_bad_inputs_name_the_argument() -> None:
         loss(logits, target, torch.ones(3))
     with pytest.raises(ValueError, match=r"weight: expected a tensor \[B\] \(float\)"):
         loss(logits, target, torch.ones(4, dtype=torch.long))
+    classes = logits.shape[1]
+    too_big = target.clone()
+    too_big[0, 0, 0] = classes  # a label value >= K: not torch's bare index error
+    with pytest.raises(
+        ValueError, match=rf"target: class indices must be in 0..{classes - 1} .* found \[{classes}\]"
+    ):
+        loss(logits, too_big)
+    too_big[0, 0, 0] = -3
+    with pytest.raises(ValueError, match=r"found \[-3\]"):
+        loss(logits, too_big)
+    too_big[0, 0, 0] = 255  # ignore_index is fine
+    assert torch.isfinite(loss(logits, too_big))
 
 
 def test_hard_selection_weights_eq9() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,6 +43,63 @@ def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, capsys: pytest.
     assert main(["pipeline", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2
     assert "unknown settings ['retrian']" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()  # nothing written for a configuration that was refused
+
+
+def test_check_writable_refuses_a_read_only_folder(tmp_path) -> None:
+    import os
+
+    from sal_lightning._atomic import check_writable
+
+    if os.name == "posix" and os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    else:  # root writes anywhere on a normal file system; /sys is read-only even for root
+        folder = Path("/sys/sal-lightning-write-test")
+    try:
+        with pytest.raises(PermissionError, match=r"--out: cannot write in .*choose a writable folder"):
+            check_writable(folder, "--out")
+    finally:
+        if folder.is_relative_to(tmp_path):
+            folder.chmod(0o755)
+    assert check_writable(tmp_path / "new" / "folder", "--out") == tmp_path / "new" / "folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["read-only"] * (folder.parent == tmp_path)
+    # nothing created, the probe is gone
+
+
+def test_tracebacks_only_when_asked_for(tmp_path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["data", "check", "--root", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a VOC root" in err
+    with pytest.raises(FileNotFoundError, match="not a VOC root"):
+        main([*args, "--traceback"])
+    monkeypatch.setenv("SAL_LIGHTNING_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        main(args)
+
+
+def test_a_missing_extra_is_one_line_naming_the_install_command(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pydensecrf not installed (a stand-in that fails to import): one line, exit code 2."""
+    blocker = tmp_path / "block" / "pydensecrf"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named pydensecrf')\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from sal_lightning.cli import main; "
+        "raise SystemExit(main(['demo', '--fast', '--workdir', sys.argv[2]]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "block"), str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'pip install "sal-lightning[crf]"' in lines[0], run.stderr
+    assert not (tmp_path / "demo" / "run" / "manifest.json").exists()  # refused before any step
 
 
 def test_building_blocks_do_not_import_lightning() -> None:

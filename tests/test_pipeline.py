@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -191,7 +195,7 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
         assert all((killed / folder / n).read_bytes() == (clean / folder / n).read_bytes() for n in pngs)
     report = (killed / "report.md").read_text()
     assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
-    assert "| oracle | oracle selection" in report and "oracle_miou" in report
+    assert "| oracle | oracle selection" in report and "oracle mIoU at that count (%)" in report
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
 
 
@@ -203,7 +207,8 @@ def test_until_fine_scores_with_the_reference_scorer(synthetic_voc: Path, tmp_pa
     proxies = tmp_path / "proxies"
     train = read_split(synthetic_voc, "train")
     make_corrupted_proxies(synthetic_voc, train, proxies, seed=3, progress=False)
-    config = _tiny_config(synthetic_voc, tmp_path / "unused.txt")
+    config = _tiny_config(synthetic_voc, tmp_path / "strong.txt")
+    (tmp_path / "strong.txt").write_text(train[0] + "\n")
     config["scorer"] = {"method": "reference", "model": {"input_size": 32}, "max_epochs": 2, "batch_size": 4}
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -220,3 +225,180 @@ def test_until_fine_scores_with_the_reference_scorer(synthetic_voc: Path, tmp_pa
     steps = json.loads((work / "manifest.json").read_text())["steps"]
     assert list(steps) == ["proxies", "references", "coarse-scores", "scorer", "fine-scores"]
     assert steps["scorer"]["result"]["method"] == "reference"
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """``cli(*words)``: ``sal-lightning pipeline <words>`` through the entry function, with its output."""
+    from sal_lightning.cli import main
+
+    def run(*args: str | Path) -> Ran:
+        capsys.readouterr()
+        code = main(["pipeline", *map(str, args)])
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def test_imported_proxies_follow_their_source_folder(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    """After the user replaces pseudo-labels in --proxies DIR, a rerun uses the new ones."""
+    from PIL import Image
+
+    from sal_lightning.data.io import read_label_png, write_label_png
+    from sal_lightning.data.layout import read_split
+    from sal_lightning.scoring.corruption import make_corrupted_proxies
+
+    proxies, work = tmp_path / "proxies", tmp_path / "work"
+    train = read_split(synthetic_voc, "train")
+    make_corrupted_proxies(synthetic_voc, train, proxies, seed=0, progress=False)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({**_tiny_config(synthetic_voc, tmp_path), "retrain": {}}))
+    base = ("--config", config, "--workdir", work, "--proxies", proxies)
+    source, copy = proxies / f"{train[0]}.png", work / "step1" / "proxies" / f"{train[0]}.png"
+
+    first = cli(*base, "--only", "proxies")
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"\[ 1/\d+\] proxies: done in .*: imported 12", first.stdout)
+    assert np.array_equal(read_label_png(copy), read_label_png(source))
+    assert re.search(r"^proxies +done +took ", cli(*base, "--list-steps").stdout, re.M)
+
+    write_label_png(source, np.zeros_like(read_label_png(source)))  # the user replaces one proxy
+    assert re.search(r"^proxies +changed ", cli(*base, "--list-steps").stdout, re.M)
+    assert cli(*base, "--no-resume", "--only", "proxies").returncode == 0
+    assert not read_label_png(copy).any()  # the new one, not the old copy
+
+    Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(source)  # a broken proxy...
+    failed = cli(*base, "--only", "proxies")
+    assert failed.returncode == 2 and f"{train[0]}.png: label values must be 0..20" in failed.stderr
+    write_label_png(source, np.ones((64, 64), np.uint8))  # ...fixed
+    assert cli(*base, "--only", "proxies").returncode == 0
+    assert (read_label_png(copy) == 1).all()
+
+
+def _with(config: dict[str, Any], section: str, key: str, value: Any) -> dict[str, Any]:
+    """``config`` with ``section[.sub].key`` set (``section`` may be ``"retrain.model"``)."""
+    out = yaml.safe_load(yaml.safe_dump(config))
+    node = out
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("retrain.model", "backbone", "resnet_nope", r"retrain-P2: model: name: expected .*got 'resnet_nope'"),
+        (
+            "retrain.model",
+            "backbon",
+            "x",
+            r"retrain-P2: model: unknown setting\(s\) \['backbon'\]; SALSegmenter",
+        ),
+        ("retrain.model", "use_attention", False, r"model: \['use_attention'\] are set by the step itself"),
+        (
+            "retrain.data",
+            "batchsize",
+            4,
+            r"data: unknown setting\(s\) \['batchsize'\]; VOCSegmentationDataModule",
+        ),
+        ("retrain.data", "batch_size", -1, r"retrain-P2: data: batch_size and eval_batch_size must be >= 1"),
+        ("retrain", "max_steps", 0, r"retrain-P2: max_steps: expected an integer >= 1, got 0"),
+        ("select", "tau", 1.5, r"select: tau: expected a number in \[0, 1\], got 1.5"),
+        ("select", "keep", 0, r"select: keep: expected a number in \(0, 1\], got 0"),
+        ("coarse", "batch_size", -8, r"coarse-scores: batch_size: expected an integer >= 1"),
+        ("scorer", "model", {"widths": "x"}, r"scorer: model: "),
+        ("proxies", "overrides", {"cam_backbone": "nope"}, r"proxies: cam_backbone: name: expected"),
+        (
+            "proxies",
+            "overrides",
+            {"cam_step": 3},
+            r"proxies: overrides: .*cam_step.*the settings of step 1 are",
+        ),
+        ("evaluate", "test_scales", [], r"evaluate: test_scales: expected one or more positive numbers"),
+    ],
+)
+def test_a_bad_configuration_fails_before_any_step(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str,
+    value: Any, message: str,
+) -> None:  # fmt: skip
+    from sal_lightning.cli import main
+
+    config = _with(_tiny_config(synthetic_voc, tmp_path / "strong.txt"), section, key, value)
+    (tmp_path / "strong.txt").write_text("synth_000000\n")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = ["pipeline", "--config", str(path), "--workdir", str(tmp_path / "work")]
+    if section != "proxies":
+        argv += ["--proxies", str(synthetic_voc / "SegmentationClassAug")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "work" / "manifest.json").exists()  # no step ran
+
+
+def test_an_unwritable_workdir_fails_before_any_step(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({**_tiny_config(synthetic_voc, tmp_path), "retrain": {}}))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = cli(
+        "--config", config, "--workdir", blocker / "work", "--proxies", synthetic_voc / "SegmentationClassAug"
+    )
+    assert (
+        run.returncode == 2 and "workdir: cannot write in" in run.stderr and "Not a directory" in run.stderr
+    )
+
+
+def test_overlays_carry_a_class_colour_legend(synthetic_voc: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sal_lightning.data.io import read_label_png
+    from sal_lightning.data.voc import VOC_PALETTE
+    from sal_lightning.pipeline.report import plot_overlays
+
+    ids = ["synth_000012", "synth_000013"]
+    gt = synthetic_voc / "SegmentationClassAug"
+    path = plot_overlays(str(synthetic_voc), ids, {"P2": gt}, tmp_path / "overlays.png")
+    figure = np.asarray(Image.open(path).convert("RGB"))
+    labels = {int(v) for i in ids for v in np.unique(read_label_png(gt / f"{i}.png"))} - {0}
+    is_class = np.zeros(figure.shape[:2], bool)
+    for label in labels:
+        is_class |= (figure == VOC_PALETTE[label]).all(-1)
+    rows = np.nonzero(is_class.any(1))[0]
+    bottom = rows[-1]
+    top = bottom
+    while top - 1 in set(rows.tolist()):
+        top -= 1
+    assert bottom - top < 40  # the lowest coloured band is a row of legend swatches, not a mask panel
+    band = figure[top : bottom + 1]
+    for label in labels:
+        assert (band == VOC_PALETTE[label]).all(-1).any(), label  # a swatch for each class shown
+
+
+def test_sweep_tables_give_shares_and_miou_in_percent(tmp_path: Path) -> None:
+    """One unit across the pipeline's report and `score sweep`: shares and mIoU in %, scores in 0..1."""
+    from sal_lightning.data.io import write_scores
+    from sal_lightning.scoring.reports import sweep_table, write_report
+
+    rows = [{"tau": 0.5, "selected": 3.0, "fraction": 0.75, "mean_true_ac": 0.8, "miou": 0.625}]
+    table = sweep_table(rows)
+    assert (
+        table.splitlines()[0] == "| tau | selected | selected (%) | mean true AC | mIoU of the selected (%) |"
+    )
+    assert table.splitlines()[2] == "| 0.50 | 3 | 75.0 | 0.800 | 62.5 |"
+    write_scores(tmp_path / "scores.csv", {f"i{k}": {"sf": k / 4} for k in range(4)})
+    write_report(tmp_path / "scores.csv", tmp_path / "report", taus=(0.5,))
+    assert "| 0.50 | 2 | 50.0 |" in (tmp_path / "report" / "report.md").read_text()

@@ -147,6 +147,83 @@ def test_failed_step_is_recorded_and_outputs_of_a_new_config_are_cleared(tmp_pat
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["fresh-True"]
 
 
+@dataclass
+class CopyFolder(Step):
+    """Concatenates the files of an external folder (a source) into copied.txt."""
+
+    kind: ClassVar[str] = "copy"
+    writes: ClassVar[tuple[str, ...]] = ("copied.txt",)
+    sources: ClassVar[tuple[str, ...]] = ("folder",)
+    folder: str = ""
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        text = "".join(p.read_text() for p in sorted(Path(self.folder).iterdir()))
+        atomic_write_text(ctx.path("copied.txt"), text)
+        return {"files": len(list(Path(self.folder).iterdir()))}
+
+
+@dataclass
+class Upper(Step):
+    kind: ClassVar[str] = "upper"
+    reads: ClassVar[tuple[str, ...]] = ("copied.txt",)
+    writes: ClassVar[tuple[str, ...]] = ("upper.txt",)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        atomic_write_text(ctx.path("upper.txt"), ctx.path("copied.txt").read_text().upper())
+        return {}
+
+
+def test_a_changed_source_file_reruns_the_step_and_everything_after_it(tmp_path: Path) -> None:
+    source, work = tmp_path / "source", tmp_path / "work"
+    source.mkdir()
+    (source / "a.txt").write_text("old")
+    steps = [CopyFolder(folder=str(source)), Upper()]
+    Pipeline(work, steps).run()
+    pipeline = Pipeline(work, steps)
+    assert [pipeline.status(s) for s in steps] == ["done", "done"]
+    (source / "a.txt").write_text("new")  # the same name, new content: the configuration changed
+    assert pipeline.status(steps[0]) == "changed"
+    pipeline.run()
+    assert (work / "upper.txt").read_text() == "NEW"
+    (source / "b.txt").write_text("!")  # a new file counts too
+    pipeline.run()
+    assert (work / "upper.txt").read_text() == "NEW!"
+    before = finished(pipeline)
+    pipeline.run()  # unchanged: nothing re-runs
+    assert finished(pipeline) == before
+
+
+def test_progress_lines_and_statuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = Pipeline(tmp_path, [Count(n=4), Scale()])
+    pipeline.run()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[1/2] count: started at ") and out[1].startswith("[1/2] count: done in ")
+    assert out[1].endswith(" s: n 4") and out[3].endswith(": sum 12")
+    pipeline.run()
+    assert capsys.readouterr().out.splitlines()[0] == "[1/2] count: skipped: done with this configuration"
+    manifest = pipeline.manifest()
+    manifest["steps"]["scale"].update(status="running", pid=2**22 + 12345)  # no such process
+    assert pipeline.status(pipeline.steps[1], manifest) == "interrupted"
+    manifest["steps"]["scale"]["pid"] = os.getpid()
+    assert pipeline.status(pipeline.steps[1], manifest) == "running"
+    assert Pipeline(tmp_path, [Count(n=9)]).status(Count(n=9)) == "changed"
+    assert Pipeline(tmp_path / "new", [Count()]).status(Count()) == "pending"
+
+    @dataclass
+    class Stopped(Step):
+        kind: ClassVar[str] = "stopped"
+
+        def run(self, ctx: StepContext) -> dict[str, Any]:
+            raise KeyboardInterrupt  # Ctrl-C; Lightning's SIGTERM exception (a SystemExit) alike
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(tmp_path / "stop", [Stopped()]).run()
+    assert Pipeline(tmp_path / "stop", []).status(Stopped()) == "interrupted"
+    assert "[1/1] stopped: interrupted after" in capsys.readouterr().out
+    Pipeline(tmp_path, [Count(n=4), Scale()], verbose=False).run(only="count")
+    assert capsys.readouterr().out == "" and pipeline.status(pipeline.steps[1]) == "stale"
+
+
 SLOW_PIPELINE = """
 import sys, time
 from dataclasses import dataclass
@@ -196,6 +273,12 @@ def test_sigkill_mid_step_then_resume_matches_an_uninterrupted_run(tmp_path: Pat
     proc.wait()
     interrupted = Pipeline(killed, [])
     assert statuses(interrupted) == {"first": "done", "slow": "running"}
+
+    @dataclass
+    class Slow(Step):
+        kind: ClassVar[str] = "slow"
+
+    assert interrupted.status(Slow()) == "interrupted"  # its process is gone
     first_done = finished(interrupted)["first"]
     subprocess.run([sys.executable, str(script), str(killed)], check=True, capture_output=True)
     subprocess.run([sys.executable, str(script), str(clean)], check=True, capture_output=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -158,7 +159,57 @@ def test_command_line_end_to_end(
     assert all(r["weight"] == float(r["sc"] >= 0.3) for r in read_scores(folder_scores).values())
     capsys.readouterr()
     assert _run("fine", "--root", root, "--proxy-dir", proxies, "--checkpoint", tmp_path / "no.ckpt",
-                "--scores", scores, *cpu) == 1  # fmt: skip
+                "--scores", scores, *cpu) == 2  # fmt: skip
     assert "no.ckpt" in capsys.readouterr().err
-    assert _run("references", "--root", tmp_path, "--out", refs) == 1
+    assert _run("references", "--root", tmp_path, "--out", refs) == 2
     assert "not a VOC root" in capsys.readouterr().err
+
+
+def test_score_folder_writes_a_fresh_table(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing scores.csv keeps nothing of its earlier run: no stale row, no old p / sf."""
+    from sal_lightning.scoring.corruption import make_corrupted_proxies
+
+    ids = read_split(synthetic_voc, "train")[:5]
+    proxies, scores = tmp_path / "proxies", tmp_path / "scores.csv"
+    make_corrupted_proxies(synthetic_voc, ids, proxies, seed=0, progress=False)
+    earlier = {i: {"ac": 0.1, "cd": 1.0, "sc": 0.1, "p": 0.99, "sf": 0.99, "weight": 0.0} for i in ids}
+    write_scores(scores, {**earlier, "synth_000011": {"sc": 0.5, "p": 0.9, "sf": 0.9, "weight": 1.0}})
+    capsys.readouterr()
+    args = ("--root", synthetic_voc, "--proxy-dir", proxies, "--scores", scores, "--tau", "0.3")
+    assert (
+        _run(
+            "folder",
+            *args,
+            "--saliency",
+            synthetic_voc / "saliency",
+            "--scorer-method",
+            "none",
+            "--accelerator",
+            "cpu",
+        )
+        == 0
+    )
+    assert "scores of 5 pseudo-labels" in capsys.readouterr().out
+    rows = read_scores(scores)
+    assert sorted(rows) == ids  # the stale row is gone
+    for row in rows.values():
+        assert math.isnan(row["p"]) and math.isnan(row["sf"])  # no scorer: no p, no sf
+        assert row["weight"] == float(row["sc"] >= 0.3) and row["sc"] != 0.1
+    writes = json.loads((tmp_path / "scores.json").read_text())["writes"]
+    assert [w["config"]["step"] for w in writes] == ["coarse", "select"]  # this run's history only
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_an_unwritable_output_fails_before_any_work(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = ("--root", synthetic_voc, "--proxy-dir", synthetic_voc / "SegmentationClassAug")
+    assert _run("folder", *args, "--scores", blocker / "out" / "scores.csv") == 2
+    err = capsys.readouterr().err
+    assert "--scores: cannot write in" in err and "Not a directory" in err
+    assert _run("references", "--root", synthetic_voc, "--out", blocker / "refs") == 2
+    assert "--out: cannot write in" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -40,3 +40,34 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(folder: str | os.PathLike[str], argument: str) -> Path:
+    """Prove that files can be written in ``folder`` (or, while it does not exist, in the nearest
+    folder above it, where it will be created) before any work; nothing is left behind.
+
+    Writes, flushes to disk and removes a 64 KiB probe file, so a read-only folder, a full disk or
+    a path under a regular file fail in the first second instead of after the computation.
+    Raises ``OSError`` naming ``argument``, the folder and the fix; returns ``folder``.
+    """
+    path = Path(folder)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    probe = existing / f".write-probe-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        reason = error.strerror or str(error)
+        reason = reason if existing == path else f"{reason}: {existing}"
+        message = f"{argument}: cannot write in {path} ({reason}); choose a writable folder with free space"
+        raise type(error)(message) from error
+    finally:
+        with suppress(OSError):
+            probe.unlink(missing_ok=True)
+    return path

@@ -52,6 +52,9 @@ class SegmentationPredictionWriter(BasePredictionWriter):
         self._pending: deque[tuple[str, Any]] = deque()
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from sal_lightning._atomic import check_writable
+
+        check_writable(self.output_dir, "output_dir")  # before the first batch, not after it
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.written_ids = []
         self._seen = set()

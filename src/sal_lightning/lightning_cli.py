@@ -15,18 +15,27 @@ and the resolved config is saved as ``config.yaml`` in the run's log directory (
 versioned folder for CSV/TensorBoard, its ``save_dir`` for W&B, overwritten by the next run there)
 and handed to every logger (for Weights & Biases it becomes the run's config, and the YAML is kept
 in the run's files).
+
+What a run leaves and says: ``fit`` always saves a checkpoint of its last step (``save_last`` on
+the checkpoint callbacks that do not set it), runs a validation at the end when none ran during
+training (a short ``--trainer.max_steps``), and ends with one line giving the steps, ``val/mIoU``
+and the checkpoint's path; ``predict`` ends with where it wrote. A bad option or config value is
+reported as one line (see :func:`sal_lightning.cli.main`), not as the parser's usage text.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 LIGHTNING_COMMANDS: dict[str, str] = {
     "fit": "Train a model (LightningCLI: --config FILE, --print_config, --help).",
@@ -72,10 +81,88 @@ class SALLightningCLI(LightningCLI):
             # by every run, and each W&B run keeps its own copy of the config
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={"prog": "sal-lightning"},
+            parser_kwargs={"prog": "sal-lightning", "exit_on_error": False},
             args=None if args is None else list(args),
             run=run,
         )
+
+    def before_fit(self) -> None:
+        for callback in self.trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.save_last is None:
+                callback.save_last = True  # a short run still leaves a checkpoint of its last step
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if "val/mIoU" not in trainer.callback_metrics and _has_val_data(trainer):
+            trainer.validate(self.model, datamodule=self.datamodule)  # prints the validation table
+        miou = trainer.callback_metrics.get("val/mIoU")
+        checkpoint = next(
+            (
+                c.last_model_path or c.best_model_path
+                for c in trainer.checkpoint_callbacks
+                if isinstance(c, ModelCheckpoint)
+            ),
+            "",
+        )
+        parts = [f"{trainer.global_step} steps"]
+        if miou is not None:
+            parts.append(f"val/mIoU {100 * float(miou):.1f}%")
+        parts.append(
+            f"checkpoint: {checkpoint}" if checkpoint else "no checkpoint saved (checkpointing is off)"
+        )
+        _say("fit finished: " + "; ".join(parts))
+
+    def after_predict(self) -> None:
+        from sal_lightning.callbacks import SegmentationPredictionWriter
+
+        callbacks = getattr(self.trainer, "callbacks", [])
+        writers = [c for c in callbacks if isinstance(c, SegmentationPredictionWriter)]
+        for writer in writers:
+            count = len(list(writer.output_dir.glob("*.png")))
+            _say(f"predict finished: {count} label PNGs in {writer.output_dir}")
+        if not writers:
+            _say(
+                "predict finished; no prediction writer is configured, so nothing was written: add "
+                "sal_lightning.callbacks.SegmentationPredictionWriter to trainer.callbacks"
+            )
+
+
+@rank_zero_only
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _has_val_data(trainer: Trainer) -> bool:
+    datamodule = getattr(trainer, "datamodule", None)
+    return trainer.limit_val_batches not in (0, 0.0) and hasattr(datamodule, "val_dataloader")
+
+
+def _trainer_prefix_hint(argv: Sequence[str]) -> str:
+    """``"; Trainer settings take the trainer. prefix: --trainer.devices"`` when a word of ``argv`` is a
+    bare ``Trainer`` argument (``--devices 2`` instead of ``--trainer.devices 2``), else ``""``."""
+    import inspect
+
+    names = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    bare = [w.split("=")[0] for w in argv if w.startswith("--") and w[2:].split("=")[0] in names]
+    if not bare:
+        return ""
+    return "; Trainer settings take the trainer. prefix: " + ", ".join(f"--trainer.{w[2:]}" for w in bare)
+
+
+def parser_error_line(error: argparse.ArgumentError) -> str:
+    """jsonargparse's (often nested, multi-line) message as one line: the key and the innermost
+    reason, e.g. ``Parser key "model": sal_lightning.SALSegmenter: Option 'backbon' is not accepted``."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return "invalid command line"
+    head, reasons = lines[0], []
+    for k, line in enumerate(lines[1:], start=1):
+        if line.startswith("- Problem with given class_path") and k + 1 < len(lines):
+            name = line.split("'")[1] if line.count("'") >= 2 else ""
+            reasons.append(f"{name}: {lines[k + 1]}" if name else lines[k + 1])
+    if not reasons and len(lines) > 1:
+        reasons = [lines[1]]
+    return " ".join([head, *reasons])
 
 
 def run_argv(command: str, argv: Sequence[str]) -> int:
@@ -89,5 +176,11 @@ def run_argv(command: str, argv: Sequence[str]) -> int:
     with warnings.catch_warnings():
         # the words come from our own command line, not a second source
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        SALLightningCLI(args=[command, *argv])
+        try:
+            SALLightningCLI(args=[command, *argv])
+        except argparse.ArgumentError as error:
+            hint = _trainer_prefix_hint(argv)
+            raise ValueError(
+                f"{parser_error_line(error)}{hint} (see: sal-lightning {command} --help)"
+            ) from error
     return 0

@@ -11,7 +11,6 @@ Actions::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -24,8 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--n-val", type=int, default=50, help="validation images (val)")
     synth.add_argument("--size", type=int, default=96, help="image side in pixels")
     synth.add_argument("--seed", type=int, default=0, help="random seed (the output is deterministic)")
+    synth.add_argument(
+        "--difficulty",
+        choices=("realistic", "clean"),
+        default="realistic",
+        help="realistic: look-alike classes, saliency that misses and spills (default); clean: the easy "
+        "data of the first releases' figures",
+    )
 
-    check = sub.add_parser("check", help="validate a VOC root: lists, files, sizes, every label value")
+    check = sub.add_parser(
+        "check", help="validate a VOC root: lists, files (each one decoded), sizes, every label value"
+    )
     check.add_argument("--root", type=Path, required=True, help="VOC root (or a VOCdevkit parent)")
     check.add_argument(
         "--split",
@@ -53,7 +61,7 @@ def _check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sal_lightning.data.datasets import VOCDataset
-    from sal_lightning.data.io import read_gray_png, read_label_png
+    from sal_lightning.data.io import read_gray_png, read_image, read_label_png
     from sal_lightning.data.layout import SPLIT_NAMES, resolve_voc_root, split_path
 
     voc = resolve_voc_root(args.root)
@@ -63,47 +71,57 @@ def _check(args: argparse.Namespace) -> int:
     for split in splits:
         dataset = VOCDataset(voc, split, proxy_dir=args.proxy_dir, saliency_dir=args.saliency_dir)
         for source in tqdm(dataset.samples, desc=f"checking {split}", unit="img"):
-            if source.mask is not None:
-                read_label_png(source.mask)  # raises on values outside 0..20 / 255
+            read_image(source.image)  # decodes every pixel: a truncated JPEG fails here
+            for mask in {source.mask, source.tags_mask} - {None}:
+                read_label_png(mask)  # raises on values outside 0..20 / 255
             if source.saliency is not None:
                 read_gray_png(source.saliency)
-        print(f"{split}: {len(dataset)} images, files present, sizes and label values valid")
+        print(f"{split}: {len(dataset)} images, every file decoded, sizes and label values valid")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen ``data`` action; returns the exit code (1 with a message on bad data)."""
-    try:
-        if args.data_command == "synth":
-            from sal_lightning.data.synthetic import make_synthetic_voc
+    """Run the chosen ``data`` action; returns the exit code (bad data raises, and
+    :func:`sal_lightning.cli.main` reports it in one line with exit code 2)."""
+    if args.data_command == "synth":
+        from sal_lightning._atomic import check_writable
+        from sal_lightning.data.synthetic import make_synthetic_voc
 
-            root = make_synthetic_voc(args.out, args.n_train, args.n_val, args.size, args.seed, progress=True)
-            print(f"wrote a synthetic VOC root at {root} ({args.n_train} train, {args.n_val} val)")
-            return 0
-        if args.data_command == "check":
-            return _check(args)
-        if args.data_command == "train-aug":
-            from sal_lightning.data.layout import make_train_aug_list, resolve_voc_root
+        check_writable(args.out, "--out")
 
-            ids = make_train_aug_list(args.root)
-            listed = resolve_voc_root(args.root) / "ImageSets" / "Segmentation" / "train_aug.txt"
-            print(f"wrote {listed} ({len(ids)} ids)")
-            return 0
-        if args.data_command == "download":
-            from sal_lightning.data.datamodules import VOCSegmentationDataModule
+        root = make_synthetic_voc(
+            args.out,
+            args.n_train,
+            args.n_val,
+            args.size,
+            args.seed,
+            difficulty=args.difficulty,
+            progress=True,
+        )
+        counts = f"{args.n_train} train, {args.n_val} val, {args.difficulty}"
+        print(f"wrote a synthetic VOC root at {root} ({counts})")
+        return 0
+    if args.data_command == "check":
+        return _check(args)
+    if args.data_command == "train-aug":
+        from sal_lightning.data.layout import make_train_aug_list, resolve_voc_root
 
-            dm = VOCSegmentationDataModule(
-                str(args.out),
-                download=True,
-                voc_url=args.voc_url,
-                voc_md5=args.voc_md5,
-                aug_url=args.aug_url,
-                aug_sha256=args.aug_sha256,
-            )
-            dm.prepare_data()
-            print(f"VOC root ready at {dm.voc_root}")
-            return 0
-    except (FileNotFoundError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        ids = make_train_aug_list(args.root)
+        listed = resolve_voc_root(args.root) / "ImageSets" / "Segmentation" / "train_aug.txt"
+        print(f"wrote {listed} ({len(ids)} ids)")
+        return 0
+    if args.data_command == "download":
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+
+        dm = VOCSegmentationDataModule(
+            str(args.out),
+            download=True,
+            voc_url=args.voc_url,
+            voc_md5=args.voc_md5,
+            aug_url=args.aug_url,
+            aug_sha256=args.aug_sha256,
+        )
+        dm.prepare_data()
+        print(f"VOC root ready at {dm.voc_root}")
+        return 0
     raise ValueError(f"unknown data action {args.data_command!r}")

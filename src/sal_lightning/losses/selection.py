@@ -55,7 +55,8 @@ def per_image_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 
 
     Args:
         logits: ``[B, K, H, W]`` float.
-        target: ``[B, H, W]`` int, class indices in ``0..K-1`` or ``ignore_index``.
+        target: ``[B, H, W]`` int, class indices in ``0..K-1`` or ``ignore_index`` (anything else
+            raises a ``ValueError`` naming ``target``).
         ignore_index: target value of unlabelled pixels (they contribute nothing).
 
     Returns:
@@ -65,6 +66,16 @@ def per_image_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 
     dims: dict[str, int] = {}
     check_tensor(logits, "logits", "B K H W", "float", dims)
     check_tensor(target, "target", "B H W", "int", dims)
+    classes = logits.shape[1]
+    outside = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bool(
+        outside.any()
+    ):  # one check per call (a device sync), instead of an index error or a device assert
+        found = sorted(int(v) for v in target[outside].unique()[:5])
+        raise ValueError(
+            f"target: class indices must be in 0..{classes - 1} (logits have K={classes} channels) or "
+            f"ignore_index={ignore_index}, found {found}; check the labels' class count or ignore_index"
+        )
     per_image = _PerImageCrossEntropy.apply(logits, target.long(), int(ignore_index))
     n_valid = (target != ignore_index).sum(dim=(1, 2)).to(per_image.dtype)
     return per_image, n_valid

@@ -73,9 +73,12 @@ def build_config(
 
 def run(args: argparse.Namespace) -> int:
     """Run the requested sub-steps and print the seed / proxy quality; returns the exit code."""
-    from sal_lightning.models.proxy_steps import run_proxies
+    from sal_lightning._atomic import check_writable
+    from sal_lightning.models.proxy_steps import check_proxy_config, run_proxies
 
     config = build_config(args.preset, args.config, args.overrides)
+    check_proxy_config(config)  # bad settings fail now, not after the CAM classifier trained
+    check_writable(args.workdir, "--workdir")
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = {"accelerator": args.accelerator, "devices": devices, "strategy": args.strategy}

@@ -437,3 +437,34 @@ def run_proxies(
             report[name] = asdict(label_quality(folder, root, ids))
     atomic_write_text(workdir / "proxies.json", json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def check_proxy_config(config: ProxyConfig) -> None:
+    """Validate step 1's settings before any work (``ValueError`` naming the setting): sizes and
+    step counts positive, and both networks buildable (on the meta device: no memory, no download)."""
+    from sal_lightning.pipeline.steps import build_on_meta, check_at_least
+
+    for name in (
+        "cam_steps",
+        "cam_batch_size",
+        "cam_crop_size",
+        "proxy_steps",
+        "proxy_batch_size",
+        "proxy_crop_size",
+    ):
+        check_at_least(name, getattr(config, name), 1)
+    check_at_least("num_workers", config.num_workers, 0)
+    cam = {
+        "backbone": config.cam_backbone,
+        "output_stride": config.cam_output_stride,
+        "encoder_weights": config.cam_encoder_weights,
+        "backbone_kwargs": dict(config.cam_backbone_kwargs),
+    }
+    build_on_meta(CAMClassifier, cam, "cam_backbone")
+    proxy = {
+        "backbone": config.proxy_backbone,
+        "output_stride": config.proxy_output_stride,
+        "encoder_weights": config.proxy_encoder_weights,
+        "backbone_kwargs": dict(config.proxy_backbone_kwargs),
+    }
+    build_on_meta(ProxyNet, proxy, "proxy_backbone")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sal_lightning.pipeline.config import build_pipeline, load_config
-from sal_lightning.pipeline.runner import Pipeline
+from sal_lightning.pipeline.runner import Pipeline, format_seconds
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -40,15 +40,27 @@ def execute(config: dict[str, Any], workdir: Path, args: argparse.Namespace) -> 
     overrides = {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes}
     pipeline = build_pipeline(config, workdir, overrides)
     if args.list_steps:
-        records = pipeline.manifest()["steps"]
-        for step in pipeline.steps:
-            status = "done" if pipeline.is_done(step) else records.get(step.name, {}).get("status", "pending")
-            print(f"{step.name:16s} {status}")
+        list_steps(pipeline)
         return pipeline
     tic = time.perf_counter()
     pipeline.run(resume=args.resume, from_step=args.from_step, only=args.only, until=args.until)
-    print(f"pipeline finished in {time.perf_counter() - tic:.0f} s; manifest: {pipeline.manifest_path}")
+    took = format_seconds(time.perf_counter() - tic)
+    print(f"pipeline finished in {took}; manifest: {pipeline.manifest_path}")
     return pipeline
+
+
+def list_steps(pipeline: Pipeline) -> None:
+    """Print one line per step: name, status (see :meth:`Pipeline.status`) and its last duration."""
+    manifest = pipeline.manifest()
+    for step in pipeline.steps:
+        status = pipeline.status(step, manifest)
+        seconds = manifest["steps"].get(step.name, {}).get("seconds")
+        took = (
+            ""
+            if seconds is None
+            else ("took " if status != "interrupted" else "ran ") + format_seconds(seconds)
+        )
+        print(f"{step.name:16s} {status:12s} {took}".rstrip())
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

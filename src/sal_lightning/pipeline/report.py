@@ -21,7 +21,7 @@ import numpy as np
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning.data.io import read_image, read_label_png, read_scores
 from sal_lightning.data.layout import find_gt_mask, read_split, resolve_voc_root
-from sal_lightning.data.voc import IGNORE_INDEX, VOC_PALETTE
+from sal_lightning.data.voc import IGNORE_INDEX, VOC_CLASSES, VOC_PALETTE
 from sal_lightning.pipeline.runner import Step, StepContext
 from sal_lightning.pipeline.steps import PROXIES, VARIANTS, summarise
 
@@ -64,7 +64,13 @@ def verdict(summary: Mapping[str, Mapping[str, float]]) -> str:
         s = summary[variant]
         delta = 100 * (s["mean"] - base["mean"])
         noise = 100 * max(s["std"], base["std"])
-        if s["runs"] > 1 and base["runs"] > 1 and abs(delta) <= noise:
+        if s["runs"] < 2 or base["runs"] < 2:
+            sentences.append(
+                f"{variant} ({DESCRIPTIONS[variant]}) against P2: {delta:+.1f} points from one seed, "
+                "no spread to judge by (run several seeds: retrain.seeds)."
+            )
+            continue
+        if abs(delta) <= noise:
             word = "is within the seeds' spread of"
         else:
             word = "improves on" if delta > 0 else "does not improve on"
@@ -75,26 +81,28 @@ def verdict(summary: Mapping[str, Mapping[str, float]]) -> str:
     return " ".join(sentences)
 
 
-def _markdown(rows: Sequence[Mapping[str, float]], percent: Sequence[str] = ()) -> str:
-    if not rows:
+def _synthetic_note(voc: Path) -> str:
+    marker = voc / "synthetic.json"
+    if not marker.is_file():
         return ""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for row in rows:
-        cells = []
-        for k in keys:
-            v = row[k]
-            cells.append(
-                "-"
-                if isinstance(v, float) and math.isnan(v)
-                else f"{100 * v:.1f}"
-                if k in percent
-                else f"{int(v)}"
-                if k == "selected"
-                else f"{v:.3f}"
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    params = json.loads(marker.read_text())
+    difficulty = params.get("difficulty", "clean")
+    return f"; built-in synthetic data, difficulty {difficulty}, seed {params.get('seed')}"
+
+
+def measured_with(runs: Mapping[str, Mapping[str, float]]) -> str:
+    """The sentence that makes the table's figures reproducible: library versions and seeds."""
+    from sal_lightning.pipeline.runner import library_versions
+
+    versions = library_versions()
+    seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
+    names = ("sal-lightning", "torch", "lightning", "segmentation-models-pytorch")
+    listed = ", ".join(f"{name} {versions[name]}" for name in names if name in versions)
+    return (
+        f"Measured with {listed}, Python {versions['python']}; mean ± standard deviation over "
+        f"{len(seeds)} seed(s) ({', '.join(seeds)}). Another release of torch or another seed moves "
+        "these figures: compare rows only beyond the spread."
+    )
 
 
 def _colour(labels: np.ndarray) -> np.ndarray:
@@ -102,28 +110,45 @@ def _colour(labels: np.ndarray) -> np.ndarray:
 
 
 def plot_overlays(root: str, ids: Sequence[str], columns: Mapping[str, Path], path: Path) -> Path:
-    """A grid: one row per image (image, ground truth, then each prediction folder in ``columns``)."""
+    """A grid: one row per image (image, ground truth, then each prediction folder in ``columns``),
+    with a legend of the colours of the classes shown (VOC palette)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     voc = resolve_voc_root(root)
     titles = ["image", "ground truth", *columns]
-    fig, axes = plt.subplots(
-        len(ids), len(titles), figsize=(2.0 * len(titles), 2.0 * len(ids)), squeeze=False
-    )
-    for row, image_id in enumerate(ids):
+    rows = []
+    for image_id in ids:
         gt = find_gt_mask(voc, image_id)
-        panels = [read_image(voc / "JPEGImages" / f"{image_id}.jpg")]
-        panels.append(_colour(read_label_png(gt)) if gt is not None else np.zeros_like(panels[0]))
-        panels += [_colour(read_label_png(folder / f"{image_id}.png")) for folder in columns.values()]
+        image = read_image(voc / "JPEGImages" / f"{image_id}.jpg")
+        truth = read_label_png(gt) if gt is not None else None
+        rows.append(
+            (image, truth, [read_label_png(folder / f"{image_id}.png") for folder in columns.values()])
+        )
+    shown = sorted(
+        {int(v) for _, truth, preds in rows for m in [truth, *preds] if m is not None for v in np.unique(m)}
+    )
+    names = {**dict(enumerate(VOC_CLASSES)), IGNORE_INDEX: "void / ignored"}
+    handles = [
+        Patch(facecolor=VOC_PALETTE[label] / 255.0, edgecolor="0.5", label=names.get(label, str(label)))
+        for label in shown
+    ]
+    legend_height = 0.3 + 0.22 * math.ceil(len(handles) / 5)
+    height = 2.0 * len(ids) + legend_height
+    fig, axes = plt.subplots(len(ids), len(titles), figsize=(2.0 * len(titles), height), squeeze=False)
+    for row, (image, truth, preds) in enumerate(rows):
+        panels = [image, _colour(truth) if truth is not None else np.zeros_like(image)]
+        panels += [_colour(pred) for pred in preds]
         for ax, panel, title in zip(axes[row], panels, titles, strict=True):
             ax.imshow(panel)
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
@@ -140,13 +165,13 @@ def plot_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], path: Path) 
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
     for column, rows in sweeps.items():
         taus = [r["tau"] for r in rows]
-        axes[0].plot(taus, [r["fraction"] for r in rows], marker="o", label=column.upper())
+        axes[0].plot(taus, [100 * r["fraction"] for r in rows], marker="o", label=column.upper())
         if rows and "miou" in rows[0]:
             axes[1].plot(taus, [100 * r["miou"] for r in rows], marker="o", label=column.upper())
             oracle = [100 * r["oracle_miou"] for r in rows]
             axes[1].plot(taus, oracle, linestyle="--", label=f"oracle at {column.upper()}'s count")
     axes[0].set_xlabel("tau")
-    axes[0].set_ylabel("share of proxies selected")
+    axes[0].set_ylabel("proxies selected (%)")
     axes[1].set_xlabel("tau")
     axes[1].set_ylabel("mIoU of the selected proxies (%)")
     for ax in axes:
@@ -172,11 +197,19 @@ class Report(Step):
     overlays: int = 4
     taus: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
+    def check(self) -> None:
+        from sal_lightning.pipeline.steps import check_at_least, check_share
+
+        check_at_least("overlays", self.overlays, 0)
+        for tau in self.taus:
+            check_share("taus", tau, low_open=False)
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.reports import (
             has_ground_truth,
             plot_correlations,
             score_correlations,
+            sweep_table,
             tau_sweep,
             true_quality,
         )
@@ -188,12 +221,14 @@ class Report(Step):
         report: dict[str, Any] = {"ablation": summary, "runs": runs}
         lines = [
             "# SAL-Net pipeline report\n",
-            f"Data: `{self.root}` (proxies for split `{self.split}`, evaluation on `{self.eval_split}`).\n",
+            f"Data: `{self.root}` (proxies for split `{self.split}`, evaluation on `{self.eval_split}`)"
+            f"{_synthetic_note(voc)}.\n",
             "## Ablation (Table VI)\n",
             "Every retraining (P2..P5) runs the same number of steps, so the rows compare label quality,",
             "not training length. Evaluation: multi-scale + flip fusion and dense CRF.\n",
             ablation_table(summary, runs) + "\n",
             verdict(summary) + "\n",
+            measured_with(runs) + "\n",
         ]
         step1 = ctx.path("step1/proxies.json")
         if step1.is_file():
@@ -239,7 +274,7 @@ class Report(Step):
         report["sweep"] = sweeps
         lines += [
             "## Threshold sweep (Table IV) on SF\n",
-            _markdown(sweeps["sf"], ("fraction", "miou", "oracle_miou")) + "\n",
+            sweep_table(sweeps["sf"]) + "\n",
         ]
         plot_sweep(sweeps, figures / "tau_sweep.png")
         lines.append("![threshold sweep](figures/tau_sweep.png)\n")

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sal_lightning._atomic import atomic_write_text
+from sal_lightning._atomic import atomic_write_text, check_writable
 
 MANIFEST = "manifest.json"
 
@@ -65,11 +66,14 @@ class Step:
         kind: the step's kind, used as its default name (``"coarse-scores"``).
         reads: artefacts (workdir-relative paths) that must exist before the step runs.
         writes: artefacts the step produces; cleared when the step re-runs with a new configuration.
+        sources: names of fields that hold folders outside the workdir which the step reads; their
+            content hash is part of :meth:`config_dict`, so a changed file re-runs the step.
     """
 
     kind: ClassVar[str] = "step"
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
+    sources: ClassVar[tuple[str, ...]] = ()
 
     @property
     def name(self) -> str:
@@ -85,8 +89,21 @@ class Step:
         return self.writes
 
     def config_dict(self) -> dict[str, Any]:
-        """The configuration that identifies this step's result (hashed for resume)."""
-        return _jsonable(dataclasses.asdict(self))
+        """The configuration that identifies this step's result (hashed for resume): the fields,
+        plus ``source_hashes`` (field -> :func:`folder_hash`) for the fields named in ``sources``."""
+        config = _jsonable(dataclasses.asdict(self))
+        if self.sources:
+            config["source_hashes"] = {name: folder_hash(getattr(self, name)) for name in self.sources}
+        return config
+
+    def check(self) -> None:
+        """Validate the configuration and the inputs from outside the workdir without doing any work.
+
+        :meth:`Pipeline.run` calls it for every step before the first one runs, so a bad setting
+        fails in the first second, not hours later when its step starts. Raise ``ValueError``
+        (a setting), ``FileNotFoundError`` (an input) or ``ImportError`` (a missing extra) with a
+        message naming the setting or file and the fix. The default checks nothing.
+        """
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         """Do the work; return a JSON-able summary (metrics, counts) for the manifest."""
@@ -103,6 +120,39 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return repr(value)
+
+
+def folder_hash(folder: str | os.PathLike[str] | None) -> str | None:
+    """Content hash of a folder: the relative name and the bytes of every file below it (hidden
+    files skipped), so replacing, adding or removing a file changes it. ``None`` for ``None``;
+    ``"missing"`` when the folder does not exist (the step reports that when it runs).
+
+    Within one process the hash is reused while no file's size or modification time changed.
+    """
+    if folder is None:
+        return None
+    root = Path(folder)
+    if not root.is_dir():
+        return "missing"
+    files = []
+    for path in sorted(root.rglob("*")):
+        name = path.relative_to(root).as_posix()
+        if path.is_file() and not any(part.startswith(".") for part in name.split("/")):
+            stat = path.stat()
+            files.append((name, stat.st_size, stat.st_mtime_ns))
+    key, listing = str(root.resolve()), tuple(files)
+    cached = _FOLDER_HASHES.get(key)
+    if cached is None or cached[0] != listing:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, _size, _mtime in files:
+            digest.update(name.encode() + b"\0")
+            digest.update(hashlib.blake2b((root / name).read_bytes(), digest_size=16).digest())
+        cached = _FOLDER_HASHES[key] = (listing, digest.hexdigest())
+    return cached[1]
+
+
+# folder -> (its files' names, sizes and modification times, its content hash)
+_FOLDER_HASHES: dict[str, tuple[tuple[tuple[str, int, int], ...], str]] = {}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -129,14 +179,21 @@ class Pipeline:
         workdir: folder for the manifest and every artefact (created).
         steps: the steps, in order; names must be unique.
         trainer: keyword arguments for every Lightning ``Trainer`` the steps build.
+        verbose: print one line when a step starts and one when it ends (its time and result),
+            and one for each step skipped on resume.
     """
 
     def __init__(
-        self, workdir: str | os.PathLike[str], steps: Sequence[Step], trainer: dict[str, Any] | None = None
+        self,
+        workdir: str | os.PathLike[str],
+        steps: Sequence[Step],
+        trainer: dict[str, Any] | None = None,
+        verbose: bool = True,
     ):
         self.workdir = Path(workdir)
         self.steps = list(steps)
         self.trainer = dict(trainer or {})
+        self.verbose = verbose
         names = [s.name for s in self.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -174,6 +231,22 @@ class Pipeline:
                 return i
         raise ValueError(f"{argument}: no step named {name!r}; steps are {[s.name for s in self.steps]}")
 
+    def check(self) -> None:
+        """Every step's :meth:`Step.check`, then whether the workdir can be written: before any work.
+
+        Errors name the step: ``retrain-P2: model.backbone: ...``.
+        """
+        for step in self.steps:
+            try:
+                step.check()
+            except (ValueError, OSError, ImportError) as err:
+                try:
+                    named = type(err)(f"{step.name}: {err}")
+                except TypeError:  # an exception type with other constructor arguments
+                    named = ValueError(f"{step.name}: {err}")
+                raise named from err
+        check_writable(self.workdir, "workdir")
+
     def is_done(self, step: Step, manifest: dict[str, Any] | None = None) -> bool:
         """Whether ``step`` finished with its current configuration and its outputs exist."""
         record = (manifest or self.manifest())["steps"].get(step.name, {})
@@ -182,6 +255,25 @@ class Pipeline:
             and record.get("config_hash") == config_hash(step.config_dict())
             and all((self.workdir / out).exists() for out in step.outputs())
         )
+
+    def status(self, step: Step, manifest: dict[str, Any] | None = None) -> str:
+        """The step's state as a word: ``done`` (finished with its current configuration and
+        sources), ``changed`` (finished, but its configuration or a source folder changed since),
+        ``stale`` (an earlier step re-ran after it), ``running`` (in a live process),
+        ``interrupted`` (its process ended mid-step: killed, or stopped with Ctrl-C), ``failed``
+        or ``pending`` (never run)."""
+        manifest = manifest or self.manifest()
+        record = manifest["steps"].get(step.name)
+        if record is None:
+            return "pending"
+        if self.is_done(step, manifest):
+            return "done"
+        status = str(record.get("status", "pending"))
+        if status == "done":
+            return "changed"
+        if status == "running" and not _alive(record):
+            return "interrupted"
+        return status
 
     def run(
         self,
@@ -197,6 +289,8 @@ class Pipeline:
             from_step: run this step and every step after it, whatever their records say.
             only: run just this step (its inputs must exist); later steps become stale.
             until: stop after this step (the steps up to and including it run).
+
+        :meth:`check` runs first: an invalid configuration fails before any step starts.
         """
         start = self._index(from_step, "from_step")
         single = self._index(only, "only")
@@ -207,6 +301,7 @@ class Pipeline:
             raise ValueError("only and until: give one of them, not both")
         if start is not None and last is not None and last < start:
             raise ValueError(f"until: step {until!r} comes before from_step {from_step!r}")
+        self.check()
         manifest = self.manifest()
         manifest["library"] = library_versions()
         forced_from = start if start is not None else (single if single is not None else None)
@@ -218,10 +313,16 @@ class Pipeline:
                 continue
             forced = forced_from is not None and i >= forced_from
             if resume and not forced and not downstream_changed and self.is_done(step, manifest):
+                self._say(i, step, "skipped: done with this configuration")
                 continue
             self._run_step(i, step, manifest)
             downstream_changed = True
         return manifest
+
+    def _say(self, index: int, step: Step, text: str) -> None:
+        if self.verbose:
+            width = len(str(len(self.steps)))
+            print(f"[{index + 1:{width}d}/{len(self.steps)}] {step.name}: {text}", flush=True)
 
     def _run_step(self, index: int, step: Step, manifest: dict[str, Any]) -> None:
         records: dict[str, Any] = manifest["steps"]
@@ -247,23 +348,82 @@ class Pipeline:
             "config": config,
             "outputs": list(step.outputs()),
             "started": _now(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
         self._save(manifest)
+        self._say(index, step, f"started at {datetime.now().strftime('%H:%M:%S')}")
         tic = time.perf_counter()
         try:
             result = step.run(StepContext(self.workdir, dict(self.trainer), fresh))
-        except BaseException:
-            records[step.name]["status"] = "failed"
-            records[step.name]["seconds"] = round(time.perf_counter() - tic, 3)
+        except BaseException as err:
+            seconds = time.perf_counter() - tic
+            # Ctrl-C, or SIGTERM (Lightning raises SIGTERMException, a SystemExit): stopped, not broken
+            status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+            records[step.name]["status"] = status
+            records[step.name]["seconds"] = round(seconds, 3)
             self._save(manifest)
+            self._say(index, step, f"{status} after {format_seconds(seconds)}")
             raise
+        seconds = time.perf_counter() - tic
         records[step.name].update(
             status="done",
-            seconds=round(time.perf_counter() - tic, 3),
+            seconds=round(seconds, 3),
             finished=_now(),
             result=_jsonable(result or {}),
         )
         self._save(manifest)
+        summary = describe_result(records[step.name]["result"])
+        self._say(index, step, f"done in {format_seconds(seconds)}" + (f": {summary}" if summary else ""))
+
+
+def format_seconds(seconds: float) -> str:
+    """``"0.4 s"``, ``"12 s"``, ``"3 min 05 s"``, ``"2 h 03 min"``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def describe_result(result: Any, limit: int = 160) -> str:
+    """A step's result on one line: ``key value`` pairs, nested ones in parentheses, numbers to
+    three significant digits (a nested ``mean`` stands for its whole record); cut at ``limit``."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, dict):
+            if "mean" in value:
+                return text(value["mean"])
+            return "(" + ", ".join(f"{k} {text(v)}" for k, v in value.items()) + ")"
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        if isinstance(value, list):
+            return "[" + ", ".join(text(v) for v in value) + "]"
+        return str(value)
+
+    line = (
+        ", ".join(f"{k} {text(v)}" for k, v in result.items()) if isinstance(result, dict) else text(result)
+    )
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the process that recorded a running step still runs (on this host)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int):
+        return False  # recorded without a process id: nothing can still be running it
+    if record.get("host") != socket.gethostname():
+        return True  # another machine (a shared file system): cannot tell, so trust the record
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _now() -> str:

@@ -64,6 +64,92 @@ def _trainer_options(ctx: StepContext, **defaults: Any) -> dict[str, Any]:
     return options
 
 
+# --------------------------------------------------------------------------- eager checks
+
+
+def check_split(root: str, split: str | None, argument: str) -> list[str]:
+    """The ids of ``split`` in the VOC root (raises naming the root, the split list and the fix)."""
+    if split is None:
+        return []
+    try:
+        return read_split(resolve_voc_root(root), split)
+    except (OSError, ValueError) as err:
+        raise type(err)(f"{argument}: {err}") from err
+
+
+def check_folder(folder: str | None, argument: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``argument`` unless ``folder`` is ``None`` or a folder."""
+    if folder is not None and not Path(folder).is_dir():
+        raise FileNotFoundError(f"{argument}: folder {folder} not found")
+
+
+def check_at_least(argument: str, value: Any, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
+
+
+def check_share(argument: str, value: Any, low_open: bool) -> None:
+    """Raise ``ValueError`` unless ``value`` is a number in [0, 1] (``(0, 1]`` when ``low_open``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value <= 1
+    ok = ok and (value > 0 if low_open else value >= 0)
+    if not ok:
+        raise ValueError(
+            f"{argument}: expected a number in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}"
+        )
+
+
+def check_kwargs(target: Any, kwargs: dict[str, Any], argument: str, reserved: tuple[str, ...] = ()) -> None:
+    """Raise ``ValueError`` for a key of ``kwargs`` that ``target``'s signature does not take, or that
+    the step sets itself (``reserved``); the message lists the keys it takes."""
+    import inspect
+
+    names = [n for n in inspect.signature(target).parameters if n not in ("self", "args", "kwargs")]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        takes = sorted(set(names) - set(reserved))
+        raise ValueError(f"{argument}: unknown setting(s) {unknown}; {target.__name__} takes {takes}")
+    taken = sorted(set(kwargs) & set(reserved))
+    if taken:
+        raise ValueError(
+            f"{argument}: {taken} are set by the step itself; remove them from the configuration"
+        )
+
+
+def build_on_meta(factory: Any, kwargs: dict[str, Any], argument: str) -> None:
+    """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded: a
+    hub ``encoder_weights`` name is dropped, a weights file only has to exist), so every check its
+    constructor makes (backbone names, sizes...) runs now; raise ``ValueError`` naming ``argument``."""
+    import warnings
+
+    import torch
+
+    kwargs = dict(kwargs)
+    for key in [k for k in kwargs if k.endswith("encoder_weights")]:
+        value = kwargs.pop(key)
+        is_file = isinstance(value, str) and (
+            "/" in value or value.endswith((".pth", ".pt", ".ckpt", ".bin", ".safetensors"))
+        )
+        if is_file and not Path(value).is_file():
+            raise FileNotFoundError(f"{argument}.{key}: weights file {value} not found")
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            factory(**kwargs)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{argument}: {err}") from err
+
+
+def check_crf(argument: str) -> None:
+    """Raise ``ImportError`` naming the install command when dense CRF (the ``crf`` extra) is missing."""
+    from sal_lightning.postprocess.crf import require_densecrf
+
+    try:
+        require_densecrf()
+    except ImportError as err:
+        raise ImportError(f"{argument} is on, but {err}") from err
+
+
 # --------------------------------------------------------------------------- step 1
 
 
@@ -77,6 +163,7 @@ class MakeProxies(Step):
 
     kind: ClassVar[str] = "proxies"
     writes: ClassVar[tuple[str, ...]] = ("step1",)
+    sources: ClassVar[tuple[str, ...]] = ("saliency_dir",)
     root: str = ""
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +175,22 @@ class MakeProxies(Step):
 
         if self.preset not in PRESETS:
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {self.preset!r}")
-        return replace(PRESETS[self.preset], saliency_dir=self.saliency_dir, **self.overrides)
+        try:
+            return replace(PRESETS[self.preset], saliency_dir=self.saliency_dir, **self.overrides)
+        except TypeError as err:
+            fields = sorted(PRESETS[self.preset].__dataclass_fields__)
+            raise ValueError(f"overrides: {err}; the settings of step 1 are {fields}") from err
+
+    def check(self) -> None:
+        from sal_lightning.models.proxy_steps import check_proxy_config
+
+        config = self.proxy_config()
+        check_split(self.root, config.train_split, "overrides.train_split")
+        check_split(self.root, self.eval_split, "eval_split")
+        check_folder(self.saliency_dir, "saliency_dir")
+        check_proxy_config(config)
+        if config.crf or config.constrain_weight > 0:
+            check_crf("step 1's dense CRF (crf or constrain_weight)")
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.models.proxy_steps import label_quality, predict_proxies, run_proxies
@@ -111,26 +213,34 @@ class MakeProxies(Step):
 class ImportProxies(Step):
     """Step 1 replaced by a folder of pseudo-labels from any method (one PNG per id of ``split``).
 
-    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``.
+    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``. The
+    folder's content hash is part of the configuration: after a PNG there changes, the next run
+    imports again and re-runs every later step.
     """
 
     kind: ClassVar[str] = "proxies"
     writes: ClassVar[tuple[str, ...]] = ("step1",)
+    sources: ClassVar[tuple[str, ...]] = ("folder",)
     root: str = ""
     folder: str = ""
     split: str = "train_aug"
 
-    def run(self, ctx: StepContext) -> dict[str, Any]:
+    def check(self) -> None:
         source = Path(self.folder)
         if not source.is_dir():
             raise FileNotFoundError(f"folder: proxy folder {source} not found")
-        ids = read_split(resolve_voc_root(self.root), self.split)
+        ids = check_split(self.root, self.split, "split")
         missing = [i for i in ids if not (source / f"{i}.png").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{source}: {len(missing)} of {len(ids)} proxies of split {self.split!r} are missing, "
                 f"e.g. {[f'{i}.png' for i in missing[:5]]}"
             )
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        self.check()
+        source = Path(self.folder)
+        ids = read_split(resolve_voc_root(self.root), self.split)
         out = ctx.path(PROXIES)
         for image_id in tqdm(ids, desc="import proxies", unit="img", disable=len(ids) < 200):
             target = out / f"{image_id}.png"
@@ -149,11 +259,26 @@ class MakeReferences(Step):
     kind: ClassVar[str] = "references"
     reads: ClassVar[tuple[str, ...]] = (PROXIES,)
     writes: ClassVar[tuple[str, ...]] = ("references",)
+    sources: ClassVar[tuple[str, ...]] = ("saliency_dir",)
     root: str = ""
     split: str = "train_aug"
     saliency_dir: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     workers: int = 0
+
+    def check(self) -> None:
+        from sal_lightning.scoring.references import ReferenceConfig
+
+        check_split(self.root, self.split, "split")
+        check_folder(self.saliency_dir, "saliency_dir")
+        check_at_least("workers", self.workers, 0)
+        check_kwargs(ReferenceConfig, self.config, "config")
+        try:
+            reference = ReferenceConfig(**self.config)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config: {err}") from err
+        if reference.crf:
+            check_crf("config.crf")
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.references import ReferenceConfig, build_references
@@ -183,6 +308,18 @@ class CoarseScores(Step):
     batch_size: int = 8
     num_workers: int = 0
 
+    def check(self) -> None:
+        from sal_lightning.scoring.coarse import CoarseConfig
+
+        check_split(self.root, self.split, "split")
+        check_at_least("batch_size", self.batch_size, 1)
+        check_at_least("num_workers", self.num_workers, 0)
+        check_kwargs(CoarseConfig, self.config, "config")
+        try:
+            CoarseConfig(**self.config)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config: {err}") from err
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.coarse import CoarseConfig
         from sal_lightning.scoring.stages import score_coarse
@@ -196,7 +333,7 @@ class CoarseScores(Step):
             config=CoarseConfig(**self.config),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            trainer_kwargs=_trainer_options(ctx),
+            trainer_kwargs=_trainer_options(ctx, enable_progress_bar=False),  # bars where steps train
         )
         return {"scored": len(rows), "mean_sc": _mean(r["sc"] for r in rows.values())}
 
@@ -229,6 +366,19 @@ class TrainScorer(Step):
             raise ValueError(f"method: expected 'regression' or 'reference', got {self.method!r}")
         if self.method == "reference" and self.synthesis:
             raise ValueError("synthesis: applies to method 'regression' only")
+
+    def check(self) -> None:
+        from sal_lightning.models.reference_net import ReferenceNet
+        from sal_lightning.models.scorer import MaskScorer
+        from sal_lightning.scoring.synthesis import SynthesisConfig
+
+        check_split(self.root, self.split, "split")
+        check_at_least("max_epochs", self.max_epochs, 1)
+        check_at_least("batch_size", self.batch_size, 1)
+        scorer = ReferenceNet if self.method == "reference" else MaskScorer
+        check_kwargs(SynthesisConfig, self.synthesis, "synthesis")
+        check_kwargs(scorer, self.model, "model")
+        build_on_meta(scorer, self.model, "model")
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         ids = read_split(resolve_voc_root(self.root), self.split)
@@ -304,6 +454,9 @@ class FineScores(Step):
     split: str = "train_aug"
     batch_size: int = 16
 
+    def check(self) -> None:
+        check_at_least("batch_size", self.batch_size, 1)
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         from sal_lightning.scoring.stages import score_fine
 
@@ -368,6 +521,16 @@ class Select(Step):
     keep_coarse: float | None = None
     mode: Literal["hard", "soft"] = "hard"
     temperature: float = 0.05
+
+    def check(self) -> None:
+        check_share("tau", self.tau, low_open=False)
+        for name in ("tau_coarse", "keep", "keep_coarse"):
+            if getattr(self, name) is not None:
+                check_share(name, getattr(self, name), low_open=name.startswith("keep"))
+        if self.mode not in ("hard", "soft"):
+            raise ValueError(f"mode: expected 'hard' or 'soft', got {self.mode!r}")
+        if not (isinstance(self.temperature, int | float) and self.temperature > 0):
+            raise ValueError(f"temperature: expected a number > 0, got {self.temperature!r}")
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import torch
@@ -461,6 +624,36 @@ class Retrain(Step):
     def name(self) -> str:
         return f"retrain-{self.variant}"
 
+    #: keyword arguments the step sets from the variant and the pipeline's artefacts
+    MODEL_SET: ClassVar[tuple[str, ...]] = ("use_selection", "use_attention")
+    DATA_SET: ClassVar[tuple[str, ...]] = (
+        "root",
+        "train_split",
+        "val_split",
+        "proxy_dir",
+        "scores_file",
+        "strong_ids",
+    )
+
+    def check(self) -> None:
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+        from sal_lightning.models.segmenter import SALSegmenter
+
+        check_split(self.root, self.train_split, "train_split")
+        check_split(self.root, self.val_split, "val_split")
+        check_at_least("max_steps", self.max_steps, 1)
+        if self.strong_ids is not None and not Path(self.strong_ids).is_file():
+            raise FileNotFoundError(f"strong_ids: id list {self.strong_ids} not found")
+        check_kwargs(SALSegmenter, self.model, "model", self.MODEL_SET)
+        check_kwargs(VOCSegmentationDataModule, self.data, "data", self.DATA_SET)
+        build_on_meta(SALSegmenter, self.model, "model")
+        if self.model.get("crf"):
+            check_crf("model.crf")
+        try:
+            VOCSegmentationDataModule(self.root, **self.data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data: {err}") from err
+
     def inputs(self) -> tuple[str, ...]:
         scores = VARIANTS[self.variant]["scores"]
         return (PROXIES,) if scores is None else (PROXIES, scores)
@@ -544,6 +737,14 @@ class Evaluate(Step):
     def inputs(self) -> tuple[str, ...]:
         return tuple(f"retrain/{v}" for v in self.variants) + (("step1",) if self.include_p1 else ())
 
+    def check(self) -> None:
+        check_split(self.root, self.split, "split")
+        check_at_least("batch_size", self.batch_size, 1)
+        if not self.test_scales or not all(isinstance(x, int | float) and x > 0 for x in self.test_scales):
+            raise ValueError(f"test_scales: expected one or more positive numbers, got {self.test_scales!r}")
+        if self.crf:
+            check_crf("crf")
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import lightning.pytorch as pl
 
@@ -574,7 +775,9 @@ class Evaluate(Step):
                         self.root, predict_split=self.split, eval_batch_size=self.batch_size, num_workers=0
                     )
                     writer = SegmentationPredictionWriter(folder)
-                    trainer = pl.Trainer(**_trainer_options(ctx, callbacks=[writer]))
+                    trainer = pl.Trainer(
+                        **_trainer_options(ctx, callbacks=[writer], enable_progress_bar=False)
+                    )
                     trainer.predict(model, datamodule=data, return_predictions=False)
                 results[variant][f"seed{seed}"] = label_quality(folder, self.root, ids).miou
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")

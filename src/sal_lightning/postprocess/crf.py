@@ -91,6 +91,11 @@ DEEPLAB_TEST_CRF = CRFParams()
 SEC_TRAIN_CRF = DEEPLAB_TEST_CRF.scaled(12.0)
 
 
+def require_densecrf() -> None:
+    """Raise ``ImportError`` with the install command unless pydensecrf imports (checks before work)."""
+    _import_densecrf()
+
+
 def _import_densecrf() -> ModuleType:
     try:
         import pydensecrf.densecrf as dcrf

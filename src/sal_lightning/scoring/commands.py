@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +232,27 @@ def _print_rows(rows: dict[str, dict[str, float]], columns: tuple[str, ...]) -> 
             print(f"  {column}: mean {sum(values) / len(values):.4f} over {len(values)} images")
 
 
+#: action -> (the option naming its output, whether that option is a file rather than a folder)
+OUTPUTS: dict[str, tuple[str, bool]] = {
+    "references": ("out", False),
+    "coarse": ("scores", True),
+    "trainset": ("out", False),
+    "train-scorer": ("out", False),
+    "fine": ("scores", True),
+    "select": ("scores", True),
+    "sweep": ("out", False),
+    "folder": ("scores", True),
+    "corrupt": ("out", False),
+}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    from sal_lightning._atomic import check_writable
+
     command = args.score_command
+    option, is_file = OUTPUTS[command]
+    target = Path(getattr(args, option))
+    check_writable(target.parent if is_file else target, f"--{option}")  # before any work
     if command == "references":
         from sal_lightning.data.layout import read_split, resolve_voc_root, split_path
         from sal_lightning.scoring.references import build_references
@@ -336,8 +354,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             scorer_model=None if args.scorer_input_size is None else {"input_size": args.scorer_input_size},
             scorer_epochs=args.scorer_epochs,
         )  # fmt: skip
-        print(f"scores of {len(rows)} pseudo-labels in {args.scores}")
-        _print_rows(rows, ("ac", "cd", "sc", "p", "sf", "weight"))
+        if rows:  # on rank 0 (the other ranks of a DDP run return no rows)
+            print(f"scores of {len(rows)} pseudo-labels in {args.scores}")
+            _print_rows(rows, ("ac", "cd", "sc", "p", "sf", "weight"))
         return 0
     if command == "corrupt":
         from sal_lightning.data.layout import read_split, resolve_voc_root
@@ -351,9 +370,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen ``score`` action; returns the exit code (1 with a message on bad input)."""
-    try:
-        return _dispatch(args)
-    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    """Run the chosen ``score`` action; returns the exit code (bad input raises, and
+    :func:`sal_lightning.cli.main` reports it in one line with exit code 2)."""
+    return _dispatch(args)

@@ -206,13 +206,23 @@ def plot_correlations(
     return Path(path)
 
 
-def _table(rows: Sequence[Mapping[str, float]]) -> str:
+def sweep_table(rows: Sequence[Mapping[str, float]]) -> str:
+    """Markdown table of a :func:`tau_sweep`: shares and mIoU in percent, scores (tau, AC) in 0..1,
+    the unit in each header (the one convention of every report of the library)."""
     if not rows:
         return ""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    columns = [
+        ("tau", "tau", lambda v: f"{v:.2f}"),
+        ("selected", "selected", lambda v: f"{int(v)}"),
+        ("fraction", "selected (%)", lambda v: f"{100 * v:.1f}"),
+        ("mean_true_ac", "mean true AC", lambda v: f"{v:.3f}"),
+        ("miou", "mIoU of the selected (%)", lambda v: f"{100 * v:.1f}"),
+        ("oracle_miou", "oracle mIoU at that count (%)", lambda v: f"{100 * v:.1f}"),
+    ]
+    shown = [c for c in columns if c[0] in rows[0]]
+    lines = ["| " + " | ".join(header for _, header, _ in shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
-        cells = [f"{int(row[k])}" if k == "selected" else f"{row[k]:.3f}" for k in keys]
+        cells = ["-" if math.isnan(float(row[k])) else fmt(float(row[k])) for k, _, fmt in shown]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -258,7 +268,7 @@ def write_report(
         f"# Scoring report\n\n{len(scores)} proxies from `{scores_path}`.\n",
         f"## Threshold sweep on {column}\n",
     ]
-    lines.append(_table(sweep) + "\n")
+    lines.append(sweep_table(sweep) + "\n")
     if truth is not None:
         corr = score_correlations(scores, truth.ac)
         report["correlations"] = corr

@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from sal_lightning.data.io import check_unique_ids, read_scores, write_scores
+from sal_lightning.data.io import check_unique_ids, read_scores, scores_sidecar, write_scores
 from sal_lightning.data.layout import read_split, resolve_voc_root
 from sal_lightning.data.scorer_data import AgreementDataset, ProxyMaskDataset
 from sal_lightning.data.transforms import pad_collate
@@ -421,35 +421,53 @@ def score_folder(
     scorer_epochs: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score any folder of pseudo-labels: coarse scores, then ``p`` and ``sf``, then weights from
-    ``tau``; writes every column of ``scores.csv`` and returns the rows.
+    ``tau``; returns the rows.
 
     ``p`` comes from ``checkpoint`` when given; else a scorer of ``scorer_method`` is trained on
     this very folder (:func:`train_scorer_on` with ``scorer_model`` and ``scorer_epochs``, in
     ``<scores folder>/scorer/``; reference masks are kept in ``reference_dir``, by default
-    ``<scores folder>/references/``). ``scorer_method=None`` and no checkpoint: coarse scores only,
-    and the weights follow ``sc``.
+    ``<scores folder>/references/``). ``scorer_method=None`` and no checkpoint: coarse scores only
+    (``p`` and ``sf`` empty), and the weights follow ``sc``.
+
+    ``scores_path`` (and its JSON sidecar) is written fresh: it holds exactly this run's rows and
+    columns, never rows or scores of an earlier run that wrote the same file. The table is built
+    beside it and moved into place at the end, so an interrupted run leaves the previous table as
+    it was.
     """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    rank = int(getattr(rank_zero_only, "rank", 0))  # set from the launcher's environment
+    target = Path(scores_path)
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    if rank == 0:
+        for leftover in (partial, scores_sidecar(partial)):
+            leftover.unlink(missing_ok=True)
     image_ids = resolve_ids(root, ids, proxy_dir)
     train = checkpoint is None and scorer_method is not None
     if train and reference_dir is None:
-        reference_dir = Path(scores_path).parent / "references"
+        reference_dir = target.parent / "references"
     rows = score_coarse(
-        root, proxy_dir, scores_path, image_ids, reference_dir, saliency, reference_config, config,
+        root, proxy_dir, partial, image_ids, reference_dir, saliency, reference_config, config,
         batch_size, num_workers, trainer_kwargs, progress,
     )  # fmt: skip
     if train:
         assert scorer_method is not None and reference_dir is not None
         checkpoint = train_scorer_on(
-            root, image_ids, proxy_dir, reference_dir, Path(scores_path).parent / "scorer", scorer_method,
+            root, image_ids, proxy_dir, reference_dir, target.parent / "scorer", scorer_method,
             scorer_model, scorer_epochs, ac={i: r["ac"] for i, r in rows.items()},
             trainer_kwargs=trainer_kwargs, progress=progress,
         )  # fmt: skip
     if checkpoint is not None:
         score_fine(
-            root, proxy_dir, checkpoint, scores_path, image_ids, 2 * batch_size, num_workers,
+            root, proxy_dir, checkpoint, partial, image_ids, 2 * batch_size, num_workers,
             trainer_kwargs, progress,
         )  # fmt: skip
-    return apply_selection(scores_path, tau, mode, "sf" if checkpoint is not None else "sc")
+    if rank != 0:  # rank 0 selects and moves the table into place
+        return {}
+    rows = apply_selection(partial, tau, mode, "sf" if checkpoint is not None else "sc")
+    os.replace(scores_sidecar(partial), scores_sidecar(target))
+    os.replace(partial, target)
+    return rows
 
 
 def nan_to_none(value: float) -> float | None:
