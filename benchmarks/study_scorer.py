@@ -28,7 +28,7 @@ from typing import Any
 from jsonargparse import CLI
 
 from sal_lightning.data.io import read_scores
-from sal_lightning.data.layout import read_split
+from sal_lightning.data.layout import read_split, resolve_voc_root
 from sal_lightning.pipeline.config import build_pipeline, load_config
 from sal_lightning.pipeline.runner import library_versions
 from sal_lightning.scoring.reports import score_correlations, true_quality
@@ -55,7 +55,7 @@ def study(
     """
     settings = load_config(pipeline)
     settings.update(root=root, saliency_dir=saliency, proxies={"import": proxies})
-    ids = read_split(root, str(settings.get("train_split", "train_aug")))
+    ids = read_split(resolve_voc_root(root), str(settings.get("train_split", "train_aug")))
     runs: dict[int, dict[str, dict[str, float]]] = {}
     seconds: dict[int, float] = {}
     truth: dict[str, float] | None = None
