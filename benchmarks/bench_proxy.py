@@ -6,8 +6,8 @@ for ``--rounds`` rounds so drift in machine load hits all of them (medians):
 
 1. seed + expand losses only;
 2. + DSRG region growing;
-3. + growing + constrain loss, CRFs in the training process (``crf_workers=0``);
-4. + growing + constrain loss, CRFs in a ``CRFPool(--processes)`` (``crf_workers=N``), submitted
+3. + growing + constrain loss, CRFs in the training process (``crf_processes=0``);
+4. + growing + constrain loss, CRFs in a ``CRFPool(--processes)`` (``crf_processes=N``), submitted
    after the forward pass and collected after the growth and the other losses.
 
 It prints ms per step and the overhead of settings 2-4 over setting 1 (the goal: growth + CRF add
@@ -38,10 +38,10 @@ from sal_lightning.models.proxy import ProxyNet, gather_crf_targets, restrict_to
 from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, SEC_TRAIN_CRF
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "seed + expand": {"grow": False, "constrain_weight": 0.0, "crf_workers": 0},
-    "+ growth": {"grow": True, "constrain_weight": 0.0, "crf_workers": 0},
-    "+ growth + constrain (CRF in process)": {"grow": True, "constrain_weight": 1.0, "crf_workers": 0},
-    "+ growth + constrain (CRF pool)": {"grow": True, "constrain_weight": 1.0, "crf_workers": None},
+    "seed + expand": {"grow": False, "constrain_weight": 0.0, "crf_processes": 0},
+    "+ growth": {"grow": True, "constrain_weight": 0.0, "crf_processes": 0},
+    "+ growth + constrain (CRF in process)": {"grow": True, "constrain_weight": 1.0, "crf_processes": 0},
+    "+ growth + constrain (CRF pool)": {"grow": True, "constrain_weight": 1.0, "crf_processes": None},
 }
 
 
@@ -93,12 +93,12 @@ def main() -> None:
     models = {}
     for name, options in SETTINGS.items():
         torch.manual_seed(0)
-        workers = args.processes if options["crf_workers"] is None else options["crf_workers"]
+        workers = args.processes if options["crf_processes"] is None else options["crf_processes"]
         model = ProxyNet(
             args.backbone,
             grow=bool(options["grow"]),
             constrain_weight=float(options["constrain_weight"]),
-            crf_workers=int(workers),
+            crf_processes=int(workers),
         ).to(device)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

@@ -1,6 +1,6 @@
 """Scoring throughput: coarse scores of a dataset (with reference CRFs) and MaskScorer inference.
 
-1. Coarse scoring, :func:`sal_lightning.scoring.stages.score_coarse` on a synthetic VOC-format set
+1. Coarse scoring, :func:`sal_lightning.stages.coarse.score_coarse` on a synthetic VOC-format set
    of ``--images`` images of 500 x 375 (VOC's common size): every image is decoded, its reference
    mask built from the saliency PNG (threshold + two-label dense CRF), and AC / CD / SC computed
    in batches; images per second with the work in the main process (``num_workers=0``) and in 1
@@ -27,8 +27,9 @@ import torch
 from sal_lightning.data.layout import read_split
 from sal_lightning.data.synthetic import make_synthetic_voc
 from sal_lightning.models.scorer import MaskScorer
-from sal_lightning.scoring.corruption import make_corrupted_proxies
-from sal_lightning.scoring.stages import score_coarse
+from sal_lightning.stages.coarse import score_coarse
+from sal_lightning.stages.corrupt import make_corrupted_proxies
+from sal_lightning.stages.trainer import TrainerOptions
 
 
 def coarse_rate(root: Path, proxies: Path, work: Path, workers: int, cached: bool, repeats: int) -> float:
@@ -42,12 +43,11 @@ def coarse_rate(root: Path, proxies: Path, work: Path, workers: int, cached: boo
             proxies,
             work / f"scores_{workers}_{r}.csv",
             ids,
-            reference_dir=work / "refs" if cached else None,
+            references=work / "refs" if cached else None,
             saliency=root / "saliency",
             batch_size=8,
             num_workers=workers,
-            trainer_kwargs={"accelerator": "cpu"},
-            progress=False,
+            trainer=TrainerOptions(accelerator="cpu", enable_progress_bar=False),
         )
         times.append(time.perf_counter() - start)
     return len(ids) / statistics.median(times)
@@ -83,7 +83,7 @@ def main() -> None:
         work = Path(tmp)
         root = make_synthetic_voc(work / "voc", n_train=args.images, n_val=0, size=(375, 500), seed=0)
         proxies = work / "proxies"
-        make_corrupted_proxies(root, read_split(root, "train"), proxies, seed=0, progress=False)
+        make_corrupted_proxies(root, proxies, read_split(root, "train"), seed=0, progress=False)
         rates = {w: coarse_rate(root, proxies, work, w, False, args.repeats) for w in (0, 1, 2)}
         coarse_rate(root, proxies, work, 0, True, 1)  # fills the reference cache
         cached = coarse_rate(root, proxies, work, 0, True, args.repeats)

@@ -37,7 +37,7 @@ def evaluate(
         test_scales=scales,
         test_flip=False,
         crf=crf,
-        crf_workers=0,
+        crf_processes=0,
     )
     data = VOCSegmentationDataModule(root, test_split=split, eval_batch_size=8, num_workers=0)
     trainer = pl.Trainer(

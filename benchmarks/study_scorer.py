@@ -1,6 +1,6 @@
 """How well do SC and SF rank pseudo-labels? Fig. 9's correlations over several scorer seeds.
 
-Runs a pipeline configuration up to ``fine-scores`` once per scorer seed on a VOC-format set with
+Runs a pipeline configuration up to ``fine`` once per scorer seed on a VOC-format set with
 ground truth (imported pseudo-labels, saliency maps), and prints Pearson and Spearman correlations
 of SC, P and SF with the true AC (the F-measure of each pseudo-label's foreground against the
 ground truth's), as mean ± standard deviation over the seeds and per seed, with the time each seed
@@ -25,13 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import CLI
 
+from sal_lightning._versions import library_versions
 from sal_lightning.data.io import read_scores
 from sal_lightning.data.layout import read_split, resolve_voc_root
-from sal_lightning.pipeline.config import build_pipeline, load_config
-from sal_lightning.pipeline.runner import library_versions
-from sal_lightning.scoring.reports import score_correlations, true_quality
+from sal_lightning.pipeline.config import build_pipeline
+from sal_lightning.stages.quality import true_quality
+from sal_lightning.stages.sweep import score_correlations
 
 
 def study(
@@ -53,8 +55,8 @@ def study(
         seeds: the scorer's seeds.
         scorer: fields that override the configuration's ``scorer`` section.
     """
-    settings = load_config(pipeline)
-    settings.update(root=root, saliency_dir=saliency, proxies={"import": proxies})
+    settings = yaml.safe_load(Path(pipeline).read_text())
+    settings.update(root=root, saliency=saliency, proxies=proxies)
     ids = read_split(resolve_voc_root(root), str(settings.get("train_split", "train_aug")))
     runs: dict[int, dict[str, dict[str, float]]] = {}
     seconds: dict[int, float] = {}
@@ -63,7 +65,7 @@ def study(
         settings["scorer"] = {**settings.get("scorer", {}), **(scorer or {}), "seed": seed}
         runner = build_pipeline(settings, workdir)
         tic = time.perf_counter()
-        runner.run(until="fine-scores")
+        runner.run(until="fine")
         seconds[seed] = time.perf_counter() - tic
         if truth is None:
             truth = true_quality(root, ids, Path(workdir) / "step1" / "proxies", "fmeasure", False).ac

@@ -20,7 +20,7 @@ from sal_lightning.data.layout import read_split
 from sal_lightning.data.synthetic import make_synthetic_voc
 from sal_lightning.pipeline import Step, StepContext
 from sal_lightning.pipeline.config import build_pipeline
-from sal_lightning.scoring.corruption import make_corrupted_proxies
+from sal_lightning.stages.corrupt import make_corrupted_proxies
 
 
 @dataclass
@@ -46,15 +46,15 @@ def main() -> None:
     workdir = Path(args.workdir)
     root = make_synthetic_voc(workdir / "data", n_train=40, n_val=10, size=48, seed=0)
     proxies = workdir / "my-proxies"
-    make_corrupted_proxies(root, read_split(root, "train"), proxies, seed=0, progress=False)
+    make_corrupted_proxies(root, proxies, read_split(root, "train"), seed=0, progress=False)
 
     config = {
         "root": str(root),
         "train_split": "train",
         "val_split": "val",
-        "saliency_dir": str(root / "saliency"),
+        "saliency": str(root / "saliency"),
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
-        "proxies": {"import": str(proxies)},
+        "proxies": str(proxies),  # a folder: imported instead of running step 1
         "scorer": {"model": {"arch": "light", "input_size": 48, "lr": 1e-3},
                    "max_epochs": 3, "batch_size": 16},
         "select": {"keep": 0.6},

@@ -105,7 +105,7 @@ def test_two_process_ddp_matches_single_process(synthetic_voc: Path, tmp_path: P
 
 
 def test_score_command_with_two_devices_matches_one(synthetic_voc: Path, tmp_path: Path) -> None:
-    """``--devices N`` works beyond the pipeline: ``score folder`` on two CPU processes (gloo) writes
+    """``--trainer.devices N`` works beyond the pipeline: ``score folder`` on two CPU processes (gloo) writes
     the same table as one process (the command is re-run for rank 1 by Lightning's launcher). The
     coarse scores only: a scorer trained on two processes sees other batches than on one."""
     from sal_lightning.data.io import read_scores
@@ -117,9 +117,9 @@ def test_score_command_with_two_devices_matches_one(synthetic_voc: Path, tmp_pat
         scores = tmp_path / f"devices{devices}" / "scores.csv"
         command = [
             sys.executable, "-m", "sal_lightning", "score", "folder", "--root", str(synthetic_voc),
-            "--proxy-dir", str(proxies), "--split", "val", "--scores", str(scores),
-            "--saliency", str(synthetic_voc / "saliency"), "--scorer-method", "none",
-            "--accelerator", "cpu", "--devices", devices,
+            "--proxies", str(proxies), "--split", "val", "--scores", str(scores),
+            "--saliency", str(synthetic_voc / "saliency"), "--scorer", "null",
+            "--trainer.accelerator", "cpu", "--trainer.devices", devices,
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]

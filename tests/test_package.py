@@ -37,7 +37,8 @@ def test_bad_input_is_an_error_message_not_a_traceback(tmp_path, capsys: pytest.
     missing = tmp_path / "nope.yaml"
     assert main(["pipeline", "--config", str(missing), "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sal-lightning pipeline: error: --config:") and "nope.yaml not found" in err
+    assert err.startswith('sal-lightning pipeline: error: Parser key "config"') and "nope.yaml" in err
+    assert len(err.strip().splitlines()) == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text("root: data\nretrian: {}\n")
     assert main(["pipeline", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2

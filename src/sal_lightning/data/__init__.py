@@ -1,11 +1,13 @@
 """VOC-format data: constants, file IO, datasets, DataModules, transforms, synthetic data.
 
 Submodules: :mod:`~sal_lightning.data.voc` (class names, palette, normalisation),
-:mod:`~sal_lightning.data.io` (images, label PNGs, id lists, scores table),
+:mod:`~sal_lightning.data.io` (images, label, saliency and reference PNGs, CAM files, id lists,
+scores table),
 :mod:`~sal_lightning.data.synthetic` (a VOC-format synthetic dataset),
 :mod:`~sal_lightning.data.layout` (roots, split lists, tags), :mod:`~sal_lightning.data.datasets`,
 :mod:`~sal_lightning.data.transforms`, :mod:`~sal_lightning.data.datamodules`,
-:mod:`~sal_lightning.data.scorer_data` (mask-scorer samples), :mod:`~sal_lightning.data.download`.
+:mod:`~sal_lightning.data.scorer_data` (mask-scorer samples), :mod:`~sal_lightning.data.proxy_data`
+(datasets over a folder of proxies, for the scoring stages), :mod:`~sal_lightning.data.download`.
 Names below are resolved lazily, so importing this package does not import Lightning.
 """
 
@@ -31,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "VOCSegmentationDataModule": "sal_lightning.data.datamodules",
     "VOCClassificationDataModule": "sal_lightning.data.datamodules",
     "MaskScorerDataModule": "sal_lightning.data.datamodules",
-    "ScorerSample": "sal_lightning.data.scorer_data",
+    "ScorerSample": "sal_lightning.scoring.synthesis",
     "ScorerSampleDataset": "sal_lightning.data.scorer_data",
     "write_scorer_samples": "sal_lightning.data.scorer_data",
     "read_scorer_index": "sal_lightning.data.scorer_data",

@@ -5,9 +5,9 @@ ignore), ``tags`` float [20], ``weight`` float scalar tensor, ``id`` str, ``size
 and ``saliency`` float [H, W] in 0..1 when a saliency folder is given.
 
 Which mask an id gets: ``strong_ids`` -> its ground truth with weight 1 (the semi-supervised mix);
-otherwise the ``proxy_dir`` PNG when a proxy folder is given, else the ground truth; with
+otherwise the PNG in ``proxies`` when a proxy folder is given, else the ground truth; with
 ``use_masks=False`` the mask is all 255 (tags-only training, unlabelled prediction). The weight comes
-from the ``weight`` column of ``scores_file`` (1 without one).
+from the ``weight`` column of ``scores`` (1 without one).
 
 Checked when the dataset is built: invalid or duplicate ids, missing images / masks / saliency maps
 (how many, the first few), ids missing from the scores file, tags that cannot be found, and image /
@@ -45,7 +45,7 @@ from sal_lightning.data.layout import (
     TagsSource,
     find_gt_mask,
     raise_if_missing,
-    read_split,
+    resolve_ids,
     resolve_tags,
     resolve_voc_root,
 )
@@ -66,18 +66,69 @@ class SampleSource:
     weight: float
 
 
-def _ids_from(root: Path, split: PathLike | Sequence[str]) -> list[str]:
-    if isinstance(split, (str, os.PathLike)):
-        return read_split(root, split)
-    return check_unique_ids(list(split), "ids")
-
-
 def _strong_set(strong_ids: PathLike | Sequence[str] | None) -> set[str]:
     if strong_ids is None:
         return set()
     if isinstance(strong_ids, (str, os.PathLike)):
         return set(read_id_list(strong_ids))
     return set(check_unique_ids(list(strong_ids), "strong_ids"))
+
+
+def _weights(ids: list[str], strong: set[str], scores: PathLike | None, split: object) -> dict[str, float]:
+    """Each id's weight: the ``weight`` column of ``scores`` (1 for strong ids and without scores)."""
+    weights = dict.fromkeys(ids, 1.0)
+    if scores is None:
+        return weights
+    table = read_scores(scores)
+    weak = [i for i in ids if i not in strong]
+    absent = [i for i in weak if i not in table or math.isnan(table[i].get("weight", math.nan))]
+    if absent:
+        raise ValueError(
+            f"{scores}: {len(absent)} of {len(weak)} ids of split {split} have no weight, e.g. {absent[:5]}"
+        )
+    for i in weak:
+        weight = table[i]["weight"]
+        if weight < 0:
+            raise ValueError(f"{scores}: weight of {i!r} is negative ({weight})")
+        weights[i] = weight
+    return weights
+
+
+def _mask_paths(
+    root: Path, ids: list[str], strong: set[str], proxies: PathLike | None, gt_dirs: Sequence[str]
+) -> list[Path | None]:
+    """Each id's mask file: its proxy, or its ground truth (strong ids, or without ``proxies``)."""
+    folder = Path(proxies) if proxies is not None else None
+    if folder is not None and not folder.is_dir():
+        raise FileNotFoundError(f"proxies: folder {folder} not found")
+    gt_masks = {
+        k: find_gt_mask(root, i, gt_dirs) or root / gt_dirs[0] / f"{i}.png"
+        for k, i in enumerate(ids)
+        if folder is None or i in strong
+    }
+    raise_if_missing(
+        list(gt_masks.values()), "ground-truth masks", " or ".join(str(root / d) for d in gt_dirs)
+    )
+    proxy_masks = (
+        {} if folder is None else {k: folder / f"{i}.png" for k, i in enumerate(ids) if i not in strong}
+    )
+    raise_if_missing(list(proxy_masks.values()), "proxy masks", folder or "")
+    masks: list[Path | None] = [None] * len(ids)
+    for k, path in (gt_masks | proxy_masks).items():
+        masks[k] = path
+    return masks
+
+
+def _tag_masks(root: Path, ids: list[str], tags: dict[str, Any], gt_dirs: Sequence[str]) -> list[Path | None]:
+    """For ids without tags, the ground-truth mask their tags are read from (never a proxy)."""
+    tag_masks = [find_gt_mask(root, i, gt_dirs) if tags[i] is None else None for i in ids]
+    no_tags = [i for k, i in enumerate(ids) if tags[i] is None and tag_masks[k] is None]
+    if no_tags:
+        raise FileNotFoundError(
+            f"{root}: {len(no_tags)} ids have no tags (no Annotations XML, cls_labels entry, "
+            f"SBD file or ground-truth mask), e.g. {no_tags[:5]}"
+        )
+    return tag_masks
 
 
 class VOCDataset(Dataset[dict[str, Any]]):
@@ -88,11 +139,11 @@ class VOCDataset(Dataset[dict[str, Any]]):
         split: split name (``train``, ``val``, ``train_aug``, ``test``), a list file path, or a
             sequence of ids.
         transform: joint transform (default: :func:`~sal_lightning.data.transforms.eval_transform`).
-        proxy_dir: folder of proxy label PNGs (``<id>.png``) used instead of the ground truth.
+        proxies: folder of proxy label PNGs (``<id>.png``) used instead of the ground truth.
         strong_ids: ids (or a list file) that use their ground truth with weight 1.
-        scores_file: ``scores.csv`` whose ``weight`` column gives per-image weights.
+        scores: ``scores.csv`` whose ``weight`` column gives per-image weights.
         skip_zero_weight: leave out ids whose weight is 0 (hard selection draws only selected images).
-        saliency_dir: folder of grayscale saliency PNGs (``<id>.png``) added as ``saliency``.
+        saliency: folder of grayscale saliency PNGs (``<id>.png``) added as ``saliency``.
         use_masks: load masks (False: ``mask`` is all 255 and no mask files are needed).
         gt_dirs: ground-truth folders under the root, searched in order for ``<id>.png``.
         tags_source, cls_labels, sbd_dir: where tags come from (see
@@ -106,11 +157,11 @@ class VOCDataset(Dataset[dict[str, Any]]):
         split: PathLike | Sequence[str],
         *,
         transform: SegmentationTransform | None = None,
-        proxy_dir: PathLike | None = None,
+        proxies: PathLike | None = None,
         strong_ids: PathLike | Sequence[str] | None = None,
-        scores_file: PathLike | None = None,
+        scores: PathLike | None = None,
         skip_zero_weight: bool = False,
-        saliency_dir: PathLike | None = None,
+        saliency: PathLike | None = None,
         use_masks: bool = True,
         gt_dirs: Sequence[str] = GT_DIRS,
         tags_source: TagsSource = "auto",
@@ -121,7 +172,7 @@ class VOCDataset(Dataset[dict[str, Any]]):
         self.root = resolve_voc_root(root)
         self.split = split if isinstance(split, (str, os.PathLike)) else "<ids>"
         self.transform = transform if transform is not None else eval_transform()
-        ids = _ids_from(self.root, split)
+        ids = resolve_ids(self.root, split)
         if not ids:
             raise ValueError(f"split {self.split}: no image ids")
         strong = _strong_set(strong_ids)
@@ -130,70 +181,23 @@ class VOCDataset(Dataset[dict[str, Any]]):
             raise ValueError(
                 f"strong_ids: {len(outside)} ids are not in split {self.split}, e.g. {outside[:5]}"
             )
-
-        weights = dict.fromkeys(ids, 1.0)
-        if scores_file is not None:
-            scores = read_scores(scores_file)
-            weak = [i for i in ids if i not in strong]
-            absent = [i for i in weak if i not in scores or math.isnan(scores[i].get("weight", math.nan))]
-            if absent:
-                raise ValueError(
-                    f"{scores_file}: {len(absent)} of {len(weak)} ids of split {self.split} have no "
-                    f"weight, e.g. {absent[:5]}"
-                )
-            for i in weak:
-                weight = scores[i]["weight"]
-                if weight < 0:
-                    raise ValueError(f"{scores_file}: weight of {i!r} is negative ({weight})")
-                weights[i] = weight
+        weights = _weights(ids, strong, scores, self.split)
         if skip_zero_weight:
             ids = [i for i in ids if weights[i] > 0]
             if not ids:
-                raise ValueError(
-                    f"{scores_file}: every id of split {self.split} has weight 0 (none selected)"
-                )
-
+                raise ValueError(f"{scores}: every id of split {self.split} has weight 0 (none selected)")
         images = [self.root / "JPEGImages" / f"{i}.jpg" for i in ids]
         raise_if_missing(images, "images", self.root / "JPEGImages")
-        masks: list[Path | None] = [None] * len(ids)
-        if use_masks:
-            proxy = Path(proxy_dir) if proxy_dir is not None else None
-            if proxy is not None and not proxy.is_dir():
-                raise FileNotFoundError(f"proxy_dir {proxy}: folder not found")
-            gt_masks = {
-                k: find_gt_mask(self.root, i, gt_dirs) or self.root / gt_dirs[0] / f"{i}.png"
-                for k, i in enumerate(ids)
-                if proxy is None or i in strong
-            }
-            where = " or ".join(str(self.root / d) for d in gt_dirs)
-            raise_if_missing(list(gt_masks.values()), "ground-truth masks", where)
-            proxy_masks = (
-                {} if proxy is None else {k: proxy / f"{i}.png" for k, i in enumerate(ids) if i not in strong}
-            )
-            raise_if_missing(list(proxy_masks.values()), "proxy masks", proxy or "")
-            for k, path in (gt_masks | proxy_masks).items():
-                masks[k] = path
-        saliency: list[Path | None] = [None] * len(ids)
-        if saliency_dir is not None:
-            saliency_paths = [Path(saliency_dir) / f"{i}.png" for i in ids]
-            raise_if_missing(saliency_paths, "saliency maps", saliency_dir)
-            saliency = list(saliency_paths)
-
+        masks = _mask_paths(self.root, ids, strong, proxies, gt_dirs) if use_masks else [None] * len(ids)
+        salient: list[Path | None] = [None] * len(ids)
+        if saliency is not None:
+            maps = [Path(saliency) / f"{i}.png" for i in ids]
+            raise_if_missing(maps, "saliency maps", saliency)
+            salient = list(maps)
         tags = resolve_tags(self.root, ids, tags_source, cls_labels, sbd_dir)
-        # ids without tags read them from their ground truth (never from a proxy), lazily
-        tag_masks: list[Path | None] = [None] * len(ids)
-        for k, i in enumerate(ids):
-            if tags[i] is None:
-                tag_masks[k] = find_gt_mask(self.root, i, gt_dirs)
-        no_tags = [i for k, i in enumerate(ids) if tags[i] is None and tag_masks[k] is None]
-        if no_tags:
-            raise FileNotFoundError(
-                f"{self.root}: {len(no_tags)} ids have no tags (no Annotations XML, cls_labels entry, "
-                f"SBD file or ground-truth mask), e.g. {no_tags[:5]}"
-            )
-
+        tag_masks = _tag_masks(self.root, ids, tags, gt_dirs)
         self.samples = [
-            SampleSource(i, images[k], masks[k], saliency[k], tags[i], tag_masks[k], weights[i])
+            SampleSource(i, images[k], masks[k], salient[k], tags[i], tag_masks[k], weights[i])
             for k, i in enumerate(ids)
         ]
         if check_sizes:

@@ -232,3 +232,40 @@ def download_voc(
         path = download_file(archive.url, downloads / archive.filename, archive.md5, archive.sha256, progress)
         extract_archive(path, target, archive.skip_prefixes)
     return resolve_voc_root(data_dir)
+
+
+def download(
+    out: PathLike,
+    voc_url: str | None = None,
+    voc_md5: str | None = None,
+    aug_url: str | None = None,
+    aug_sha256: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """VOC2012 trainval and SegmentationClassAug under ``out`` (``out/VOCdevkit/VOC2012``), with
+    ``train_aug.txt``; returns the VOC root.
+
+    Args:
+        out: the data folder (downloads are kept in ``out/downloads``).
+        voc_url, voc_md5: a mirror of ``VOCtrainval_11-May-2012.tar`` and its MD5 (default: the
+            official ones).
+        aug_url, aug_sha256: where ``SegmentationClassAug.zip`` is, and a SHA-256 to pin it.
+        progress: show progress bars.
+    """
+    from sal_lightning.data.layout import make_train_aug_list, split_path
+
+    voc_archive = Archive(
+        url=voc_url or VOC2012_TRAINVAL.url,
+        filename=VOC2012_TRAINVAL.filename,
+        md5=voc_md5 or VOC2012_TRAINVAL.md5,
+    )
+    aug_archive = Archive(
+        url=aug_url or SEGMENTATION_CLASS_AUG.url,
+        filename=SEGMENTATION_CLASS_AUG.filename,
+        extract_to=SEGMENTATION_CLASS_AUG.extract_to,
+        sha256=aug_sha256,
+    )
+    voc = download_voc(out, (voc_archive, aug_archive), progress=progress)
+    if not split_path(voc, "train_aug").is_file():
+        make_train_aug_list(voc)
+    return voc

@@ -1,4 +1,5 @@
-"""File IO for VOC-format data: images, label PNGs, saliency PNGs, id lists and the scores table.
+"""File IO for VOC-format data: images, label PNGs, saliency and reference PNGs, CAM files, id lists and
+the scores table.
 
 Every reader returns numpy arrays and raises ``FileNotFoundError`` / ``ValueError`` naming the file
 and what was expected; every writer goes through :mod:`sal_lightning._atomic`, so an interrupted
@@ -12,9 +13,7 @@ import io
 import json
 import math
 import os
-import platform
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
-from sal_lightning.data.voc import VALID_LABELS, VOC_PALETTE
+from sal_lightning._versions import library_versions
+from sal_lightning.data.voc import NUM_FOREGROUND, VALID_LABELS, VOC_PALETTE
 
 PathLike = str | os.PathLike[str]
 
@@ -150,6 +150,53 @@ def write_gray_png(path: PathLike, values: np.ndarray) -> None:
         Image.fromarray(values, mode="L").save(tmp, format="PNG")
 
 
+def read_reference(path: PathLike) -> np.ndarray:
+    """Read a reference-mask PNG as bool ``[H, W]`` (pixels > 127 are salient)."""
+    return read_gray_png(path) > 127
+
+
+def write_reference(path: PathLike, mask: np.ndarray) -> None:
+    """Write a bool ``[H, W]`` reference mask as a 0/255 grayscale PNG (atomically)."""
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: reference mask must be [H, W], got shape {mask.shape}")
+    write_gray_png(path, np.where(mask, 255, 0).astype(np.uint8))
+
+
+def write_cams(path: PathLike, cams: np.ndarray, labels: np.ndarray) -> None:
+    """Write one image's CAMs atomically as a compressed ``.npz``.
+
+    cams: float ``[n, H, W]`` (stored as float16); labels: int ``[n]``, VOC label values 1..20.
+    """
+    cams = np.asarray(cams)
+    labels = np.asarray(labels)
+    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
+        raise ValueError(
+            f"{path}: expected cams [n, H, W] and labels [n], got {list(cams.shape)} and {list(labels.shape)}"
+        )
+    if labels.size and (labels.min() < 1 or labels.max() > 255):
+        raise ValueError(f"{path}: labels must be foreground label values (1..), got {labels.tolist()}")
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, cams=cams.astype(np.float16), labels=labels.astype(np.uint8))
+
+
+def read_cams(path: PathLike, num_classes: int = NUM_FOREGROUND) -> np.ndarray:
+    """Read a :func:`write_cams` file as dense float32 ``[num_classes, H, W]`` (channel c = label c+1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: CAM file not found")
+    with np.load(path) as data:
+        if "cams" not in data or "labels" not in data:
+            raise ValueError(f"{path}: expected arrays 'cams' and 'labels', got {sorted(data.files)}")
+        cams, labels = data["cams"].astype(np.float32), data["labels"].astype(np.int64)
+    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
+        raise ValueError(f"{path}: expected cams [n, H, W] and labels [n], got {cams.shape}, {labels.shape}")
+    if labels.size and labels.max() > num_classes:
+        raise ValueError(f"{path}: label {labels.max()} exceeds num_classes={num_classes}")
+    dense = np.zeros((num_classes, *cams.shape[1:]), dtype=np.float32)
+    dense[labels - 1] = cams
+    return dense
+
+
 def check_image_id(image_id: str, source: str = "image id") -> str:
     """Return ``image_id`` unless it is empty, has whitespace, a path separator or ``..``."""
     if (
@@ -242,16 +289,6 @@ def read_scores(path: PathLike) -> dict[str, dict[str, float]]:
     return rows
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for package in ("sal-lightning", "torch", "lightning", "numpy", "segmentation-models-pytorch"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
 def scores_sidecar(path: PathLike) -> Path:
     """The JSON sidecar of a scores table: ``scores.csv`` -> ``scores.json``."""
     return Path(path).with_suffix(".json")
@@ -302,7 +339,7 @@ def write_scores(
         {
             "columns": [c for c in columns if c in written],
             "config": dict(config or {}),
-            "versions": _versions(),
+            "versions": library_versions(),
         }
     )
     atomic_write_text(path, buffer.getvalue())

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from sal_lightning.data.io import PathLike, check_image_id, read_id_list, write_id_list
+from sal_lightning.data.io import PathLike, check_image_id, check_unique_ids, read_id_list, write_id_list
 from sal_lightning.data.voc import NUM_FOREGROUND, class_index, tags_from_labels
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "train_aug", "test", "trainval")
@@ -64,6 +64,26 @@ def read_split(root: Path, split: PathLike) -> list[str]:
             )
         raise FileNotFoundError(f"{path}: split list {os.fspath(split)!r} not found")
     return read_id_list(path)
+
+
+def resolve_ids(
+    root: PathLike, split: PathLike | Sequence[str] | None, folder: PathLike | None = None
+) -> list[str]:
+    """Image ids from a list of ids, a split name or list file of the VOC root, or (``None``) every
+    ``<id>.png`` in ``folder`` (sorted; a folder of proxies or pseudo-labels)."""
+    if split is None:
+        if folder is None:
+            raise ValueError("split: give ids, a split, or a folder of PNGs to take them from")
+        path = Path(folder)
+        if not path.is_dir():
+            raise FileNotFoundError(f"proxies: folder {path} not found")
+        found = sorted(p.stem for p in path.glob("*.png") if not p.name.startswith("."))
+        if not found:
+            raise FileNotFoundError(f"{path}: no PNGs found")
+        return check_unique_ids(found, str(path))
+    if isinstance(split, str | os.PathLike):
+        return read_split(resolve_voc_root(root), split)
+    return check_unique_ids(list(split), "split")
 
 
 def make_train_aug_list(root: PathLike, exclude_split: str = "val") -> list[str]:

@@ -20,7 +20,6 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +35,14 @@ from sal_lightning.data.io import (
     check_unique_ids,
     read_gray_png,
     read_image,
-    read_label_png,
     write_gray_png,
     write_image,
 )
 from sal_lightning.data.layout import raise_if_missing
-from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
+from sal_lightning.data.voc import IMAGENET_MEAN, IMAGENET_STD
+from sal_lightning.scoring.synthesis import ScorerSample
 
 SAMPLE_INDEX = "samples.csv"
-
-
-@dataclass
-class ScorerSample:
-    """One scorer sample: image uint8 [H, W, 3], mask bool [H, W], target quality in [0, 1]."""
-
-    sample_id: str
-    image: np.ndarray
-    mask: np.ndarray
-    target: float
-    image_id: str = ""
-    kind: str = ""
 
 
 def write_scorer_samples(folder: PathLike, samples: Iterable[ScorerSample]) -> Path:
@@ -129,7 +116,7 @@ def read_scorer_index(folder: PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def _to_input(
+def to_scorer_input(
     image: np.ndarray, mask: np.ndarray, size: int, flip: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize to size x size (image bilinear, mask nearest), optionally flip, normalise.
@@ -203,7 +190,7 @@ class ScorerSampleDataset(Dataset[dict[str, Any]]):
         else:
             image, mask = self.memory[sample_id].image, self.memory[sample_id].mask
         flip = self.hflip and bool(torch.rand(()) < 0.5)
-        x, m = _to_input(image, mask, self.input_size, flip)
+        x, m = to_scorer_input(image, mask, self.input_size, flip)
         return {
             "image": x,
             "mask": m,
@@ -211,40 +198,6 @@ class ScorerSampleDataset(Dataset[dict[str, Any]]):
             "weight": torch.tensor(1.0),
             "id": sample_id,
         }
-
-
-class ProxyMaskDataset(Dataset[dict[str, Any]]):
-    """VOC images with the binary foreground of their proxy (labels 1..20), for scoring proxies.
-
-    Samples: ``image`` float [3, S, S], ``mask`` long [S, S] (0/1), ``id`` (the VOC id), ``size``
-    (original H, W), ``weight`` 1. No target.
-    """
-
-    def __init__(
-        self, root: PathLike, ids: Sequence[str], proxy_dir: PathLike, input_size: int = 256
-    ) -> None:
-        from sal_lightning.data.layout import resolve_voc_root
-
-        self.root = resolve_voc_root(root)
-        self.ids = check_unique_ids(list(ids), "ids")
-        self.proxy_dir = Path(proxy_dir)
-        self.input_size = input_size
-        raise_if_missing(
-            [self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids], "images", self.root / "JPEGImages"
-        )
-        raise_if_missing([self.proxy_dir / f"{i}.png" for i in self.ids], "proxy masks", self.proxy_dir)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image_id = self.ids[index]
-        image = read_image(self.root / "JPEGImages" / f"{image_id}.jpg")
-        labels = read_label_png(self.proxy_dir / f"{image_id}.png")
-        if labels.shape != image.shape[:2]:
-            raise ValueError(f"{self.proxy_dir / image_id}.png: size {labels.shape} differs from its image")
-        x, m = _to_input(image, (labels >= 1) & (labels < NUM_CLASSES), self.input_size, flip=False)
-        return {"image": x, "mask": m, "weight": torch.tensor(1.0), "id": image_id, "size": image.shape[:2]}
 
 
 def split_by_image(
@@ -260,77 +213,3 @@ def split_by_image(
     train = [r["sample_id"] for r in rows if (r["image_id"] or r["sample_id"]) not in val_groups]
     val = [r["sample_id"] for r in rows if (r["image_id"] or r["sample_id"]) in val_groups]
     return train, val
-
-
-def agreement_labels(proxy_foreground: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Where the proxy and its reference agree, their common label; elsewhere ``IGNORE_INDEX``.
-
-    proxy_foreground, reference: bool ``[H, W]``. Returns uint8 ``[H, W]``: 1 (both foreground),
-    0 (both background) or 255 (they disagree).
-    """
-    if proxy_foreground.shape != reference.shape:
-        raise ValueError(
-            f"proxy foreground {proxy_foreground.shape} and reference {reference.shape} differ in size"
-        )
-    out = np.full(proxy_foreground.shape, IGNORE_INDEX, dtype=np.uint8)
-    agree = proxy_foreground == reference
-    out[agree] = proxy_foreground[agree]
-    return out
-
-
-class AgreementDataset(Dataset[dict[str, Any]]):
-    """VOC images labelled where their proxy foreground and their reference mask agree.
-
-    The training data of :class:`~sal_lightning.models.ReferenceNet`. Samples: ``image`` float
-    ``[3, S, S]`` (normalised), ``mask`` long ``[S, S]``: 1 foreground, 0 background, 255 where
-    the proxy (labels 1..20) and the reference (``<reference_dir>/<id>.png``, > 127 salient)
-    disagree (see :func:`agreement_labels`); ``weight`` 1, ``id``.
-
-    Args:
-        root, ids, proxy_dir, reference_dir: VOC root, image ids and the two mask folders.
-        input_size: side S of the square network input.
-        hflip: random horizontal flips (training).
-    """
-
-    def __init__(
-        self,
-        root: PathLike,
-        ids: Sequence[str],
-        proxy_dir: PathLike,
-        reference_dir: PathLike,
-        input_size: int = 96,
-        hflip: bool = True,
-    ) -> None:
-        self.proxies = ProxyMaskDataset(root, ids, proxy_dir, input_size)
-        self.reference_dir = Path(reference_dir)
-        raise_if_missing(
-            [self.reference_dir / f"{i}.png" for i in self.proxies.ids], "reference masks", self.reference_dir
-        )
-        self.hflip = hflip
-
-    def __len__(self) -> int:
-        return len(self.proxies)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image_id = self.proxies.ids[index]
-        image = read_image(self.proxies.root / "JPEGImages" / f"{image_id}.jpg")
-        labels = read_label_png(self.proxies.proxy_dir / f"{image_id}.png")
-        reference = read_gray_png(self.reference_dir / f"{image_id}.png") > 127
-        if not labels.shape == reference.shape == image.shape[:2]:
-            raise ValueError(
-                f"{image_id}: image {image.shape[:2]}, proxy {labels.shape} and reference "
-                f"{reference.shape} must have the same size"
-            )
-        target = agreement_labels((labels >= 1) & (labels < NUM_CLASSES), reference)
-        flip = self.hflip and bool(torch.rand(()) < 0.5)
-        x, _ = _to_input(image, target, self.proxies.input_size, flip)
-        size = self.proxies.input_size
-        m = cv2.resize(target, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
-        if flip:
-            m = m[:, ::-1]
-        return {
-            "image": x,
-            "mask": torch.from_numpy(np.ascontiguousarray(m).astype(np.int64)),
-            "weight": torch.tensor(1.0),
-            "id": image_id,
-        }

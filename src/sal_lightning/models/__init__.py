@@ -1,4 +1,4 @@
-"""LightningModules: SALSegmenter, MaskScorer, ReferenceNet, ProxyNet, CAMClassifier."""
+"""LightningModules: SALSegmenter, MaskScorer, ReferenceNet, ProxyNet, CAMClassifier, CoarseScorer."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ _EXPORTS: dict[str, str] = {
     "ReferenceNet": "sal_lightning.models.reference_net",
     "ProxyNet": "sal_lightning.models.proxy",
     "CAMClassifier": "sal_lightning.models.cam",
+    "CoarseScorer": "sal_lightning.models.coarse",
 }
 
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
     from sal_lightning.models.cam import CAMClassifier as CAMClassifier
+    from sal_lightning.models.coarse import CoarseScorer as CoarseScorer
     from sal_lightning.models.proxy import ProxyNet as ProxyNet
     from sal_lightning.models.reference_net import ReferenceNet as ReferenceNet
     from sal_lightning.models.scorer import MaskScorer as MaskScorer

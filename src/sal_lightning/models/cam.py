@@ -8,36 +8,27 @@ class score, since averaging and a 1x1 convolution commute (Zhou et al. 2016): g
 followed by a fully connected classifier, as the paper describes it, is the same function.
 :class:`CAMClassifier` trains it on image tags with the multi-label soft-margin loss and, in
 ``predict``, extracts each image's CAMs over scales and flips (:func:`multiscale_cams`), keeps the
-tagged classes, normalises each by its maximum and returns them for :class:`CAMWriter`, which
-stores one compressed ``<id>.npz`` per image:
-
-- ``cams``: float16 ``[n, H, W]`` in [0, 1], one map per tagged class at the image's size;
-- ``labels``: uint8 ``[n]``, the VOC label value (1..20) of each map.
-
-:func:`read_cams` turns such a file back into dense ``[C, H, W]`` maps (zero for untagged classes).
+tagged classes, normalises each by its maximum and returns them for
+:class:`~sal_lightning.callbacks.CAMWriter`, which stores one compressed ``<id>.npz`` per image
+(:func:`~sal_lightning.data.io.write_cams`; :func:`~sal_lightning.data.io.read_cams` reads it back).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 
-from sal_lightning._atomic import atomic_path
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.io import check_image_id
 from sal_lightning.data.voc import NUM_FOREGROUND
 from sal_lightning.losses import normalize_cams
+from sal_lightning.models.schedule import total_steps
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
 from sal_lightning.postprocess.fusion import scaled_size
 
@@ -162,103 +153,23 @@ def multiscale_cams(
     return total
 
 
-def write_cams(path: str | os.PathLike[str], cams: np.ndarray, labels: np.ndarray) -> None:
-    """Write one image's CAMs atomically as a compressed ``.npz``.
-
-    cams: float ``[n, H, W]`` (stored as float16); labels: int ``[n]``, VOC label values 1..20.
-    """
-    cams = np.asarray(cams)
-    labels = np.asarray(labels)
-    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
-        raise ValueError(
-            f"{path}: expected cams [n, H, W] and labels [n], got {list(cams.shape)} and {list(labels.shape)}"
-        )
-    if labels.size and (labels.min() < 1 or labels.max() > 255):
-        raise ValueError(f"{path}: labels must be foreground label values (1..), got {labels.tolist()}")
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, cams=cams.astype(np.float16), labels=labels.astype(np.uint8))
-
-
-def read_cams(path: str | os.PathLike[str], num_classes: int = NUM_FOREGROUND) -> np.ndarray:
-    """Read a :func:`write_cams` file as dense float32 ``[num_classes, H, W]`` (channel c = label c+1)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: CAM file not found")
-    with np.load(path) as data:
-        if "cams" not in data or "labels" not in data:
-            raise ValueError(f"{path}: expected arrays 'cams' and 'labels', got {sorted(data.files)}")
-        cams, labels = data["cams"].astype(np.float32), data["labels"].astype(np.int64)
-    if cams.ndim != 3 or labels.shape != (cams.shape[0],):
-        raise ValueError(f"{path}: expected cams [n, H, W] and labels [n], got {cams.shape}, {labels.shape}")
-    if labels.size and labels.max() > num_classes:
-        raise ValueError(f"{path}: label {labels.max()} exceeds num_classes={num_classes}")
-    dense = np.zeros((num_classes, *cams.shape[1:]), dtype=np.float32)
-    dense[labels - 1] = cams
-    return dense
-
-
-class CAMWriter(BasePredictionWriter):
-    """Writes ``<output_dir>/<id>.npz`` (see :func:`write_cams`) for each image of a predict loop.
-
-    Expects ``predict_step`` to return ``{"id": list[str], "cams": list[float [n, H, W]],
-    "labels": list[int [n]]}`` as :class:`CAMClassifier` does. Under DDP each rank writes its own
-    shard. With ``overwrite=False`` existing files are kept (a rerun resumes).
-    """
-
-    def __init__(self, output_dir: str | os.PathLike[str], overwrite: bool = True) -> None:
-        super().__init__(write_interval="batch")
-        self.output_dir = Path(output_dir)
-        self.overwrite = overwrite
-        self.written_ids: list[str] = []
-
-    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.written_ids = []
-
-    def write_on_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        if not isinstance(prediction, Mapping) or not {"id", "cams", "labels"} <= set(prediction):
-            raise ValueError("prediction: expected a dict with 'id', 'cams' and 'labels' (CAMClassifier)")
-        for image_id, cams, labels in zip(
-            prediction["id"], prediction["cams"], prediction["labels"], strict=True
-        ):
-            path = self.output_dir / f"{check_image_id(image_id, 'prediction id')}.npz"
-            if not self.overwrite and path.exists():
-                continue
-            write_cams(path, np.asarray(cams), np.asarray(labels))
-            self.written_ids.append(image_id)
-
-
 class CAMClassifier(pl.LightningModule):
     """Tag classifier whose class maps seed step 1 (backbone + GAP + 1x1, multi-label soft margin).
 
     Batches follow the batch contract: ``image [B, 3, H, W]``, ``tags [B, C]``, ``id``, ``size``.
 
     Args:
-        backbone, num_classes, output_stride, encoder_weights, backbone_kwargs, conv7_channels: see
-            :class:`CAMNet`.
         lr: base learning rate (backbone); the new layers get ``lr * head_lr_mult``.
         momentum, weight_decay: SGD settings (no decay on biases / norm parameters).
         head_lr_mult: learning-rate factor of the new layers (conv6/conv7, the 1x1 classifier).
         poly_power: poly schedule power over the trainer's ``max_steps`` (or its estimate).
         cam_scales, cam_flip: views summed in :func:`multiscale_cams` at predict time.
+        network: the arguments of :class:`CAMNet` (``backbone``, ``num_classes``, ``output_stride``,
+            ``encoder_weights``, ``backbone_kwargs``, ``conv7_channels``).
     """
 
     def __init__(
         self,
-        backbone: str = "deeplabv3_resnet50",
-        num_classes: int = NUM_FOREGROUND,
-        output_stride: int = 16,
-        encoder_weights: str | None = None,
-        backbone_kwargs: dict[str, Any] | None = None,
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
@@ -266,7 +177,7 @@ class CAMClassifier(pl.LightningModule):
         poly_power: float = 0.9,
         cam_scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
         cam_flip: bool = True,
-        conv7_channels: int | None = None,
+        **network: Any,
     ) -> None:
         super().__init__()
         if lr <= 0:
@@ -274,9 +185,7 @@ class CAMClassifier(pl.LightningModule):
         if not cam_scales or any(s <= 0 for s in cam_scales):
             raise ValueError(f"cam_scales: expected one or more positive scales, got {cam_scales}")
         self.save_hyperparameters()
-        self.net = CAMNet(
-            backbone, num_classes, output_stride, encoder_weights, backbone_kwargs, conv7_channels
-        )
+        self.net = CAMNet(**network)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``image [B, 3, H, W]`` -> ``(cams [B, C, h, w], logits [B, C])``, see :class:`CAMNet`."""
@@ -308,15 +217,8 @@ class CAMClassifier(pl.LightningModule):
             head_bias_lr_mult=hp.head_lr_mult,
         )
         optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
-        steps: float = self.trainer.max_steps
-        if steps is None or steps < 1:
-            steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps) or steps < 1:
-            raise ValueError(
-                "trainer: set max_steps or max_epochs, the poly schedule needs a number of steps"
-            )
         scheduler = torch.optim.lr_scheduler.PolynomialLR(
-            optimizer, total_iters=int(steps), power=hp.poly_power
+            optimizer, total_iters=total_steps(self.trainer), power=hp.poly_power
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from sal_lightning.data.voc import IMAGENET_MEAN, IMAGENET_STD
 from sal_lightning.losses import ConstrainLoss, ExpandLoss, SeedLoss, grow_seeds
 from sal_lightning.models.inference import to_uint8_images
-from sal_lightning.models.segmenter import Fuse, SALSegmenter
+from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.postprocess.crf import SEC_TRAIN_CRF, CRFParams, CRFPool
 
 
@@ -99,8 +99,7 @@ class ProxyNet(SALSegmenter):
     tags.
 
     Args:
-        backbone, num_classes, output_stride, encoder_weights, dropout, backbone_kwargs: the DeepLab
-            network, see :class:`~sal_lightning.models.SALSegmenter`.
+        backbone: the DeepLab network (see :class:`~sal_lightning.models.SALSegmenter`).
         balanced_seed_loss: DSRG's class-balanced seed loss (else SEC's plain form).
         expand_weight: weight of the expand loss (0 = off; DSRG trains without it).
         fg_decay, bg_decay: GWRP decays of the expand loss (0.996, 0.999).
@@ -109,22 +108,17 @@ class ProxyNet(SALSegmenter):
         grow: DSRG region growing of the seeds at every step.
         grow_fg_threshold, grow_bg_threshold: growth thresholds (0.85, 0.99).
         predict_with_tags: restrict predicted proxies to each image's tagged classes.
-        lr, momentum, weight_decay, head_lr_mult, head_bias_lr_mult, bias_lr_mult, poly_power:
-            SGD with DeepLab's parameter groups and poly schedule.
-        test_scales, test_flip, test_fuse, crf, crf_params, crf_workers: inference for proxies and
-            tests (``crf_workers`` also runs the training CRFs).
-        pixel_mean, pixel_std: input normalisation, undone for the CRFs.
-        ignore_index: unlabelled seed value.
+        test_flip, crf: fuse mirrored inputs and refine with dense CRF when predicting proxies (on).
+        kwargs: the other arguments of :class:`~sal_lightning.models.SALSegmenter`: the DeepLab
+            network (``backbone``, ``output_stride``, ``backbone_kwargs``...), SGD with DeepLab's
+            parameter groups and poly schedule (``lr``...), inference (``test_scales``,
+            ``crf_processes``, which also runs the training CRFs), ``pixel_mean`` / ``pixel_std``
+            (undone for the CRFs) and ``ignore_index`` (the unlabelled seed value).
     """
 
     def __init__(
         self,
         backbone: str = "deeplabv2_resnet101",
-        num_classes: int = 21,
-        output_stride: int = 8,
-        encoder_weights: str | None = None,
-        dropout: float = 0.5,
-        backbone_kwargs: dict[str, Any] | None = None,
         balanced_seed_loss: bool = True,
         expand_weight: float = 1.0,
         fg_decay: float = 0.996,
@@ -135,22 +129,9 @@ class ProxyNet(SALSegmenter):
         grow_fg_threshold: float = 0.85,
         grow_bg_threshold: float = 0.99,
         predict_with_tags: bool = True,
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        head_lr_mult: float = 10.0,
-        head_bias_lr_mult: float = 20.0,
-        bias_lr_mult: float = 1.0,
-        poly_power: float = 0.9,
-        test_scales: Sequence[float] = (0.5, 0.75, 1.0),
         test_flip: bool = True,
-        test_fuse: Fuse = "mean",
         crf: bool = True,
-        crf_params: CRFParams | None = None,
-        crf_workers: int | None = None,
-        pixel_mean: Sequence[float] = IMAGENET_MEAN,
-        pixel_std: Sequence[float] = IMAGENET_STD,
-        ignore_index: int = IGNORE_INDEX,
+        **kwargs: Any,
     ) -> None:
         for name, value in (("expand_weight", expand_weight), ("constrain_weight", constrain_weight)):
             if value < 0:
@@ -161,33 +142,20 @@ class ProxyNet(SALSegmenter):
         ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
+        branches = ("use_selection", "use_attention", "attention_refine")  # False in checkpoints
+        taken = sorted(name for name in branches if kwargs.pop(name, False))
+        if taken:
+            raise ValueError(f"{taken}: ProxyNet has no selection or attention branch; remove them")
         super().__init__(
             backbone=backbone,
-            num_classes=num_classes,
-            output_stride=output_stride,
-            encoder_weights=encoder_weights,
-            dropout=dropout,
-            backbone_kwargs=backbone_kwargs,
             use_selection=False,
             use_attention=False,
             attention_refine=False,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            head_lr_mult=head_lr_mult,
-            head_bias_lr_mult=head_bias_lr_mult,
-            bias_lr_mult=bias_lr_mult,
-            poly_power=poly_power,
-            test_scales=test_scales,
             test_flip=test_flip,
-            test_fuse=test_fuse,
             crf=crf,
-            crf_params=crf_params,
-            crf_workers=crf_workers,
-            pixel_mean=pixel_mean,
-            pixel_std=pixel_std,
-            ignore_index=ignore_index,
+            **kwargs,
         )
+        ignore_index = int(self.hparams["ignore_index"])
         self.seed_loss = SeedLoss(balanced=balanced_seed_loss, ignore_index=ignore_index)
         self.expand_loss = ExpandLoss(fg_decay=fg_decay, bg_decay=bg_decay)
         self.constrain_loss = ConstrainLoss()

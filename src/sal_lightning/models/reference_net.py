@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from sal_lightning.data.voc import IGNORE_INDEX
-from sal_lightning.nn.deeplab import drop_unused_resnet_stages
+from sal_lightning.nn.smp_deeplab import drop_unused_resnet_stages
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
 
 

@@ -23,8 +23,6 @@ argmax, crop to each image's original size.
 
 from __future__ import annotations
 
-import math
-import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -42,29 +40,16 @@ from sal_lightning._checks import check_tensor
 from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_CLASSES
 from sal_lightning.losses import AttentionLoss, SelectionLoss
 from sal_lightning.losses import attention_refine as refine_by_class_scores
-from sal_lightning.models.inference import to_uint8_images
+from sal_lightning.models.inference import INFERENCE_OPTIONS, Fuse, FusedInference, image_sizes
 from sal_lightning.models.metrics import (
     confusion_matrix_metric,
     format_iou_table,
     iou_from_confusion,
     mean_iou,
 )
+from sal_lightning.models.schedule import poly_factor, total_steps
 from sal_lightning.nn import HybridDilatedClassifier, build_deeplab, param_groups
-from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFParams, CRFPool
-from sal_lightning.postprocess.fusion import multiscale_flip_probs
-
-Fuse = Literal["mean", "max"]
-
-INFERENCE_OPTIONS = (
-    "refine_at_inference",
-    "test_scales",
-    "test_flip",
-    "test_fuse",
-    "crf",
-    "crf_params",
-    "crf_workers",
-)
-"""Constructor arguments that only steer inference: attributes of the model, not saved hyperparameters."""
+from sal_lightning.postprocess.crf import CRFParams
 
 
 class SegmenterOutput(NamedTuple):
@@ -80,14 +65,17 @@ class SegmenterOutput(NamedTuple):
     class_logits: Tensor | None
 
 
-def poly_factor(step: int, max_steps: int, power: float = 0.9) -> float:
-    """The poly learning-rate factor ``(1 - step / max_steps) ** power``, 0 from ``max_steps`` on."""
-    if max_steps < 1:
-        raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps}")
-    return max(0.0, 1.0 - step / max_steps) ** power
+def class_names_for(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
+    """``class_names``, or VOC's names for 21 classes, else ``class_0`` ... (one per class)."""
+    if class_names is None:
+        voc = num_classes == len(VOC_CLASSES)
+        return list(VOC_CLASSES) if voc else [f"class_{k}" for k in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
+    return list(class_names)
 
 
-class SALSegmenter(pl.LightningModule):
+class SALSegmenter(FusedInference, pl.LightningModule):
     """DeepLab + hybrid dilated classification branch, trained with the selection and attention losses.
 
     Batches are dicts (``sal_lightning.data``): ``image [B, 3, H, W]`` float (normalised),
@@ -132,7 +120,7 @@ class SALSegmenter(pl.LightningModule):
         crf: refine test / predict probabilities with dense CRF (``pydensecrf``).
         crf_params: dense CRF settings (:class:`~sal_lightning.postprocess.crf.CRFParams`; ``None`` =
             DeepLab's test parameters: Gaussian 3/3, bilateral 80/13/10, 10 iterations).
-        crf_workers: CRF worker processes per training process (``None``: the CPU cores divided
+        crf_processes: CRF worker processes per training process (``None``: the CPU cores divided
             among the devices; 0: CRF in the calling process, no pool).
         class_names: K names for logs and tables (VOC's by default when K = 21).
         pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image.
@@ -173,7 +161,7 @@ class SALSegmenter(pl.LightningModule):
         test_fuse: Fuse = "mean",
         crf: bool = False,
         crf_params: CRFParams | None = None,
-        crf_workers: int | None = None,
+        crf_processes: int | None = None,
         class_names: Sequence[str] | None = None,
         pixel_mean: Sequence[float] = IMAGENET_MEAN,
         pixel_std: Sequence[float] = IMAGENET_STD,
@@ -184,33 +172,14 @@ class SALSegmenter(pl.LightningModule):
             raise ValueError(f"lambda_atten: expected >= 0, got {lambda_atten}")
         if lr <= 0:
             raise ValueError(f"lr: expected > 0, got {lr}")
-        if not test_scales or any(s <= 0 for s in test_scales):
-            raise ValueError(f"test_scales: expected one or more positive scales, got {test_scales}")
-        if test_fuse not in ("mean", "max"):
-            raise ValueError(f"test_fuse: expected 'mean' or 'max', got {test_fuse!r}")
-        if crf_workers is not None and crf_workers < 0:
-            raise ValueError(f"crf_workers: expected >= 0, got {crf_workers}")
-        names = list(class_names) if class_names is not None else None
-        if names is None:
-            names = (
-                list(VOC_CLASSES)
-                if num_classes == len(VOC_CLASSES)
-                else [f"class_{k}" for k in range(num_classes)]
-            )
-        if len(names) != num_classes:
-            raise ValueError(f"class_names: expected {num_classes} names, got {len(names)}")
         # inference options are settings of a run, not of the trained weights: kept out of the
         # checkpoint, so `test --ckpt_path X --model.init_args.crf=true` (or load_from_checkpoint(X,
         # crf=True)) takes effect instead of being overridden by the checkpoint's values
         self.save_hyperparameters(ignore=list(INFERENCE_OPTIONS))
-        self.refine_at_inference = refine_at_inference
-        self.test_scales = tuple(float(s) for s in test_scales)
-        self.test_flip = test_flip
-        self.test_fuse: Fuse = test_fuse
-        self.crf = crf
-        self.crf_params = crf_params
-        self.crf_workers = crf_workers
-        self.class_names = names
+        self.set_inference(
+            refine_at_inference, test_scales, test_flip, test_fuse, crf, crf_params, crf_processes
+        )
+        self.class_names = class_names_for(num_classes, class_names)
         self.net = build_deeplab(
             backbone,
             num_classes=num_classes,
@@ -235,8 +204,6 @@ class SALSegmenter(pl.LightningModule):
         self.test_confmat = confusion_matrix_metric(num_classes, ignore_index)
         self.class_iou: dict[str, float] = {}
         """Per-class IoU of the last validation or test epoch (class name -> IoU in [0, 1], NaN = absent)."""
-        self._crf_runner: CRFPool | None = None
-        self._crf_inflight: deque[Future[np.ndarray]] = deque()
         self._pending_scores: deque[tuple[Tensor | Future[np.ndarray], Tensor]] = deque()
 
     @property
@@ -312,32 +279,16 @@ class SALSegmenter(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.SGD(self.parameter_groups(), lr=self._hp.lr, momentum=self._hp.momentum)
-        max_steps: float = self.trainer.max_steps
-        if max_steps is None or max_steps < 1:
-            max_steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(max_steps) or max_steps < 1:
-            raise ValueError(
-                "trainer: set max_steps or max_epochs, the poly schedule needs a number of steps"
-            )
-        total, power = int(max_steps), float(self._hp.poly_power)
+        total, power = total_steps(self.trainer), float(self._hp.poly_power)
         scheduler = LambdaLR(optimizer, lambda step: poly_factor(step, total, power))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ evaluation
 
-    @staticmethod
-    def _sizes(batch: dict[str, Any]) -> list[tuple[int, int]]:
-        """Each image's original (H, W): ``batch["size"]`` or the batch's own size."""
-        sizes = batch.get("size")
-        if sizes is None:
-            h, w = batch["image"].shape[-2:]
-            return [(int(h), int(w))] * int(batch["image"].shape[0])
-        return [(int(s[0]), int(s[1])) for s in sizes]
-
     def _evaluation_target(self, batch: dict[str, Any]) -> Tensor:
         """``batch["mask"]`` with the padding beyond each image's ``size`` set to ignore."""
         mask = batch["mask"].clone()
-        for i, (h, w) in enumerate(self._sizes(batch)):
+        for i, (h, w) in enumerate(image_sizes(batch)):
             mask[i, h:, :] = self._hp.ignore_index
             mask[i, :, w:] = self._hp.ignore_index
         return mask
@@ -364,7 +315,7 @@ class SALSegmenter(pl.LightningModule):
         """
         labels = self.infer_labels(batch)
         target = self._evaluation_target(batch)
-        for i, (h, w) in enumerate(self._sizes(batch)):
+        for i, (h, w) in enumerate(image_sizes(batch)):
             self._pending_scores.append((labels[i], target[i, :h, :w]))
         self._score_pending(wait=False)
 
@@ -393,66 +344,3 @@ class SALSegmenter(pl.LightningModule):
         fitting = self.trainer is not None and self.trainer.state.fn == "fit"
         if not fitting and not self.trainer.sanity_checking:
             rank_zero_info(f"{stage} per-class IoU\n{format_iou_table(iou, self.class_names)}")
-
-    # ------------------------------------------------------------------ inference
-
-    def infer_probs(self, image: Tensor) -> Tensor:
-        """Class probabilities ``[B, K, H, W]`` fused over ``test_scales`` (and flips)."""
-        refine = bool(self.refine_at_inference)
-        return multiscale_flip_probs(
-            lambda x: self.segment(x, refine=refine),
-            image,
-            scales=self.test_scales,
-            flip=self.test_flip,
-            fuse=self.test_fuse,
-        )
-
-    def infer_labels(self, batch: dict[str, Any]) -> list[Tensor | Future[np.ndarray]]:
-        """Label maps of an evaluation batch, each cropped to its image's original size.
-
-        Returns uint8 ``[H_i, W_i]`` tensors (on the CPU); with ``crf`` and ``crf_workers > 0``,
-        ``concurrent.futures.Future`` objects resolving to uint8 ``[H_i, W_i]`` numpy arrays, so the
-        loop goes on while the CRFs run (:class:`~sal_lightning.callbacks.SegmentationPredictionWriter`
-        and ``test`` resolve them). At most ``2 * crf_workers + 2`` CRFs are in flight per process.
-        """
-        probs = self.infer_probs(batch["image"])
-        sizes = self._sizes(batch)
-        if not self.crf:
-            return [probs[i, :, :h, :w].argmax(0).to(torch.uint8).cpu() for i, (h, w) in enumerate(sizes)]
-        images = to_uint8_images(batch["image"], self._hp.pixel_mean, self._hp.pixel_std)
-        pool = self._crf_pool()
-        params = self.crf_params if self.crf_params is not None else DEEPLAB_TEST_CRF
-        labels: list[Tensor | Future[np.ndarray]] = []
-        for i, (h, w) in enumerate(sizes):
-            while len(self._crf_inflight) >= 2 * pool.processes + 2:
-                self._crf_inflight.popleft().result()  # back-pressure: bound memory in flight
-            future = pool.submit(images[i, :h, :w], probs[i, :, :h, :w].cpu().numpy(), params, "labels")
-            self._crf_inflight.append(future)
-            labels.append(future)
-        return labels
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """``{"id": list[str], "labels": [...]}`` for a prediction writer; labels as :meth:`infer_labels`."""
-        return {"id": list(batch["id"]), "labels": self.infer_labels(batch)}
-
-    def _crf_pool(self) -> CRFPool:
-        if self._crf_runner is None:
-            workers = self.crf_workers
-            if workers is None:  # share this machine's cores among its processes (DDP ranks)
-                local = self.trainer.num_devices if self._trainer is not None else 1
-                workers = max(1, (os.cpu_count() or 1) // max(1, local))
-            self._crf_runner = CRFPool(processes=int(workers))
-        return self._crf_runner
-
-    def _close_crf(self) -> None:
-        while self._crf_inflight:
-            self._crf_inflight.popleft().result()
-        if self._crf_runner is not None:
-            self._crf_runner.close()
-            self._crf_runner = None
-
-    def on_test_end(self) -> None:
-        self._close_crf()
-
-    def on_predict_end(self) -> None:
-        self._close_crf()

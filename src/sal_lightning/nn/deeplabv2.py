@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from sal_lightning.nn.deeplab import DeepLab, drop_unused_resnet_stages
+from sal_lightning.nn.deeplab import DeepLab
+from sal_lightning.nn.smp_deeplab import drop_unused_resnet_stages
 
 #: DeepLab v2's ASPP rates (ASPP-L, the model of its Table 5 and of SAL-Net)
 ASPP_V2_RATES: tuple[int, ...] = (6, 12, 18, 24)

@@ -1,19 +1,21 @@
-"""Pipeline configuration files: one YAML mapping -> the ordered list of steps.
+"""A pipeline configuration: one typed tree (:class:`PipelineConfig`) of the steps' settings.
 
-A configuration names the data once and each stage's settings (every section is optional; the
-defaults are the paper's)::
+The YAML file, the command line (``--select.tau 0.8``) and Python share its names, types and
+checks: jsonargparse parses and validates it, so an unknown key, a wrong type, a tau outside
+[0, 1] or a bad backbone fails in the first second, before any step runs. Every section is
+optional; the defaults are the paper's::
 
     root: data/VOCdevkit/VOC2012       # a VOC-layout root
     train_split: train_aug              # images whose proxies are scored and trained on
     val_split: val                      # evaluation split (P1..P5)
-    saliency_dir: null                  # grayscale saliency PNGs; null: the built-in method
-    trainer: {accelerator: auto, devices: 1}         # every Lightning Trainer of every step
-    proxies: {preset: paper-resnet101, overrides: {}}  # step 1 (or paper-vgg16), or {import: FOLDER}
-    references: {config: {}, workers: 4}
-    coarse: {config: {}, batch_size: 8, num_workers: 4}
-    scorer: {synthesis: {}, model: {}, max_epochs: 50, batch_size: 8}
+    saliency: null                      # grayscale saliency PNGs; null: the built-in method
+    trainer: {accelerator: auto, devices: 1}      # every Lightning Trainer of every step
+    proxies: {proxy_backbone: vgg16_aspp}         # step 1 settings; or a folder of PNGs to import
+    references: {crf: true, processes: 4}
+    coarse: {b: 0.1, batch_size: 8, num_workers: 4}
+    scorer: {method: regression, synthesis: {}, model: {}, max_epochs: 50, batch_size: 8}
     fine: {batch_size: 16}
-    select: {tau: 0.85, tau_coarse: 0.8, mode: hard}  # SF, SC thresholds; or keep: 0.6 (a share)
+    select: {tau: 0.85, tau_coarse: 0.8, mode: hard}   # SF, SC thresholds; or keep: 0.6 (a share)
     retrain: {variants: [P2, P3, P4, P5], seeds: [0], max_steps: 15000, model: {}, data: {}}
     evaluate: {test_scales: [0.5, 0.75, 1.0], crf: true}
     report: {overlays: 4}
@@ -25,12 +27,13 @@ whose ground truth is used as is, the rest as selected proxies.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from sal_lightning.pipeline.report import Report
 from sal_lightning.pipeline.runner import Pipeline, Step
 from sal_lightning.pipeline.steps import (
     CoarseScores,
@@ -39,125 +42,170 @@ from sal_lightning.pipeline.steps import (
     ImportProxies,
     MakeProxies,
     MakeReferences,
+    Report,
     Retrain,
     Select,
     TrainScorer,
 )
-
-SECTIONS = (
-    "proxies",
-    "references",
-    "coarse",
-    "scorer",
-    "fine",
-    "select",
-    "retrain",
-    "evaluate",
-    "report",
-)
-TOP_LEVEL = ("root", "train_split", "val_split", "saliency_dir", "trainer", *SECTIONS)
+from sal_lightning.stages.coarse import CoarseSettings
+from sal_lightning.stages.evaluate import EvaluateSettings
+from sal_lightning.stages.fine import FineSettings
+from sal_lightning.stages.proxy_config import ProxyConfig
+from sal_lightning.stages.references import ReferenceSettings
+from sal_lightning.stages.report import ReportSettings
+from sal_lightning.stages.retrain import RetrainSettings
+from sal_lightning.stages.scorer import ScorerSettings
+from sal_lightning.stages.select import SelectSettings
+from sal_lightning.stages.trainer import TrainerOptions
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a pipeline configuration (YAML mapping) with a clear error for a missing or bad file."""
+@dataclass
+class PipelineConfig:
+    """The whole of SAL-Net on one VOC-layout root.
+
+    Attributes:
+        root: the VOC-layout data root (the folder holding ``JPEGImages/``).
+        train_split: the images whose proxies are made, scored and trained on.
+        val_split: the evaluation split (P1..P5).
+        saliency: a folder of grayscale saliency PNGs ``<id>.png``; null: the built-in method.
+        trainer: the settings of every Lightning Trainer of every step.
+        proxies: step 1's settings, or a folder of pseudo-labels (one PNG per id) imported
+            instead of running step 1.
+        references: the reference masks' settings.
+        coarse: the coarse scores' settings.
+        scorer: the fine scorer's training.
+        fine: the fine scores' settings.
+        select: the selections' thresholds.
+        retrain: the retrainings (step 4).
+        evaluate: the evaluation's inference.
+        report: what the report shows.
+    """
+
+    root: str
+    train_split: str = "train_aug"
+    val_split: str = "val"
+    saliency: str | None = None
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
+    proxies: str | ProxyConfig = field(default_factory=ProxyConfig)
+    references: ReferenceSettings = field(default_factory=ReferenceSettings)
+    coarse: CoarseSettings = field(default_factory=CoarseSettings)
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    fine: FineSettings = field(default_factory=FineSettings)
+    select: SelectSettings = field(default_factory=SelectSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+
+    def steps(self) -> list[Step]:
+        """The ordered SAL-Net steps of this configuration."""
+        root, train, val = self.root, self.train_split, self.val_split
+        first: Step
+        if isinstance(self.proxies, str):
+            first = ImportProxies(root, train, self.proxies)
+        else:
+            first = MakeProxies(root, train, val, self.saliency, self.proxies)
+        steps: list[Step] = [
+            first,
+            MakeReferences(root, train, self.saliency, self.references),
+            CoarseScores(root, train, self.coarse),
+            TrainScorer(root, train, self.scorer),
+            FineScores(root, train, self.fine),
+            Select(root, train, self.select),
+        ]
+        steps += [Retrain(root, train, val, variant, self.retrain) for variant in self.retrain.variants]
+        variants, seeds = self.retrain.variants, self.retrain.seeds
+        steps.append(Evaluate(root, val, variants, seeds, isinstance(first, MakeProxies), self.evaluate))
+        steps.append(Report(root, train, val, self.report))
+        return steps
+
+
+#: the sections of a configuration: one per step kind, and the Trainer settings
+SECTIONS: tuple[str, ...] = (
+    "trainer", "proxies", "references", "coarse", "scorer", "fine", "select", "retrain", "evaluate", "report",
+)  # fmt: skip
+
+
+def config_parser(prog: str = "sal-lightning pipeline") -> ArgumentParser:
+    """The jsonargparse parser of :class:`PipelineConfig` (and ``--config FILE``)."""
+    parser = ArgumentParser(prog=prog, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a pipeline configuration (YAML)")
+    parser.add_class_arguments(PipelineConfig, None)
+    return parser
+
+
+def check_sections(data: Mapping[str, Any], source: str = "config") -> None:
+    """Raise ``ValueError`` for a top-level key that is not a setting of :class:`PipelineConfig`, or
+    a section that is not a mapping (``proxies`` may also be a folder)."""
+    known = list(PipelineConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{source}: unknown settings {unknown}; expected some of {known}")
+    for name in SECTIONS:
+        value = data.get(name)
+        if (
+            value is not None
+            and not isinstance(value, Mapping)
+            and not (name == "proxies" and isinstance(value, str))
+        ):
+            raise ValueError(
+                f"{source}: section {name!r}: expected a mapping of settings, got {type(value).__name__}"
+            )
+
+
+def _failing_section(namespace: Namespace) -> str:
+    """The first section of ``namespace`` whose settings cannot be built (their checks fail)."""
+    hints = get_type_hints(PipelineConfig)
+    for name in SECTIONS:
+        section = ArgumentParser(exit_on_error=False)
+        section.add_argument(f"--{name}", type=hints[name])
+        try:
+            section.instantiate(Namespace({name: namespace[name]}))
+        except (ValueError, TypeError):
+            return name
+    return "config"
+
+
+def instantiate(parser: ArgumentParser, namespace: Namespace) -> PipelineConfig:
+    """The :class:`PipelineConfig` of a parsed ``namespace``; a failed check names its section
+    (``select: tau: expected a number in [0, 1], got 1.5``)."""
+    try:
+        built = parser.instantiate(namespace)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{_failing_section(namespace)}: {err}") from err
+    return PipelineConfig(**{k: built[k] for k in PipelineConfig.__dataclass_fields__})
+
+
+def parse_config(config: Mapping[str, Any] | PipelineConfig) -> PipelineConfig:
+    """A :class:`PipelineConfig` from a mapping (a loaded YAML file), checked as the command line is."""
+    if isinstance(config, PipelineConfig):
+        return config
+    check_sections(config)
+    parser = config_parser()
+    return instantiate(parser, parser.parse_object(dict(config)))
+
+
+def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfig:
+    """Read a pipeline configuration file (YAML), with ``overrides`` of its top-level keys."""
+    import yaml
+
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"--config: {file} not found")
+        raise FileNotFoundError(f"config: {file} not found")
     try:
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{file}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise ValueError(f"{file}: expected a mapping of settings, got {type(data).__name__}")
-    return data
+    return parse_config({**data, **overrides})
 
 
-def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    value = config.get(name) or {}
-    if not isinstance(value, dict):
-        raise ValueError(f"config section {name!r}: expected a mapping, got {type(value).__name__}")
-    return dict(value)
+def build_steps(config: Mapping[str, Any] | PipelineConfig) -> list[Step]:
+    """The ordered SAL-Net steps of a configuration (a mapping or a :class:`PipelineConfig`)."""
+    return parse_config(config).steps()
 
 
-def _build(cls: type[Step], section: str, settings: dict[str, Any], **fixed: Any) -> Step:
-    try:
-        return cls(**{**settings, **fixed})
-    except TypeError as err:
-        fields = sorted(f for f in cls.__dataclass_fields__ if f not in fixed)
-        raise ValueError(f"config section {section!r}: {err}; its settings are {fields}") from err
-
-
-def build_steps(config: dict[str, Any]) -> list[Step]:
-    """The ordered SAL-Net steps for a configuration mapping (see the module docstring)."""
-    unknown = sorted(set(config) - set(TOP_LEVEL))
-    if unknown:
-        raise ValueError(f"config: unknown settings {unknown}; expected some of {list(TOP_LEVEL)}")
-    root = config.get("root")
-    if not root:
-        raise ValueError("config: 'root' (the VOC-layout data folder) is required")
-    root = str(root)
-    train = str(config.get("train_split", "train_aug"))
-    val = str(config.get("val_split", "val"))
-    saliency = config.get("saliency_dir")
-    proxies = _section(config, "proxies")
-    steps: list[Step]
-    if "import" in proxies:
-        folder = proxies.pop("import")
-        if proxies:
-            raise ValueError(
-                f"config section 'proxies': 'import' takes no other settings, got {sorted(proxies)}"
-            )
-        steps = [ImportProxies(root=root, folder=str(folder), split=train)]
-    else:
-        overrides = {"train_split": train, **proxies.pop("overrides", {})}
-        steps = [
-            _build(
-                MakeProxies,
-                "proxies",
-                proxies,
-                root=root,
-                overrides=overrides,
-                saliency_dir=saliency,
-                eval_split=val,
-            )
-        ]
-    steps += [
-        _build(MakeReferences, "references", _section(config, "references"), root=root, split=train,
-               saliency_dir=saliency),
-        _build(CoarseScores, "coarse", _section(config, "coarse"), root=root, split=train),
-        _build(TrainScorer, "scorer", _section(config, "scorer"), root=root, split=train),
-        _build(FineScores, "fine", _section(config, "fine"), root=root, split=train),
-        _build(Select, "select", _section(config, "select"), root=root, split=train),
-    ]  # fmt: skip
-    retrain = _section(config, "retrain")
-    variants = tuple(retrain.pop("variants", ("P2", "P3", "P4", "P5")))
-    seeds = tuple(retrain.pop("seeds", (0,)))
-    for variant in variants:
-        steps.append(
-            _build(Retrain, "retrain", retrain, root=root, variant=variant, seeds=seeds, train_split=train,
-                   val_split=val)
-        )  # fmt: skip
-    include_p1 = isinstance(steps[0], MakeProxies)
-    steps.append(
-        _build(Evaluate, "evaluate", _section(config, "evaluate"), root=root, split=val, variants=variants,
-               seeds=seeds, include_p1=include_p1)
-    )  # fmt: skip
-    steps.append(_build(Report, "report", _section(config, "report"), root=root, split=train, eval_split=val))
-    return steps
-
-
-def trainer_options(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The configuration's ``trainer`` section with ``overrides`` (None values ignored) applied;
-    ``strategy="ddp"`` by default when more than one device or node is asked for."""
-    trainer = dict(_section(config, "trainer"))
-    trainer.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if trainer.get("devices", 1) != 1 or trainer.get("num_nodes", 1) != 1:
-        trainer.setdefault("strategy", "ddp")
-    return trainer
-
-
-def build_pipeline(
-    config: dict[str, Any], workdir: str | os.PathLike[str], trainer_overrides: dict[str, Any] | None = None
-) -> Pipeline:
+def build_pipeline(config: Mapping[str, Any] | PipelineConfig, workdir: str | os.PathLike[str]) -> Pipeline:
     """A :class:`Pipeline` in ``workdir`` with the configuration's steps and trainer settings."""
-    return Pipeline(workdir, build_steps(config), trainer_options(config, trainer_overrides))
+    tree = parse_config(config)
+    return Pipeline(workdir, tree.steps(), tree.trainer)

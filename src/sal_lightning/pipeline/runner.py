@@ -4,7 +4,7 @@ A :class:`Step` is a dataclass whose fields are its configuration. It declares t
 reads and writes (paths relative to the workdir) and does its work in :meth:`Step.run`.
 :class:`Pipeline` runs steps in order and records each one in ``manifest.json``::
 
-    {"steps": {"coarse-scores": {"status": "done", "config_hash": "…", "config": {…},
+    {"steps": {"coarse": {"status": "done", "config_hash": "…", "config": {…},
                                  "outputs": ["scores.csv"], "seconds": 12.3, "result": {…}, …}}}
 
 On ``run(resume=True)`` a step whose record is ``done`` with the same configuration hash, and whose
@@ -18,21 +18,29 @@ from empty outputs.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import platform
-import shutil
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sal_lightning._atomic import atomic_write_text, check_writable
+from sal_lightning._versions import library_versions
+from sal_lightning.pipeline.manifest import (
+    alive,
+    clear,
+    config_hash,
+    describe_result,
+    folder_hash,
+    format_seconds,
+    jsonable,
+    now,
+)
+from sal_lightning.stages.trainer import TrainerOptions
 
 MANIFEST = "manifest.json"
 
@@ -43,27 +51,27 @@ class StepContext:
 
     Attributes:
         workdir: the pipeline's folder; artefacts are paths relative to it.
-        trainer: keyword arguments for every ``lightning.Trainer`` a step builds (``accelerator``,
-            ``devices``, ``strategy``, ``num_nodes``, ``logger``...), so all steps scale alike.
+        trainer: the settings of every ``lightning.Trainer`` a step builds (``accelerator``,
+            ``devices``, ``strategy``, ``num_nodes``...), so all steps scale alike.
         fresh: True when the step's outputs were cleared before this run (new configuration);
             False when a previous interrupted run with the same configuration left partial
             outputs that the step may reuse.
     """
 
     workdir: Path
-    trainer: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
     fresh: bool = True
 
     def path(self, artefact: str) -> Path:
         return self.workdir / artefact
 
 
-@dataclass
 class Step:
     """Base class of pipeline steps. Subclasses are dataclasses; their fields are the configuration.
 
     Class attributes:
-        kind: the step's kind, used as its default name (``"coarse-scores"``).
+        kind: the step's kind, used as its default name (``"coarse"``), the configuration
+            section that holds its settings.
         reads: artefacts (workdir-relative paths) that must exist before the step runs.
         writes: artefacts the step produces; cleared when the step re-runs with a new configuration.
         sources: names of fields that hold folders outside the workdir which the step reads; their
@@ -91,7 +99,7 @@ class Step:
     def config_dict(self) -> dict[str, Any]:
         """The configuration that identifies this step's result (hashed for resume): the fields,
         plus ``source_hashes`` (field -> :func:`folder_hash`) for the fields named in ``sources``."""
-        config = _jsonable(dataclasses.asdict(self))
+        config = jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
         if self.sources:
             config["source_hashes"] = {name: folder_hash(getattr(self, name)) for name in self.sources}
         return config
@@ -110,75 +118,13 @@ class Step:
         raise NotImplementedError
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
-
-
-def folder_hash(folder: str | os.PathLike[str] | None) -> str | None:
-    """Content hash of a folder: the relative name and the bytes of every file below it (hidden
-    files skipped), so replacing, adding or removing a file changes it. ``None`` for ``None``;
-    ``"missing"`` when the folder does not exist (the step reports that when it runs).
-
-    Within one process the hash is reused while no file's size or modification time changed.
-    """
-    if folder is None:
-        return None
-    root = Path(folder)
-    if not root.is_dir():
-        return "missing"
-    files = []
-    for path in sorted(root.rglob("*")):
-        name = path.relative_to(root).as_posix()
-        if path.is_file() and not any(part.startswith(".") for part in name.split("/")):
-            stat = path.stat()
-            files.append((name, stat.st_size, stat.st_mtime_ns))
-    key, listing = str(root.resolve()), tuple(files)
-    cached = _FOLDER_HASHES.get(key)
-    if cached is None or cached[0] != listing:
-        digest = hashlib.blake2b(digest_size=16)
-        for name, _size, _mtime in files:
-            digest.update(name.encode() + b"\0")
-            digest.update(hashlib.blake2b((root / name).read_bytes(), digest_size=16).digest())
-        cached = _FOLDER_HASHES[key] = (listing, digest.hexdigest())
-    return cached[1]
-
-
-# folder -> (its files' names, sizes and modification times, its content hash)
-_FOLDER_HASHES: dict[str, tuple[tuple[tuple[str, int, int], ...], str]] = {}
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A stable short hash of a JSON-able configuration."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape a step's result."""
-    versions = {"python": platform.python_version()}
-    for dist in ("sal-lightning", "torch", "lightning", "segmentation-models-pytorch", "albumentations"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    return versions
-
-
 class Pipeline:
     """Runs ordered steps in a workdir with a manifest, atomic artefacts and resume.
 
     Args:
         workdir: folder for the manifest and every artefact (created).
         steps: the steps, in order; names must be unique.
-        trainer: keyword arguments for every Lightning ``Trainer`` the steps build.
+        trainer: the settings of every Lightning ``Trainer`` the steps build.
         verbose: print one line when a step starts and one when it ends (its time and result),
             and one for each step skipped on resume.
     """
@@ -187,12 +133,12 @@ class Pipeline:
         self,
         workdir: str | os.PathLike[str],
         steps: Sequence[Step],
-        trainer: dict[str, Any] | None = None,
+        trainer: TrainerOptions | None = None,
         verbose: bool = True,
     ):
         self.workdir = Path(workdir)
         self.steps = list(steps)
-        self.trainer = dict(trainer or {})
+        self.trainer = trainer or TrainerOptions()
         self.verbose = verbose
         names = [s.name for s in self.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -271,7 +217,7 @@ class Pipeline:
         status = str(record.get("status", "pending"))
         if status == "done":
             return "changed"
-        if status == "running" and not _alive(record):
+        if status == "running" and not alive(record):
             return "interrupted"
         return status
 
@@ -338,7 +284,7 @@ class Pipeline:
         previous = records.get(step.name, {})
         fresh = previous.get("config_hash") != digest or previous.get("status") in ("stale", None)
         if fresh:
-            _clear(self.workdir, step.outputs())
+            clear(self.workdir, step.outputs())
         for later in self.steps[index + 1 :]:
             if later.name in records:
                 records[later.name]["status"] = "stale"
@@ -347,7 +293,7 @@ class Pipeline:
             "config_hash": digest,
             "config": config,
             "outputs": list(step.outputs()),
-            "started": _now(),
+            "started": now(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
@@ -355,7 +301,7 @@ class Pipeline:
         self._say(index, step, f"started at {datetime.now().strftime('%H:%M:%S')}")
         tic = time.perf_counter()
         try:
-            result = step.run(StepContext(self.workdir, dict(self.trainer), fresh))
+            result = step.run(StepContext(self.workdir, self.trainer, fresh))
         except BaseException as err:
             seconds = time.perf_counter() - tic
             # Ctrl-C, or SIGTERM (Lightning raises SIGTERMException, a SystemExit): stopped, not broken
@@ -369,71 +315,9 @@ class Pipeline:
         records[step.name].update(
             status="done",
             seconds=round(seconds, 3),
-            finished=_now(),
-            result=_jsonable(result or {}),
+            finished=now(),
+            result=jsonable(result or {}),
         )
         self._save(manifest)
         summary = describe_result(records[step.name]["result"])
         self._say(index, step, f"done in {format_seconds(seconds)}" + (f": {summary}" if summary else ""))
-
-
-def format_seconds(seconds: float) -> str:
-    """``"0.4 s"``, ``"12 s"``, ``"3 min 05 s"``, ``"2 h 03 min"``."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
-
-
-def describe_result(result: Any, limit: int = 160) -> str:
-    """A step's result on one line: ``key value`` pairs, nested ones in parentheses, numbers to
-    three significant digits (a nested ``mean`` stands for its whole record); cut at ``limit``."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, dict):
-            if "mean" in value:
-                return text(value["mean"])
-            return "(" + ", ".join(f"{k} {text(v)}" for k, v in value.items()) + ")"
-        if isinstance(value, float):
-            return f"{value:.3g}"
-        if isinstance(value, list):
-            return "[" + ", ".join(text(v) for v in value) + "]"
-        return str(value)
-
-    line = (
-        ", ".join(f"{k} {text(v)}" for k, v in result.items()) if isinstance(result, dict) else text(result)
-    )
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _alive(record: dict[str, Any]) -> bool:
-    """Whether the process that recorded a running step still runs (on this host)."""
-    pid = record.get("pid")
-    if not isinstance(pid, int):
-        return False  # recorded without a process id: nothing can still be running it
-    if record.get("host") != socket.gethostname():
-        return True  # another machine (a shared file system): cannot tell, so trust the record
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _clear(workdir: Path, artefacts: Iterable[str]) -> None:
-    for artefact in artefacts:
-        path = workdir / artefact
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()

@@ -13,30 +13,21 @@ To check that a scorer ranks proxies by quality one needs proxies whose quality 
 - ``"relabel"``: the ``strength`` fraction of foreground pixels (a half-plane cut) given a class
   that is *not* among the image's tags (lowers CD, not AC).
 
-Void pixels (255) become background first. :func:`make_corrupted_proxies` writes one corrupted
-proxy per id (op and strength drawn from a seeded generator) and returns what was done, so tests,
-docs and benchmarks can compare scores with the true quality.
+Void pixels (255) become background first.
+:func:`sal_lightning.stages.corrupt.make_corrupted_proxies` writes one corrupted proxy per id of a
+VOC root (op and strength drawn from :data:`STRENGTHS` with a seeded generator), so tests, docs and
+benchmarks can compare scores with the true quality.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from scipy import ndimage
-from tqdm import tqdm
 
-from sal_lightning._atomic import atomic_write_text
-from sal_lightning.data.io import check_unique_ids, read_label_png, write_label_png
-from sal_lightning.data.layout import find_gt_mask, resolve_voc_root
-from sal_lightning.data.voc import IGNORE_INDEX, NUM_FOREGROUND
 from sal_lightning.scoring.synthesis import degrade_mask
 
-PathLike = str | os.PathLike[str]
 Corruption = Literal["none", "erode", "dilate", "shift", "drop", "blob", "relabel"]
 CORRUPTIONS: tuple[Corruption, ...] = ("none", "erode", "dilate", "shift", "drop", "blob", "relabel")
 STRENGTHS: dict[str, tuple[float, float]] = {
@@ -48,7 +39,7 @@ STRENGTHS: dict[str, tuple[float, float]] = {
     "blob": (0.05, 0.3),
     "relabel": (0.1, 0.9),
 }
-"""Range of ``strength`` drawn per corruption by :func:`make_corrupted_proxies`."""
+"""Range of ``strength`` drawn per corruption by ``make_corrupted_proxies``."""
 
 
 def _majority_fill(labels: np.ndarray, region: np.ndarray, fallback: int) -> np.ndarray:
@@ -62,12 +53,20 @@ def _majority_fill(labels: np.ndarray, region: np.ndarray, fallback: int) -> np.
 
 
 def corrupt_labels(
-    labels: np.ndarray, op: Corruption, strength: float, rng: np.random.Generator
+    labels: np.ndarray,
+    op: Corruption,
+    strength: float,
+    rng: np.random.Generator,
+    num_foreground: int = 20,
+    ignore_index: int = 255,
 ) -> np.ndarray:
-    """A corrupted copy of a ground-truth label map uint8 ``[H, W]`` (module docstring); uint8 ``[H, W]``."""
+    """A corrupted copy of a ground-truth label map uint8 ``[H, W]`` (module docstring); uint8 ``[H, W]``.
+
+    Labels are 0 (background), ``1..num_foreground`` and ``ignore_index`` (void).
+    """
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"labels: expected uint8 [H, W], got {labels.dtype} {labels.shape}")
-    out = np.where(labels == IGNORE_INDEX, 0, labels).astype(np.uint8)
+    out = np.where(labels == ignore_index, 0, labels).astype(np.uint8)
     fg = out > 0
     height, width = out.shape
     tagged = sorted({int(v) for v in np.unique(out) if v > 0})
@@ -92,7 +91,7 @@ def corrupt_labels(
         keep[0] = False
         return np.where(keep[comps], out, 0).astype(np.uint8)
     if op == "blob":
-        cls = tagged[int(rng.integers(len(tagged)))] if tagged else int(rng.integers(1, NUM_FOREGROUND + 1))
+        cls = tagged[int(rng.integers(len(tagged)))] if tagged else int(rng.integers(1, num_foreground + 1))
         area = strength * height * width
         ry = max(1.0, np.sqrt(area / np.pi) * rng.uniform(0.7, 1.4))
         rx = max(1.0, area / (np.pi * ry))
@@ -101,43 +100,7 @@ def corrupt_labels(
         blob = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
         return np.where(blob & ~fg, cls, out).astype(np.uint8)
     if op == "relabel":
-        untagged = [c for c in range(1, NUM_FOREGROUND + 1) if c not in tagged]
+        untagged = [c for c in range(1, num_foreground + 1) if c not in tagged]
         cut = degrade_mask(fg, "erase", strength, rng)  # keeps 1 - strength of the foreground
         return np.where(fg & ~cut, untagged[int(rng.integers(len(untagged)))], out).astype(np.uint8)
     raise ValueError(f"op: expected one of {CORRUPTIONS}, got {op!r}")
-
-
-def make_corrupted_proxies(
-    root: PathLike,
-    ids: Sequence[str],
-    out_dir: PathLike,
-    seed: int = 0,
-    ops: Sequence[Corruption] = CORRUPTIONS,
-    progress: bool = True,
-) -> dict[str, tuple[str, float]]:
-    """Write ``<out_dir>/<id>.png``: each id's ground truth corrupted by a random op of ``ops``.
-
-    Image ``k`` uses generator ``SeedSequence(seed).spawn`` child ``k``; op and strength are
-    recorded in ``<out_dir>/corruptions.json`` and returned as ``{id: (op, strength)}``.
-    """
-    voc = resolve_voc_root(root)
-    ids = check_unique_ids(list(ids), "ids")
-    for op in ops:
-        if op not in CORRUPTIONS:
-            raise ValueError(f"ops: expected names from {CORRUPTIONS}, got {op!r}")
-    gts = {i: find_gt_mask(voc, i) for i in ids}
-    missing = [i for i, p in gts.items() if p is None]
-    if missing:
-        raise FileNotFoundError(f"{voc}: {len(missing)} ids have no ground-truth mask, e.g. {missing[:5]}")
-    out = Path(out_dir)
-    done: dict[str, tuple[str, float]] = {}
-    children = np.random.SeedSequence(seed).spawn(len(ids))
-    for image_id, child in tqdm(list(zip(ids, children, strict=True)), desc="corrupt", disable=not progress):
-        rng = np.random.default_rng(child)
-        op = ops[int(rng.integers(len(ops)))]
-        strength = float(rng.uniform(*STRENGTHS[op]))
-        labels = read_label_png(gts[image_id])  # type: ignore[arg-type]
-        write_label_png(out / f"{image_id}.png", corrupt_labels(labels, op, strength, rng))
-        done[image_id] = (op, strength)
-    atomic_write_text(out / "corruptions.json", json.dumps(done, indent=1, sort_keys=True) + "\n")
-    return done

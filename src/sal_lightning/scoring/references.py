@@ -2,10 +2,9 @@
 
 The coarse score compares each proxy annotation's foreground with a class-agnostic reference mask.
 The paper takes DSS saliency maps, refines them with a dense CRF and finds several objects by
-iterative erasing. Here the saliency comes from one of three sources (:data:`SaliencySource`):
+iterative erasing. :func:`reference_mask` takes the saliency of one image as
 
-- a folder of grayscale PNGs ``<folder>/<id>.png`` (0..255; what users of DSS, PoolNet and similar
-  detectors have),
+- a map ``[H, W]`` (float in [0, 1] or uint8 0..255; the PNGs of DSS, PoolNet and similar detectors),
 - any callable ``image uint8 [H, W, 3] -> saliency float [H, W] in [0, 1]``,
 - ``None``: the built-in classical method :func:`~sal_lightning.scoring.saliency.classical_saliency`
   (``"ft-border"`` unless :attr:`ReferenceConfig.method` says otherwise).
@@ -17,31 +16,21 @@ With a callable (built-in included) and ``max_objects > 1``, each found object i
 with the mean colour of the rest of the image) and the callable runs again; new regions covering at
 least ``min_object_fraction`` of the image are added (:func:`reference_mask`).
 
-Masks are written as grayscale PNGs (0 = background, 255 = salient) by :func:`build_references`,
-which resumes (ids whose PNG exists are skipped) and runs images in worker processes.
+:func:`sal_lightning.stages.references.build_references` writes the masks of a whole split as
+grayscale PNGs (0 = background, 255 = salient), from a folder of saliency PNGs, a callable or the
+built-in method, in a pool of worker processes.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
-import os
-import pickle
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
-from sal_lightning.data.io import read_gray_png, read_image, write_gray_png
-from sal_lightning.data.layout import raise_if_missing, resolve_voc_root
 from sal_lightning.scoring.saliency import SaliencyFn, SaliencyMethod, check_image, classical_saliency
 
-PathLike = str | os.PathLike[str]
-SaliencySource = PathLike | SaliencyFn | None
 Threshold = float | Literal["adaptive", "otsu"]
 
 
@@ -79,6 +68,10 @@ class ReferenceConfig:
             raise ValueError(
                 f"min_object_fraction: expected a fraction in [0, 1), got {self.min_object_fraction}"
             )
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly view of these settings (for score sidecars and manifests)."""
+        return {f.name: getattr(self, f.name) for f in fields(ReferenceConfig)}
 
 
 def check_saliency(
@@ -195,94 +188,3 @@ def reference_mask(
             break
         current = _erase(image, found)
     return found
-
-
-def read_reference(path: PathLike) -> np.ndarray:
-    """Read a reference-mask PNG as bool ``[H, W]`` (pixels > 127 are salient)."""
-    return read_gray_png(path) > 127
-
-
-def write_reference(path: PathLike, mask: np.ndarray) -> None:
-    """Write a bool ``[H, W]`` reference mask as a 0/255 grayscale PNG (atomically)."""
-    if mask.ndim != 2:
-        raise ValueError(f"{path}: reference mask must be [H, W], got shape {mask.shape}")
-    write_gray_png(path, np.where(mask, 255, 0).astype(np.uint8))
-
-
-def _check_sources(images: Path, ids: Sequence[str], saliency: SaliencySource) -> None:
-    raise_if_missing([images / f"{i}.jpg" for i in ids], "images", images)
-    if saliency is not None and not callable(saliency):
-        folder = Path(saliency)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"saliency: folder {folder} not found")
-        raise_if_missing([folder / f"{i}.png" for i in ids], "saliency maps", folder)
-
-
-def load_saliency(saliency: SaliencySource, image_id: str) -> np.ndarray | SaliencyFn | None:
-    """The saliency of ``image_id`` from a source: the folder's ``<id>.png`` map, else the source itself."""
-    if saliency is not None and not callable(saliency):
-        return read_gray_png(Path(saliency) / f"{image_id}.png")
-    return saliency
-
-
-def _reference_job(
-    image_id: str, images: str, out_dir: str, saliency: SaliencySource, config: ReferenceConfig
-) -> str:
-    image = read_image(Path(images) / f"{image_id}.jpg")
-    mask = reference_mask(image, load_saliency(saliency, image_id), config)
-    write_reference(Path(out_dir) / f"{image_id}.png", mask)
-    return image_id
-
-
-def _picklable(value: object) -> bool:
-    try:
-        pickle.dumps(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return False
-    return True
-
-
-def build_references(
-    root: PathLike,
-    ids: Sequence[str],
-    out_dir: PathLike,
-    saliency: SaliencySource = None,
-    config: ReferenceConfig | None = None,
-    workers: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Write the reference mask of every id to ``<out_dir>/<id>.png``; returns ``out_dir``.
-
-    ``root`` is a VOC root (images ``JPEGImages/<id>.jpg``). ``saliency`` is a folder of
-    ``<id>.png`` maps, a callable or ``None`` (built-in). Existing masks are kept unless
-    ``overwrite`` (reruns resume). ``workers > 0`` runs that many processes (the callable must then
-    be picklable: a module-level function or a ``functools.partial`` of one).
-    """
-    config = config or ReferenceConfig()
-    images, out = resolve_voc_root(root) / "JPEGImages", Path(out_dir)
-    _check_sources(images, ids, saliency)
-    todo = [i for i in ids if overwrite or not (out / f"{i}.png").is_file()]
-    out.mkdir(parents=True, exist_ok=True)
-    if saliency is not None and callable(saliency) and workers > 0 and not _picklable(saliency):
-        raise ValueError("saliency: a callable used with workers > 0 must be picklable (use workers=0)")
-    job = functools.partial(
-        _reference_job, images=str(images), out_dir=str(out), saliency=saliency, config=config
-    )
-    bar = tqdm(total=len(todo), desc="references", unit="img", disable=not progress)
-    if workers > 0 and len(todo) > 1:
-        context = multiprocessing.get_context("spawn")  # safe beside CUDA / DDP, like the CRF pool
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for _ in pool.map(job, todo, chunksize=max(1, len(todo) // (8 * workers))):
-                bar.update()
-    else:
-        for image_id in todo:
-            job(image_id)
-            bar.update()
-    bar.close()
-    return out
-
-
-def reference_config_dict(config: ReferenceConfig) -> dict[str, object]:
-    """A JSON-friendly view of ``config`` (for score sidecars and manifests)."""
-    return asdict(config)

@@ -28,36 +28,24 @@ unreliable part. ``samples_per_image`` scales the synthesised kinds (on a few hu
 paper's one sample per image gives a few hundred samples; synthesising more is cheap). Everything
 is drawn from one ``numpy`` generator seeded by ``seed``, so a given input and configuration
 always give the same samples. Samples are :class:`ScorerSample` objects;
-:func:`build_scorer_training_set` writes them as a sample folder
-(:mod:`sal_lightning.data.scorer_data`) that :class:`~sal_lightning.data.MaskScorerDataModule`
-trains on.
+:func:`sal_lightning.stages.trainset.build_scorer_training_set` reads the proxies from a VOC root
+and writes the samples as a sample folder (:mod:`sal_lightning.data.scorer_data`) that
+:class:`~sal_lightning.data.MaskScorerDataModule` trains on.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from sal_lightning._atomic import atomic_write_text
-from sal_lightning.data.io import check_unique_ids, read_image, read_label_png
-from sal_lightning.data.layout import raise_if_missing, resolve_voc_root
-from sal_lightning.data.scorer_data import ScorerSample, write_scorer_samples
-from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
-from sal_lightning.scoring.references import read_reference
 
-PathLike = str | os.PathLike[str]
 Degradation = Literal["erode", "dilate", "erase"]
 DEGRADATIONS: tuple[Degradation, ...] = ("erode", "dilate", "erase")
 
@@ -129,6 +117,18 @@ class SynthesisConfig:
 
 
 @dataclass
+class ScorerSample:
+    """One scorer sample: image uint8 [H, W, 3], mask bool [H, W], target quality in [0, 1]."""
+
+    sample_id: str
+    image: np.ndarray
+    mask: np.ndarray
+    target: float
+    image_id: str = ""
+    kind: str = ""
+
+
+@dataclass
 class ProxyRecord:
     """One proxy: image uint8 ``[H, W, 3]``, foreground and reference bool ``[H, W]``, and its AC."""
 
@@ -139,49 +139,19 @@ class ProxyRecord:
     ac: float
 
 
-class ProxySource:
-    """Reads images, proxies and reference masks by id from a VOC root and two folders.
+class RecordSource(Protocol):
+    """Where :func:`synthesize_samples` reads proxies from (e.g.
+    :class:`~sal_lightning.stages.trainset.ProxySource`, which reads a VOC root and two folders).
 
-    ``load(image_id)`` returns a :class:`ProxyRecord` (AC computed with ``coarse`` unless given in
-    ``ac``).
+    ``ac`` holds AC values already known (the rest are computed by :meth:`load` and added to it);
+    ``check`` raises naming what is missing for ``ids``.
     """
 
-    def __init__(
-        self,
-        root: PathLike,
-        proxy_dir: PathLike,
-        reference_dir: PathLike,
-        coarse: CoarseConfig | None = None,
-        ac: Mapping[str, float] | None = None,
-    ) -> None:
-        self.images = resolve_voc_root(root) / "JPEGImages"
-        self.proxy_dir = Path(proxy_dir)
-        self.reference_dir = Path(reference_dir)
-        self.coarse = coarse or CoarseConfig()
-        self.ac = dict(ac or {})
+    ac: dict[str, float]
 
-    def check(self, ids: Sequence[str]) -> None:
-        """``FileNotFoundError`` naming what is missing for ``ids``."""
-        raise_if_missing([self.images / f"{i}.jpg" for i in ids], "images", self.images)
-        raise_if_missing([self.proxy_dir / f"{i}.png" for i in ids], "proxy annotations", self.proxy_dir)
-        raise_if_missing(
-            [self.reference_dir / f"{i}.png" for i in ids], "reference masks", self.reference_dir
-        )
+    def check(self, ids: Sequence[str]) -> None: ...
 
-    def load(self, image_id: str) -> ProxyRecord:
-        image = read_image(self.images / f"{image_id}.jpg")
-        labels = read_label_png(self.proxy_dir / f"{image_id}.png")
-        reference = read_reference(self.reference_dir / f"{image_id}.png")
-        if labels.shape != image.shape[:2] or reference.shape != image.shape[:2]:
-            raise ValueError(
-                f"{image_id}: image {image.shape[:2]}, proxy {labels.shape} and reference "
-                f"{reference.shape} must have the same size"
-            )
-        fg = (labels > 0) & (labels != IGNORE_INDEX)
-        ac = self.ac.get(image_id)
-        if ac is None or ac != ac:
-            ac = boundary_accuracy_np(image, reference, fg, self.coarse)
-        return ProxyRecord(image_id, image, fg, reference, float(ac))
+    def load(self, image_id: str) -> ProxyRecord: ...
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -301,7 +271,7 @@ def _split_kinds(acs: Mapping[str, float], config: SynthesisConfig) -> dict[str,
 
 
 def synthesize_samples(
-    source: ProxySource, ids: Sequence[str], config: SynthesisConfig | None = None, progress: bool = True
+    source: RecordSource, ids: Sequence[str], config: SynthesisConfig | None = None, progress: bool = True
 ) -> Iterator[ScorerSample]:
     """Yield the scorer's training samples for ``ids`` (module docstring), deterministically.
 
@@ -310,7 +280,7 @@ def synthesize_samples(
     ``image_id`` keeps an image's samples together.
     """
     config = config or SynthesisConfig()
-    ids = check_unique_ids(list(ids), "ids")
+    ids = list(ids)
     source.check(ids)
     cfg = config.coarse
     acs: dict[str, float] = {}
@@ -367,47 +337,3 @@ def synthesize_samples(
         yield ScorerSample(
             f"{receiver.image_id}__cut{k}", comp.image, comp.mask, target, receiver.image_id, "cutpaste"
         )
-
-
-def build_scorer_training_set(
-    root: PathLike,
-    ids: Sequence[str],
-    proxy_dir: PathLike,
-    reference_dir: PathLike,
-    out_dir: PathLike,
-    config: SynthesisConfig | None = None,
-    ac: Mapping[str, float] | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Synthesise the scorer's training set and write it as a sample folder; returns ``out_dir``.
-
-    ``ac`` may pass AC values already computed (e.g. the ``ac`` column of ``scores.csv``); the
-    rest are computed. The folder is built beside ``out_dir`` and renamed into place, with the
-    configuration in ``synthesis.json``: a rerun with the same configuration and ids returns at
-    once; a different one raises unless ``overwrite``.
-    """
-    config = config or SynthesisConfig()
-    out = Path(out_dir)
-    ids = check_unique_ids(list(ids), "ids")
-    meta = {"config": config.as_dict(), "ids": len(ids), "first_ids": list(ids[:3])}
-    marker = out / "synthesis.json"
-    if out.exists():
-        if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(meta)):
-            return out
-        if not overwrite:
-            raise FileExistsError(
-                f"{out}: a scorer training set built with other settings exists (pass overwrite=True)"
-            )
-    source = ProxySource(root, proxy_dir, reference_dir, config.coarse, ac)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write_scorer_samples(tmp, synthesize_samples(source, ids, config, progress))
-        atomic_write_text(tmp / "synthesis.json", json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out

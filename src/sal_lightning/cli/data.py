@@ -1,0 +1,84 @@
+"""``sal-lightning data``: synthetic data, checks, ``train_aug`` lists and downloads for VOC-format roots.
+
+Each action is its function's signature on the command line (:mod:`sal_lightning.cli.args`)::
+
+    sal-lightning data synth --out DIR [--n_train N --n_val M --size S --seed K --difficulty clean]
+    sal-lightning data check --root ROOT [--split train] [--proxies DIR] [--saliency DIR]
+    sal-lightning data train-aug --root ROOT
+    sal-lightning data download --out DATA_DIR [--voc_url URL --aug_url URL --aug_sha256 HEX]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sal_lightning.cli.args import add_function, call, command_parser
+
+HELP = "VOC-format data: synthetic data, checks, train_aug lists, downloads."
+
+
+def _synth(args: Mapping[str, Any], root: Path) -> None:
+    counts = f"{args['n_train']} train, {args['n_val']} val, {args['difficulty']}"
+    print(f"wrote a synthetic VOC root at {root} ({counts})")
+
+
+def _check(args: Mapping[str, Any], counts: dict[str, int]) -> None:
+    for split, images in counts.items():
+        print(f"{split}: {images} images, every file decoded, sizes and label values valid")
+
+
+def _train_aug(args: Mapping[str, Any], ids: list[str]) -> None:
+    from sal_lightning.data.layout import resolve_voc_root, split_path
+
+    print(f"wrote {split_path(resolve_voc_root(args['root']), 'train_aug')} ({len(ids)} ids)")
+
+
+def _functions() -> dict[str, tuple[Callable[..., Any], str, Callable[[Mapping[str, Any], Any], None]]]:
+    """action -> (its function, its help, what it prints)."""
+    from sal_lightning.data.check import check_root
+    from sal_lightning.data.download import download
+    from sal_lightning.data.layout import make_train_aug_list
+    from sal_lightning.data.synthetic import make_synthetic_voc
+
+    return {
+        "synth": (make_synthetic_voc, "write a synthetic dataset in the PASCAL VOC 2012 layout", _synth),
+        "check": (
+            check_root,
+            "validate a VOC root: lists, files (each one decoded), sizes, label values",
+            _check,
+        ),
+        "train-aug": (
+            make_train_aug_list,
+            "write ImageSets/Segmentation/train_aug.txt (Aug ids minus val)",
+            _train_aug,
+        ),
+        "download": (
+            download,
+            "download VOC2012 trainval + SegmentationClassAug (resumable)",
+            lambda args, voc: print(f"VOC root ready at {voc}"),
+        ),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Run ``sal-lightning data ACTION ...``; returns the exit code."""
+    from sal_lightning._atomic import check_writable
+
+    functions = _functions()
+    top = command_parser("sal-lightning data", HELP, config=False)
+    actions = top.add_subcommands(dest="action", required=True)
+    parsers = {}
+    for name, (fn, help_text, _) in functions.items():
+        parsers[name] = command_parser(f"sal-lightning data {name}", help_text)
+        add_function(parsers[name], fn)
+        actions.add_subcommand(name, parsers[name], help=help_text)
+    namespace = top.parse_args(argv)
+    name = namespace["action"]
+    fn, _, report = functions[name]
+    args = namespace[name]
+    if "out" in args:
+        check_writable(args["out"], "--out")  # before any work
+    report(args.as_dict(), call(parsers[name], fn, args))
+    return 0

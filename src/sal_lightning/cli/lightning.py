@@ -1,0 +1,166 @@
+"""``sal-lightning fit | validate | test | predict --config FILE``: the Lightning trainer commands.
+
+A :class:`~lightning.pytorch.cli.LightningCLI` in subclass mode for both the model and the data, so a
+config names any LightningModule and LightningDataModule by class path::
+
+    model:
+      class_path: sal_lightning.SALSegmenter
+      init_args: {backbone: deeplabv2_resnet101, lr: 1.0e-4}
+    data:
+      class_path: sal_lightning.data.VOCSegmentationDataModule
+      init_args: {root: data/VOCdevkit/VOC2012}
+
+Every run is seeded (``seed_everything``, a random seed when unset, written into the saved config),
+and the resolved config is saved as ``config.yaml`` in the run's log directory (the logger's
+versioned folder for CSV/TensorBoard, its ``save_dir`` for W&B, overwritten by the next run there)
+and handed to every logger (for Weights & Biases it becomes the run's config, and the YAML is kept
+in the run's files).
+
+What a run leaves and says: ``fit`` always saves a checkpoint of its last step (``save_last`` on
+the checkpoint callbacks that do not set it), runs a validation at the end when none ran during
+training (a short ``--trainer.max_steps``), and ends with one line giving the steps, ``val/mIoU``
+and the checkpoint's path; ``predict`` ends with where it wrote. A bad option or config value is
+reported as one line (see :mod:`sal_lightning.cli.main`), not as the parser's usage text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from sal_lightning.callbacks.writers import SegmentationPredictionWriter
+from sal_lightning.cli.errors import parser_error_line
+
+LIGHTNING_COMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
+"""The trainer subcommands this module serves."""
+
+
+class LoggerSaveConfigCallback(SaveConfigCallback):
+    """Saves ``config.yaml`` in the trainer's log directory (Lightning's behaviour) and logs it.
+
+    Every logger gets the resolved config as a nested dict under ``config`` (so a W&B run's config
+    holds the full ``model``/``data``/``trainer`` settings); a W&B run also keeps the YAML file itself
+    as ``files/config.lightning.yaml``. Runs on rank zero only.
+    """
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        resolved = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": resolved})
+            if isinstance(logger, WandbLogger):
+                path = Path(logger.experiment.dir) / "config.lightning.yaml"
+                self.parser.save(self.config, str(path), skip_none=False, overwrite=True)
+
+
+class SALLightningCLI(LightningCLI):
+    """LightningCLI with sal-lightning's defaults: subclass mode for model and data, the config logged.
+
+    The model owns its optimiser and schedule (``configure_optimizers``), so the CLI's automatic
+    ``optimizer``/``lr_scheduler`` options are off.
+    """
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=LoggerSaveConfigCallback,
+            # versioned loggers (CSV, TensorBoard) never clash; W&B's and no logger's folder is shared
+            # by every run, and each W&B run keeps its own copy of the config
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": "sal-lightning", "exit_on_error": False},
+            args=None if args is None else list(args),
+            run=run,
+        )
+
+    def before_fit(self) -> None:
+        for callback in self.trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.save_last is None:
+                callback.save_last = True  # a short run still leaves a checkpoint of its last step
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if "val/mIoU" not in trainer.callback_metrics and _has_val_data(trainer):
+            trainer.validate(self.model, datamodule=self.datamodule)  # prints the validation table
+        miou = trainer.callback_metrics.get("val/mIoU")
+        checkpoint = next(
+            (
+                c.last_model_path or c.best_model_path
+                for c in trainer.checkpoint_callbacks
+                if isinstance(c, ModelCheckpoint)
+            ),
+            "",
+        )
+        parts = [f"{trainer.global_step} steps"]
+        if miou is not None:
+            parts.append(f"val/mIoU {100 * float(miou):.1f}%")
+        parts.append(
+            f"checkpoint: {checkpoint}" if checkpoint else "no checkpoint saved (checkpointing is off)"
+        )
+        _say("fit finished: " + "; ".join(parts))
+
+    def after_predict(self) -> None:
+        callbacks = getattr(self.trainer, "callbacks", [])
+        writers = [c for c in callbacks if isinstance(c, SegmentationPredictionWriter)]
+        for writer in writers:
+            count = len(list(writer.output_dir.glob("*.png")))
+            _say(f"predict finished: {count} label PNGs in {writer.output_dir}")
+        if not writers:
+            _say(
+                "predict finished; no prediction writer is configured, so nothing was written: add "
+                "sal_lightning.callbacks.SegmentationPredictionWriter to trainer.callbacks"
+            )
+
+
+@rank_zero_only
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _has_val_data(trainer: Trainer) -> bool:
+    datamodule = getattr(trainer, "datamodule", None)
+    return trainer.limit_val_batches not in (0, 0.0) and hasattr(datamodule, "val_dataloader")
+
+
+def _trainer_prefix_hint(argv: Sequence[str]) -> str:
+    """``"; Trainer settings take the trainer. prefix: --trainer.devices"`` when a word of ``argv`` is a
+    bare ``Trainer`` argument (``--devices 2`` instead of ``--trainer.devices 2``), else ``""``."""
+    import inspect
+
+    names = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    bare = [w.split("=")[0] for w in argv if w.startswith("--") and w[2:].split("=")[0] in names]
+    if not bare:
+        return ""
+    return "; Trainer settings take the trainer. prefix: " + ", ".join(f"--trainer.{w[2:]}" for w in bare)
+
+
+def run_argv(command: str, argv: Sequence[str]) -> int:
+    """Run ``sal-lightning <command> <argv...>`` through :class:`SALLightningCLI`; returns 0.
+
+    ``command`` is one of :data:`LIGHTNING_COMMANDS`; ``argv`` are the remaining command-line words
+    (``--config FILE``, ``--trainer.max_steps 10``, ``--help`` ...).
+    """
+    if command not in LIGHTNING_COMMANDS:
+        raise ValueError(f"command: expected one of {', '.join(LIGHTNING_COMMANDS)}, got {command!r}")
+    with warnings.catch_warnings():
+        # the words come from our own command line, not a second source
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        try:
+            SALLightningCLI(args=[command, *argv])
+        except argparse.ArgumentError as error:
+            hint = _trainer_prefix_hint(argv)
+            raise ValueError(
+                f"{parser_error_line(error)}{hint} (see: sal-lightning {command} --help)"
+            ) from error
+    return 0

@@ -1,0 +1,146 @@
+"""``sal-lightning score``: reference masks, coarse and fine proxy scores, the scorer, selection, reports.
+
+Each action is its stage function's signature on the command line (:mod:`sal_lightning.cli.args`)::
+
+    sal-lightning score references --root ROOT --out REFS [--saliency DIR] [--crf false] [--processes N]
+    sal-lightning score coarse     --root ROOT --proxies P --scores CSV [--references R] [--saliency DIR]
+    sal-lightning score trainset   --root ROOT --proxies P --references R --out SAMPLES [--scores CSV]
+    sal-lightning score train-scorer --samples SAMPLES --out DIR [--max_epochs 50] [--model.lr 1e-5]
+    sal-lightning score fine       --root ROOT --proxies P --checkpoint CKPT --scores CSV
+    sal-lightning score select     --scores CSV [--column sf|sc] [--tau T | --keep K] [--mode hard|soft|score]
+    sal-lightning score sweep      --scores CSV --out DIR [--root ROOT --proxies P]
+    sal-lightning score folder     --root ROOT --proxies P --scores CSV [--checkpoint CKPT] [--tau T]
+    sal-lightning score corrupt    --root ROOT --out P [--split S] [--seed K]
+
+``--split`` is a split name or a list file; without it, the ids are the PNGs of ``--proxies``.
+Every Lightning loop takes ``--trainer.devices N`` (DDP across N processes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sal_lightning.cli.args import add_function, call, command_parser
+
+HELP = "Proxy scoring: reference masks, coarse/fine scores, the mask scorer, selection, reports."
+Report = Callable[[Mapping[str, Any], Any], None]
+
+
+def _rows(what: str, columns: tuple[str, ...], noun: str = "proxies") -> Report:
+    def report(args: Mapping[str, Any], rows: Any) -> None:
+        if not rows:  # a DDP rank other than 0 returns no rows
+            return
+        print(f"{what} of {len(rows)} {noun} in {args['scores']}")
+        for column in columns:
+            values = [r[column] for r in rows.values() if column in r and not math.isnan(r[column])]
+            if values:
+                print(f"  {column}: mean {sum(values) / len(values):.4f} over {len(values)} images")
+
+    return report
+
+
+def _sweep(args: Mapping[str, Any], report: Any) -> None:
+    print((Path(args["out"]) / "report.md").read_text())
+    if "correlations" in report:
+        print(json.dumps(report["correlations"], indent=2))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One ``score`` action.
+
+    Attributes:
+        stage: ``"module:function"`` under :mod:`sal_lightning.stages` (imported when used).
+        help: one line for ``--help``.
+        output: the argument naming what it writes (checked for writing before any work).
+        report: prints what it wrote.
+        flatten: the settings whose fields become flags of their own.
+        model: a LightningModule (``"module:Class"``) whose arguments make the ``--model.*`` group.
+    """
+
+    stage: str
+    help: str
+    output: str
+    report: Report
+    flatten: tuple[str, ...] = ()
+    model: str | None = None
+
+    @staticmethod
+    def _load(spec: str) -> Any:
+        module, name = spec.split(":")
+        return getattr(importlib.import_module(f"sal_lightning.stages.{module}"), name)
+
+    def function(self) -> Callable[..., Any]:
+        return self._load(self.stage)  # type: ignore[no-any-return]
+
+    def classes(self) -> dict[str, type]:
+        return {} if self.model is None else {"model": self._load(self.model)}
+
+
+ACTIONS: dict[str, Action] = {
+    "references": Action(
+        "references:build_references", "write reference masks H from saliency (PNG per id)", "out",
+        lambda a, out: print(f"reference masks in {out}"), ("reference",),
+    ),
+    "coarse": Action(
+        "coarse:score_coarse", "AC, CD, SC of every proxy into scores.csv (Eq. 3-5)", "scores",
+        _rows("coarse scores", ("ac", "cd", "sc")), ("reference", "coarse"),
+    ),
+    "trainset": Action(
+        "trainset:build_scorer_training_set", "synthesise the mask scorer's training samples", "out",
+        lambda a, out: print(f"scorer training samples in {out}"), ("synthesis",),
+    ),
+    "train-scorer": Action(
+        "scorer:train_mask_scorer", "train the MaskScorer on a sample folder (Eq. 6)", "out",
+        lambda a, best: print(f"best checkpoint: {best}"), model="scorer:MaskScorer",
+    ),
+    "fine": Action(
+        "fine:score_fine", "scorer predictions P and SF = P * CD into scores.csv (Eq. 6-7)", "scores",
+        _rows("fine scores", ("p", "sf")),
+    ),
+    "select": Action(
+        "select:select_scores", "weights (Eq. 9) from sf or sc, with tau or keep", "scores",
+        lambda a, s: print(f"{s['selected']} of {s['of']} proxies selected (threshold {s['tau']:.4g})"),
+        ("selection",),
+    ),
+    "sweep": Action(
+        "sweep:sweep_report", "tau sweep (Table IV) and, with ground truth, correlations (Fig. 9)", "out",
+        _sweep,
+    ),
+    "folder": Action(
+        "folder:score_folder", "score any folder of pseudo-labels end to end into scores.csv", "scores",
+        _rows("scores", ("ac", "cd", "sc", "p", "sf", "weight"), "pseudo-labels"),
+        ("reference", "coarse", "selection"),
+    ),
+    "corrupt": Action(
+        "corrupt:make_corrupted_proxies", "write proxies of known quality: corrupted ground truth", "out",
+        lambda a, done: print(f"{len(done)} corrupted proxies in {a['out']} (ops in corruptions.json)"),
+    ),
+}  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    """Run ``sal-lightning score ACTION ...``; returns the exit code."""
+    from sal_lightning._atomic import check_writable
+
+    parsers = {}
+    top = command_parser("sal-lightning score", HELP, config=False)
+    actions = top.add_subcommands(dest="action", required=True)
+    for name, action in ACTIONS.items():
+        parsers[name] = command_parser(f"sal-lightning score {name}", action.help)
+        add_function(parsers[name], action.function(), action.flatten, classes=action.classes())
+        actions.add_subcommand(name, parsers[name], help=action.help)
+    namespace = top.parse_args(argv)
+    name = namespace["action"]
+    action, args = ACTIONS[name], namespace[name]
+    target = Path(args[action.output])
+    check_writable(target.parent if action.output == "scores" else target, f"--{action.output}")
+    result = call(parsers[name], action.function(), args, action.flatten, classes=action.classes())
+    action.report(args.as_dict(), result)
+    return 0

@@ -1,0 +1,304 @@
+"""The rows of the fidelity table (``docs/fidelity.md``): every setting with the paper's, the released
+code's and this library's choice, and why. Values in braces come from :data:`~sal_lightning.paper.PAPER`
+and :data:`~sal_lightning.paper.RELEASED` when the table is rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One setting of the fidelity table. ``paper`` may name values as ``{vgg16[lr]}``,
+    ``{resnet101[tau]}`` or ``{released[test_scales]}`` (formatted from :data:`PAPER` /
+    :data:`RELEASED`)."""
+
+    setting: str
+    paper: str
+    released: str
+    default: str
+    option: str
+    why: str
+
+
+ROWS: tuple[Row, ...] = (
+    Row(
+        "CAM network (step 1)",
+        "VGG16 conv layers (the {vgg16[cam_backbone]} trunk), conv6/conv7 "
+        "({vgg16[cam_conv7_channels]} ch), GAP on conv7, fc classifier (Sec. III-A; one CAM "
+        "network for both backbones)",
+        "not released (step 4 only)",
+        "the same: the trunk at stride 8, conv6 3x3 / conv7 1x1, GAP, 1x1 classifier (= fc after "
+        "GAP); the defaults of `ProxyConfig` (presets `paper-vgg16`, `paper-resnet101`)",
+        "`cam_backbone` (any network name, e.g. `deeplabv3_resnet50` at stride 16), "
+        "`cam_conv7_channels: null`",
+        "paper; its Sec. III-A names VGG16 for the CAMs, and DSRG [12], whose numbers are P1, seeds "
+        "its ResNet-101 from the same VGG16 CAMs",
+    ),
+    Row(
+        "ProxyNet (step 1, P1)",
+        "DSRG [12] on DeepLab-ASPP: {vgg16[proxy_backbone]} / {resnet101[proxy_backbone]} "
+        "(P1 56.9 / 61.4, Table VI)",
+        "not released",
+        "the same (`proxy_backbone`); SEC / DSRG losses and growth, DSRG's settings",
+        "`proxy_backbone`; `--proxies FOLDER` imports any method's pseudo-labels",
+        "paper",
+    ),
+    Row(
+        "Retraining network (step 4)",
+        "DeepLab-ASPP [47]: {vgg16[backbone]} / {resnet101[backbone]} (DeepLab v2: dilated "
+        "conv4/conv5, four 3x3 classifiers at rates 6/12/18/24 summed)",
+        "VGG16 DeepLab-ASPP (fc6 3x3 1024, fc7 1x1 1024, fc8 per rate, summed)",
+        "the same; `SALSegmenter` default `deeplabv2_resnet101`",
+        "`vgg16_largefov`, `deeplabv2_<smp encoder>`, `deeplabv3_<smp encoder>` (smp DeepLabV3: "
+        "rates 12/24/36, image pooling, batch norm in the head)",
+        "paper; smp's DeepLabV3 is another network, kept as an option",
+    ),
+    Row(
+        "Output stride",
+        "{vgg16[output_stride]} (DeepLab-ASPP)",
+        "8",
+        "8",
+        "16 for smp encoders",
+        "paper",
+    ),
+    Row(
+        "ResNet-101 trunk",
+        "DeepLab v2's (Caffe ResNet-101: stride in the first 1x1 of a block)",
+        "-",
+        "torchvision / smp ResNet-101 (stride in the 3x3), smp's ImageNet weights",
+        "`encoder_weights`: a hub name or a local weights file",
+        "ImageNet weights that install with the package; same depth, widths and dilations",
+    ),
+    Row(
+        "Backbone batch norm (ResNet-101)",
+        "not stated; DeepLab v2 freezes it",
+        "not updated (`is_training: False`)",
+        "frozen: eval mode and no gradient, also in `train()`",
+        "`backbone_kwargs: {{freeze_bn: false}}`",
+        "DeepLab v2's convention: batch 7 is too small to estimate batch statistics",
+    ),
+    Row(
+        "Classification branch (Eq. 10)",
+        "3x3 convs at rates {vgg16[branch_rates]}, each GAP-ed to d_k, "
+        "d_s = d_1 + d_2 + d_3 + d_4 (branch_combine {vgg16[branch_combine]}, Table V)",
+        "per rate 3x3 conv 256 + ReLU + dropout 0.5 + 3x3 conv to 20; b1 + (b2+b3+b4)/3; GAP; fc 20->20",
+        "the paper's",
+        "`branch_combine: released`, `branch_rates`, `branch_hidden_channels`",
+        "paper",
+    ),
+    Row(
+        "Eq. 11 in training",
+        "Z-hat = Z (x) d_s, the selection loss on Z-hat (`attention_refine`: {vgg16[attention_refine]})",
+        "not applied: the branch acts through the shared backbone only",
+        "applied, as softmax(z + log[1, sigmoid(d_s)])",
+        "`attention_refine: false` (the release)",
+        "paper; the background channel's weight 1 and the sigmoid are this library's reading "
+        "(docs/equations.md)",
+    ),
+    Row(
+        "Eq. 11 at inference",
+        "not stated",
+        "not applied",
+        "not applied (`refine_at_inference: false`)",
+        "`refine_at_inference: true` (for single-scale figures)",
+        "measured, paired over three seeds on voclike-s11: multi-scale + CRF -2.95 +- 4.66 (within "
+        "the spread), single scale +6.78 +- 2.40 (docs/segmenter.md)",
+    ),
+    Row(
+        "Retraining loss without selection (P2)",
+        "Eq. 2: cross-entropy over all proxies",
+        "softmax probabilities fed to the cross-entropy as logits (not copied)",
+        "Eq. 13 with every w_i = 1, normalised by the labelled pixels",
+        "-",
+        "Eq. 2 is Eq. 13 with unit weights",
+    ),
+    Row(
+        "Selection loss (Eq. 9, 13)",
+        "hard weights w_i = [SF_i >= tau], summed cross-entropy",
+        "the selected images given as a list",
+        "hard weights; mean cross-entropy over the selected images' pixels; only selected images drawn",
+        "`select: {{mode: soft}}`",
+        "the normalisation keeps the gradient scale when fewer images are selected (DESIGN 2)",
+    ),
+    Row(
+        "Attention loss (Eq. 12)",
+        "-sum_c Y_c log d_s^c over the tagged classes",
+        "mean sigmoid cross-entropy over the 20 classes",
+        "multi-label soft margin over all classes (as the release)",
+        "-",
+        "Eq. 12 as printed is minimised by calling every class present",
+    ),
+    Row(
+        "lambda (Eq. 14)",
+        "{vgg16[lambda_atten]} (Table VIII)",
+        "2",
+        "2",
+        "`lambda_atten`",
+        "paper",
+    ),
+    Row(
+        "Optimiser",
+        "SGD, momentum {vgg16[momentum]}, weight decay {vgg16[weight_decay]}",
+        "momentum 0.9, weight decay 5e-4 on weights only",
+        "the same, no decay on biases or batch norm",
+        "`momentum`, `weight_decay`",
+        "paper; the bias rule is the release's and DeepLab's",
+    ),
+    Row(
+        "Base learning rate",
+        "{vgg16[lr]} (VGG16) / {resnet101[lr]} (ResNet-101)",
+        "1e-3 (VGG16); a comment suggests 6-7e-5 for ResNet",
+        "the paper's in the configs (`SALSegmenter` default 1e-3)",
+        "`lr`",
+        "paper",
+    ),
+    Row(
+        "Learning-rate multipliers",
+        "not stated",
+        "new layers: weights {released[head_lr_mult]}x, biases {released[head_bias_lr_mult]}x",
+        "the release's (classification branch and segmentation head are new layers)",
+        "`head_lr_mult`, `head_bias_lr_mult`, `bias_lr_mult`",
+        "the paper gives only the base rate; DeepLab and the release use these",
+    ),
+    Row(
+        "Schedule",
+        "poly, power {vgg16[poly_power]}, every iteration",
+        "poly 0.9",
+        "the same",
+        "`poly_power`",
+        "paper",
+    ),
+    Row(
+        "Iterations",
+        "{vgg16[max_steps]} (VGG16) / {resnet101[max_steps]} (ResNet-101), the same for P2..P5",
+        "27k (VGG16)",
+        "the paper's in the configs; one `max_steps` for every variant",
+        "`retrain: {{max_steps}}`",
+        "paper: selecting fewer images means more passes, not fewer updates",
+    ),
+    Row(
+        "Batch, crop",
+        "batch {vgg16[batch_size]}, crop {vgg16[crop_size]}",
+        "batch 7, crop 321",
+        "the same",
+        "`batch_size`, `crop_size`",
+        "paper",
+    ),
+    Row(
+        "Augmentation, input",
+        "not stated",
+        "random scale U(0.5, 1.5), mirror, crop; Caffe BGR mean",
+        "random scale U(0.5, 1.5), mirror, crop; ImageNet RGB mean / std",
+        "`scale_range`, `hflip`, `pixel_mean`, `pixel_std`",
+        "the ImageNet weights used here expect RGB mean / std",
+    ),
+    Row(
+        "Dropout",
+        "{vgg16[dropout]}",
+        "0.5 (fc6, fc7)",
+        "0.5 after VGG16's fc6 / fc7; DeepLab v2's ResNet head has no dropout layer",
+        "`dropout`",
+        "paper; DeepLab v2 ResNet-101 has nowhere to put it",
+    ),
+    Row(
+        "Threshold on SC (P3)",
+        "{vgg16[tau_coarse]} (VGG16) / {resnet101[tau_coarse]} (ResNet-101), Table IV",
+        "-",
+        "the paper's in the configs (`select: {{tau_coarse}}`; unset: the SF threshold)",
+        "`tau_coarse`, `keep_coarse` (a share)",
+        "paper; the scale depends on the objectness F (next rows, docs/scoring.md)",
+    ),
+    Row(
+        "Threshold on SF (P4, P5)",
+        "{vgg16[tau]} (VGG16) / {resnet101[tau]} (ResNet-101), Table IV",
+        "the selected images given as a list",
+        "the paper's in the configs (`select: {{tau}}`, default 0.85)",
+        "`tau`, `keep` (a share), `mode: soft`",
+        "paper",
+    ),
+    Row(
+        "Objectness F in Eq. 3",
+        "BING [40], b = {vgg16[b]}",
+        "-",
+        "edge-alignment mask objectness, b = 0.1",
+        "any callable (`CoarseConfig.objectness`), or none",
+        "BING needs trained models that no package ships; F^0.1 of a typical mask is about 0.93, "
+        "so every AC moves (docs/scoring.md)",
+    ),
+    Row(
+        "AC (Eq. 3)",
+        "as printed (its prec is recall w.r.t. H, its rec the IoU)",
+        "-",
+        "as printed (`definition: paper`)",
+        "`definition: fmeasure`",
+        "paper",
+    ),
+    Row(
+        "Reference masks",
+        "DSS saliency + dense CRF, iterative erasing for several objects",
+        "-",
+        "your saliency PNGs (`saliency`), else a built-in classical method; CRF",
+        "`saliency`, a callable",
+        "DSS cannot be shipped",
+    ),
+    Row(
+        "Mask scorer network",
+        "Table I, 4-channel input at 256 x 256",
+        "not released",
+        "`MaskScorer(arch='table1')`: Table I transcribed; output clipped to [0, 1] for scoring",
+        "`arch: light` (same layers, CPU widths); `method: reference` (`ReferenceNet`)",
+        "paper; the learned reference is this library's scorer for small data, chosen by "
+        "measurement (docs/scoring.md)",
+    ),
+    Row(
+        "Mask scorer training",
+        "l2 loss (Eq. 6), lr {vgg16[scorer_lr]}, batch {vgg16[scorer_batch_size]}, "
+        "{vgg16[scorer_max_epochs]} epochs, about 10k synthesised samples",
+        "not released",
+        "the paper's values in the configs",
+        "`scorer: {{model: {{lr}}, batch_size, max_epochs}}`",
+        "paper",
+    ),
+    Row(
+        "Mask scorer training set",
+        "AC >= 0.8 positives (~4k), AC <= 0.3 negatives (~1k), eroded or erased good masks (~3k), "
+        "cut-paste of AC >= 0.9 foregrounds on the background of AC >= 0.3 images (~2k)",
+        "not released",
+        "the same kinds, thresholds and proportions (`SynthesisConfig`)",
+        "`samples_per_image`, the shares, `degradations: [dilate]`",
+        "paper",
+    ),
+    Row(
+        "Test scales",
+        "multi-scale fusion (scales not given)",
+        "{released[test_scales]}, fused by max",
+        "the release's scales, fused by mean",
+        "`test_scales`, `test_fuse: max`",
+        "the paper names no scales",
+    ),
+    Row(
+        "Test flip",
+        "no (`test_flip`: {vgg16[test_flip]})",
+        "no",
+        "off",
+        "`test_flip: true`",
+        "neither the paper nor the release flips",
+    ),
+    Row(
+        "Test CRF",
+        "dense CRF [47] (`crf`: {vgg16[crf]})",
+        "Gaussian 3/3, bilateral 80/13/10, 10 iterations",
+        "the release's parameters",
+        "`crf_params`, `crf: false`",
+        "the paper gives no parameters",
+    ),
+    Row(
+        "Semi-supervised split (Tables IX, X)",
+        'VGG16; 1.4k strong masks (the text\'s "1449") + 9k weak proxies (Table IX\'s "0.9k")',
+        "-",
+        "`retrain: {{strong_ids: FILE}}`: ground truth for the listed ids, proxies for the rest",
+        "any list",
+        "paper; VOC's 1,464 `train` ids are the usual strong set",
+    ),
+)

@@ -1,0 +1,125 @@
+"""Eager checks: what the settings and the inputs of a stage must satisfy, checked before any work.
+
+Each raises ``ValueError`` (a setting), ``FileNotFoundError`` (an input) or ``ImportError`` (a
+missing extra) with a message that names the setting or file and the fix. Settings classes call
+them in ``__post_init__``, stage functions and pipeline steps before they start, so a bad value
+fails in the first second whether it came from Python, a YAML file or a command line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.nn.weights import WEIGHT_SUFFIXES
+
+
+def check_at_least(argument: str, value: Any, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
+
+
+def check_share(argument: str, value: Any, low_open: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a number in [0, 1] (``(0, 1]`` when ``low_open``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value <= 1
+    ok = ok and (value > 0 if low_open else value >= 0)
+    if not ok:
+        raise ValueError(
+            f"{argument}: expected a number in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}"
+        )
+
+
+def check_positive(argument: str, values: Sequence[float]) -> None:
+    """Raise ``ValueError`` unless ``values`` holds one or more positive numbers."""
+    if not values or not all(isinstance(x, int | float) and x > 0 for x in values):
+        raise ValueError(f"{argument}: expected one or more positive numbers, got {values!r}")
+
+
+def check_split(root: str, split: str | None, argument: str) -> list[str]:
+    """The ids of ``split`` in the VOC root (raises naming the root, the split list and the fix)."""
+    if split is None:
+        return []
+    try:
+        return read_split(resolve_voc_root(root), split)
+    except (OSError, ValueError) as err:
+        raise type(err)(f"{argument}: {err}") from err
+
+
+def check_folder(folder: str | None, argument: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``argument`` unless ``folder`` is ``None`` or a folder."""
+    if folder is not None and not Path(folder).is_dir():
+        raise FileNotFoundError(f"{argument}: folder {folder} not found")
+
+
+def parameter_names(target: Callable[..., Any]) -> list[str]:
+    """The keyword arguments ``target`` takes; for a class whose ``__init__`` passes ``**kwargs`` on,
+    its parents' too (as jsonargparse and LightningCLI read them)."""
+    inits = (
+        [k.__dict__["__init__"] for k in target.__mro__ if "__init__" in k.__dict__]
+        if isinstance(target, type)
+        else [target]
+    )
+    names: list[str] = []
+    for init in inits:
+        params = inspect.signature(init).parameters
+        names += [
+            n
+            for n, p in params.items()
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n not in names
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
+
+
+def check_kwargs(
+    target: Callable[..., Any], kwargs: Mapping[str, Any], argument: str, reserved: tuple[str, ...] = ()
+) -> None:
+    """Raise ``ValueError`` for a key of ``kwargs`` that ``target``'s signature does not take, or that
+    the stage sets itself (``reserved``); the message lists the keys it takes."""
+    names = parameter_names(target)
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        takes = sorted(set(names) - set(reserved))
+        name = getattr(target, "__name__", repr(target))
+        raise ValueError(f"{argument}: unknown setting(s) {unknown}; {name} takes {takes}")
+    taken = sorted(set(kwargs) & set(reserved))
+    if taken:
+        raise ValueError(
+            f"{argument}: {taken} are set by the step itself; remove them from the configuration"
+        )
+
+
+def build_on_meta(factory: Callable[..., Any], kwargs: Mapping[str, Any], argument: str) -> None:
+    """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded: a
+    hub ``encoder_weights`` name is dropped, a weights file only has to exist), so every check its
+    constructor makes (backbone names, sizes...) runs now; raise ``ValueError`` naming ``argument``."""
+    import torch
+
+    kwargs = dict(kwargs)
+    for key in [k for k in kwargs if k.endswith("encoder_weights")]:
+        value = kwargs.pop(key)
+        is_file = isinstance(value, str) and ("/" in value or value.endswith(WEIGHT_SUFFIXES))
+        if is_file and not Path(value).is_file():
+            raise FileNotFoundError(f"{argument}.{key}: weights file {value} not found")
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            factory(**kwargs)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{argument}: {err}") from err
+
+
+def check_crf(argument: str) -> None:
+    """Raise ``ImportError`` naming the install command when dense CRF (the ``crf`` extra) is missing."""
+    from sal_lightning.postprocess.crf import require_densecrf
+
+    try:
+        require_densecrf()
+    except ImportError as err:
+        raise ImportError(f"{argument} is on, but {err}") from err

@@ -1,0 +1,306 @@
+"""Step 1 of SAL-Net: tags -> CAMs -> seeds -> ProxyNet -> proxy annotations.
+
+Each method of :class:`Step1` does one sub-step in a work folder and can be called on its own;
+:func:`run_proxies` runs them in order (the ``sal-lightning proxies`` command and the pipeline's
+``proxies`` step call it)::
+
+    workdir/
+      cam.ckpt            CAMClassifier weights                      Step1.train_cam()
+      cams/<id>.npz       tagged classes' CAMs (data.io.write_cams)   Step1.extract_cams()
+      seeds/<id>.png      seeds: 0 bg, 1..20, 255 unlabelled         Step1.make_seeds()
+      proxynet.ckpt       ProxyNet weights                           Step1.train_proxy_net()
+      proxies/<id>.png    proxy annotations G_i                      Step1.predict_proxies()
+      p1/proxies/<id>.png ProxyNet on the evaluation split, no tags  run_proxies(val_split=...)
+      proxies.json        seed and proxy quality vs ground truth     run_proxies()
+
+Per-image sub-steps skip the ids whose file exists (an interrupted run resumes); every file is
+written atomically. ``trainer`` (:class:`~sal_lightning.stages.trainer.TrainerOptions`) goes to
+every Trainer, so the predict loops shard across GPUs under DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from tqdm import tqdm
+
+from sal_lightning._atomic import atomic_write_text
+from sal_lightning.callbacks.writers import CAMWriter, SegmentationPredictionWriter
+from sal_lightning.data.datamodules import VOCClassificationDataModule, VOCSegmentationDataModule
+from sal_lightning.data.io import read_cams, read_gray_png, write_id_list, write_label_png
+from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.losses import seeds_from_cams
+from sal_lightning.models.cam import CAMClassifier
+from sal_lightning.models.proxy import ProxyNet
+from sal_lightning.stages.proxy_config import ProxyConfig, check_networks
+from sal_lightning.stages.quality import label_quality
+from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
+
+PathLike = str | os.PathLike[str]
+SubStep = Literal["cam", "cams", "seeds", "train", "predict"]
+STEPS: tuple[SubStep, ...] = ("cam", "cams", "seeds", "train", "predict")
+#: what each sub-step writes, relative to the work folder
+OUTPUTS: dict[str, str] = {
+    "cam": "cam.ckpt",
+    "cams": "cams",
+    "seeds": "seeds",
+    "train": "proxynet.ckpt",
+    "predict": "proxies",
+}
+
+
+def _clear(output: Path) -> None:
+    if output.is_dir():
+        shutil.rmtree(output)
+    else:
+        output.unlink(missing_ok=True)
+
+
+@dataclass
+class Step1:
+    """Step 1 on the ids of ``split`` of a VOC root, in the work folder ``workdir``.
+
+    Attributes:
+        root: the VOC root.
+        workdir: the work folder (see the module docstring).
+        split: the images to label (their tags train the networks).
+        config: the settings of step 1.
+        saliency: a folder of grayscale saliency PNGs for the background seeds (``None``: the
+            lowest-CAM pixels).
+        trainer: the settings of every Trainer.
+    """
+
+    root: PathLike
+    workdir: Path
+    split: str = "train_aug"
+    config: ProxyConfig = field(default_factory=ProxyConfig)
+    saliency: PathLike | None = None
+    trainer: TrainerOptions | None = None
+
+    def _todo(self, out: Path, suffix: str) -> str | None:
+        """A list file of the ids without ``out/<id><suffix>`` (None when all are done)."""
+        todo = [
+            i
+            for i in read_split(resolve_voc_root(self.root), self.split)
+            if not (out / f"{i}{suffix}").is_file()
+        ]
+        if not todo:
+            return None
+        path = self.workdir / f".{out.name}.todo.txt"
+        write_id_list(path, todo)
+        return str(path)
+
+    def _predict(self, model: CAMClassifier | ProxyNet, todo: str, writer: BasePredictionWriter) -> None:
+        """A predict loop over the ids of the list file ``todo``, which is removed afterwards."""
+        data: VOCSegmentationDataModule | VOCClassificationDataModule
+        if isinstance(model, CAMClassifier):
+            data = VOCClassificationDataModule(
+                str(self.root), predict_split=todo, num_workers=self.config.num_workers
+            )
+        else:
+            data = VOCSegmentationDataModule(
+                str(self.root), predict_split=todo, num_workers=self.config.num_workers
+            )
+        loop = make_trainer(self.trainer, callbacks=[writer])
+        loop.predict(model, datamodule=data, return_predictions=False)
+        loop.strategy.barrier("proxies-todo")  # every rank has finished with the list
+        if loop.is_global_zero:
+            Path(todo).unlink(missing_ok=True)
+
+    def _fit(self, model: CAMClassifier | ProxyNet, data: Any, steps: int, checkpoint: str) -> Path:
+        """Train ``model`` for ``steps`` and save it as ``workdir/<checkpoint>``."""
+        loop = make_trainer(self.trainer, max_steps=steps, limit_val_batches=0)
+        loop.fit(model, datamodule=data)
+        return save_checkpoint(loop, self.workdir / checkpoint)
+
+    def train_cam(self) -> Path:
+        """Train the CAM classifier on the tags of the split; returns ``workdir/cam.ckpt``."""
+        config = self.config
+        seed_everything(config.seed)  # the initial weights too
+        model = CAMClassifier(
+            **config.network("cam"),
+            lr=config.cam_lr,
+            cam_scales=tuple(config.cam_scales),
+            conv7_channels=config.cam_conv7_channels,
+        )
+        data = VOCClassificationDataModule(
+            str(self.root),
+            train_split=self.split,
+            crop_size=config.cam_crop_size,
+            batch_size=config.cam_batch_size,
+            num_workers=config.num_workers,
+        )
+        return self._fit(model, data, config.cam_steps, "cam.ckpt")
+
+    def extract_cams(self) -> Path:
+        """Write ``workdir/cams/<id>.npz`` for every id of the split that has none yet."""
+        out = self.workdir / "cams"
+        todo = self._todo(out, ".npz")
+        if todo is None:
+            return out
+        ckpt = self.workdir / "cam.ckpt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(
+                f"{ckpt}: CAM classifier checkpoint not found (run the 'cam' sub-step first)"
+            )
+        scales = tuple(self.config.cam_scales)
+        self._predict(
+            CAMClassifier.load_from_checkpoint(ckpt, map_location="cpu", cam_scales=scales),
+            todo,
+            CAMWriter(out),
+        )
+        return out
+
+    def make_seeds(self) -> Path:
+        """Write ``workdir/seeds/<id>.png`` from the CAMs (and the saliency PNGs, when given)."""
+        config, out, cam_dir = self.config, self.workdir / "seeds", self.workdir / "cams"
+        ids = read_split(resolve_voc_root(self.root), self.split)
+        for image_id in tqdm(ids, desc="seeds", unit="img", disable=len(ids) < 200):
+            target = out / f"{image_id}.png"
+            if target.is_file():
+                continue
+            cams = torch.from_numpy(read_cams(cam_dir / f"{image_id}.npz"))
+            tags = (cams.flatten(1).amax(1) > 0).float()
+            seeds = seeds_from_cams(
+                cams[None], tags[None], self._saliency(image_id, cams.shape[1:]), config.fg_ratio,
+                config.bg_saliency, config.bg_quantile,
+            )  # fmt: skip
+            write_label_png(target, seeds[0].numpy().astype(np.uint8))
+        return out
+
+    def _saliency(self, image_id: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The saliency of ``image_id`` as float ``[1, H, W]`` in [0, 1] (``None`` without a folder)."""
+        if self.saliency is None:
+            return None
+        path = Path(self.saliency) / f"{image_id}.png"
+        gray = read_gray_png(path)
+        if gray.shape != tuple(shape):
+            raise ValueError(f"{path}: size {gray.shape} differs from its CAMs")
+        return torch.tensor(gray, dtype=torch.float32)[None] / 255.0
+
+    def train_proxy_net(self) -> Path:
+        """Train ProxyNet on ``workdir/seeds``; returns ``workdir/proxynet.ckpt``."""
+        config = self.config
+        seed_everything(config.seed)  # the initial weights too
+        model = ProxyNet(
+            **config.network("proxy"),
+            balanced_seed_loss=config.balanced_seed_loss,
+            expand_weight=config.expand_weight,
+            constrain_weight=config.constrain_weight,
+            grow=config.grow,
+            lr=config.proxy_lr,
+            test_scales=tuple(config.test_scales),
+            crf=config.crf,
+            crf_processes=config.crf_processes,
+        )
+        data = VOCSegmentationDataModule(
+            str(self.root),
+            train_split=self.split,
+            proxies=str(self.workdir / "seeds"),
+            crop_size=config.proxy_crop_size,
+            batch_size=config.proxy_batch_size,
+            num_workers=config.num_workers,
+        )
+        return self._fit(model, data, config.proxy_steps, "proxynet.ckpt")
+
+    def predict_proxies(self, checkpoint: PathLike | None = None, with_tags: bool = True) -> Path:
+        """Write ``workdir/proxies/<id>.png`` (multi-scale, tags, CRF) for the ids of the split that
+        have none yet, with the ProxyNet of ``checkpoint`` (default ``workdir/proxynet.ckpt``).
+
+        ``with_tags=False`` predicts without restricting to the image tags: the network on its own,
+        as for the paper's P1 row on val.
+        """
+        out = self.workdir / "proxies"
+        todo = self._todo(out, ".png")
+        if todo is None:
+            return out
+        ckpt = Path(checkpoint) if checkpoint is not None else self.workdir / "proxynet.ckpt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt}: ProxyNet checkpoint not found (run the 'train' sub-step first)")
+        config = self.config
+        model = ProxyNet.load_from_checkpoint(
+            ckpt, map_location="cpu", test_scales=tuple(config.test_scales), crf=config.crf,
+            crf_processes=config.crf_processes, predict_with_tags=with_tags,
+        )  # fmt: skip
+        self._predict(model, todo, SegmentationPredictionWriter(out))
+        return out
+
+    def run(self, step: SubStep) -> Path:
+        """Run one sub-step by name (:data:`STEPS`)."""
+        methods = {
+            "cam": self.train_cam, "cams": self.extract_cams, "seeds": self.make_seeds,
+            "train": self.train_proxy_net, "predict": self.predict_proxies,
+        }  # fmt: skip
+        return methods[step]()
+
+
+def run_proxies(
+    root: PathLike,
+    workdir: PathLike,
+    split: str = "train_aug",
+    saliency: PathLike | None = None,
+    config: ProxyConfig | None = None,
+    steps: Sequence[SubStep] = STEPS,
+    resume: bool = False,
+    val_split: str | None = None,
+    trainer: TrainerOptions | None = None,
+) -> dict[str, Any]:
+    """Run the sub-steps ``steps`` of step 1 in order (cam, cams, seeds, train, predict).
+
+    Args:
+        root: the VOC root.
+        workdir: the work folder (see the module docstring).
+        split: the images to label (their tags train the networks).
+        saliency: a folder of grayscale saliency PNGs for the background seeds (``None``: the
+            lowest-CAM pixels).
+        config: the settings of step 1 (the paper's by default).
+        steps: the sub-steps to run, in order: ``cam``, ``cams``, ``seeds``, ``train``, ``predict``.
+        resume: keep what an earlier run finished (a training sub-step whose checkpoint exists is
+            skipped, the per-image sub-steps only do the ids without a file); else each requested
+            sub-step starts from nothing (its output, see :data:`OUTPUTS`, is removed first).
+        val_split: also predict this split with the ProxyNet alone, without tags (the paper's P1),
+            into ``workdir/p1``.
+        trainer: the settings of every Trainer (``devices=N`` shards the predict loops).
+
+    Returns a report (also written to ``workdir/proxies.json``): the configuration, and the seed,
+    proxy and P1 quality against the ground truth where it exists (:class:`LabelQuality` as dicts).
+    """
+    config = config or ProxyConfig()
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"steps: unknown {unknown}, expected some of {list(STEPS)}")
+    check_networks(config)
+    work = Step1(root, Path(workdir), split, config, saliency, trainer)
+    work.workdir.mkdir(parents=True, exist_ok=True)
+    for step in (s for s in STEPS if s in steps):
+        output = work.workdir / OUTPUTS[step]
+        if not resume:
+            _clear(output)
+        elif output.suffix == ".ckpt" and output.is_file():
+            continue
+        work.run(step)
+    report: dict[str, Any] = {"config": asdict(config), "split": split, "saliency": saliency}
+    _add_quality(report, root, split, {"seeds": work.workdir / "seeds", "proxies": work.workdir / "proxies"})
+    if val_split is not None:
+        p1 = Step1(root, work.workdir / "p1", val_split, config, saliency, trainer)
+        folder = p1.predict_proxies(work.workdir / "proxynet.ckpt", with_tags=False)
+        _add_quality(report, root, val_split, {"p1": folder})
+    atomic_write_text(work.workdir / "proxies.json", json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def _add_quality(report: dict[str, Any], root: PathLike, split: str, folders: dict[str, Path]) -> None:
+    """``report[name]``: the quality of each folder of label maps that holds every id of ``split``."""
+    ids = read_split(resolve_voc_root(root), split)
+    for name, folder in folders.items():
+        if all((folder / f"{i}.png").is_file() for i in ids):
+            report[name] = asdict(label_quality(folder, root, ids))

@@ -1,0 +1,151 @@
+"""Step 4: :class:`~sal_lightning.SALSegmenter` retrained on the proxies, one run per seed.
+
+:data:`VARIANTS` are the rows of the paper's ablation (Table VI): which selection the weights come
+from and whether the attention loss is on. Every variant runs the same ``max_steps`` (selecting
+fewer images means more passes over them, not fewer updates; DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sal_lightning.data.datamodules import VOCSegmentationDataModule
+from sal_lightning.models.segmenter import SALSegmenter
+from sal_lightning.stages.checks import build_on_meta, check_at_least, check_crf, check_kwargs
+from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
+
+PathLike = str | os.PathLike[str]
+Variant = Literal["P2", "P3", "P4", "P5", "oracle"]
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One ablation row: the selection its weights come from and the attention switch."""
+
+    selection: Literal["coarse", "fine", "oracle"] | None
+    use_attention: bool
+    what: str
+
+
+#: the retraining variants of the paper's ablation (Table VI), and the oracle upper bound
+VARIANTS: dict[str, VariantSpec] = {
+    "P2": VariantSpec(None, False, "retrain on all proxies"),
+    "P3": VariantSpec("coarse", False, "coarse selection (SC)"),
+    "P4": VariantSpec("fine", False, "refined selection (SF)"),
+    "P5": VariantSpec("fine", True, "refined selection + attention loss"),
+    "oracle": VariantSpec("oracle", False, "oracle selection: as many as P4, the best by true quality"),
+}
+#: keyword arguments the retraining sets itself, from the variant and the pipeline's artefacts
+MODEL_SET: tuple[str, ...] = ("use_selection", "use_attention")
+DATA_SET: tuple[str, ...] = ("root", "train_split", "val_split", "proxies", "scores", "strong_ids")
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The retrainings of step 4 (the pipeline's ``retrain`` section).
+
+    Attributes:
+        variants: ablation rows to train (:data:`VARIANTS`).
+        seeds: one run per seed and variant.
+        max_steps: optimiser steps of every run (paper: 27k VGG16, 15k ResNet-101).
+        model: :class:`~sal_lightning.SALSegmenter` arguments (the variant sets ``use_selection``
+            and ``use_attention``).
+        data: :class:`~sal_lightning.VOCSegmentationDataModule` arguments (the step sets the root,
+            splits, proxies, scores and strong ids).
+        strong_ids: a list file of ids trained on their ground truth with weight 1 (the
+            semi-supervised setting of Table IX).
+    """
+
+    variants: tuple[Variant, ...] = ("P2", "P3", "P4", "P5")
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int = 15000
+    model: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    strong_ids: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"variants: expected some of {sorted(VARIANTS)}, got {unknown}")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+        check_at_least("max_steps", self.max_steps, 1)
+        check_kwargs(SALSegmenter, self.model, "model", MODEL_SET)
+        check_kwargs(VOCSegmentationDataModule, self.data, "data", DATA_SET)
+
+    def check(self, root: str) -> None:
+        """What needs the file system or builds objects: the strong ids' list, the network (on the
+        meta device), dense CRF when asked for, and the data settings."""
+        if self.strong_ids is not None and not Path(self.strong_ids).is_file():
+            raise FileNotFoundError(f"strong_ids: id list {self.strong_ids} not found")
+        build_on_meta(SALSegmenter, self.model, "model")
+        if self.model.get("crf"):
+            check_crf("model.crf")
+        try:
+            VOCSegmentationDataModule(root, **self.data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data: {err}") from err
+
+
+def retrain(
+    root: PathLike,
+    proxies: PathLike,
+    out: PathLike,
+    scores: PathLike | None = None,
+    use_attention: bool = True,
+    settings: RetrainSettings | None = None,
+    train_split: str = "train_aug",
+    val_split: str = "val",
+    resume: bool = False,
+    trainer: TrainerOptions | None = None,
+) -> dict[str, Any]:
+    """Train :class:`SALSegmenter` on the proxies once per seed; writes ``<out>/seed<k>.ckpt``.
+
+    ``scores``: a ``scores.csv`` whose ``weight`` column selects the proxies (``None``: all of
+    them, ``use_selection=False``). With ``resume`` the seeds whose checkpoint exists are skipped.
+    Returns ``{"seed<k>": {"steps", "images"}}`` of the runs done.
+    """
+    settings = settings or RetrainSettings()
+    folder = Path(out)
+    result: dict[str, Any] = {}
+    for seed in settings.seeds:
+        ckpt = folder / f"seed{seed}.ckpt"
+        if resume and ckpt.is_file():
+            continue
+        seed_everything(seed)
+        model = SALSegmenter(
+            **{**settings.model, "use_selection": scores is not None, "use_attention": use_attention}
+        )
+        data = VOCSegmentationDataModule(
+            str(root),
+            **{
+                **settings.data,
+                "train_split": train_split,
+                "val_split": val_split,
+                "proxies": str(proxies),
+                "scores": None if scores is None else str(scores),
+                "strong_ids": settings.strong_ids,
+            },
+        )
+        loop = make_trainer(trainer, max_steps=settings.max_steps, limit_val_batches=0)
+        loop.fit(model, datamodule=data)
+        save_checkpoint(loop, ckpt)
+        images = len(data.train_dataset) if data.train_dataset is not None else 0  # type: ignore[arg-type]
+        result[f"seed{seed}"] = {"steps": loop.global_step, "images": images}
+    return result
+
+
+def variant_runs(
+    folder: PathLike, variants: Sequence[str], seeds: Sequence[int]
+) -> dict[str, dict[str, Path]]:
+    """``{variant: {"seed<k>": <folder>/<variant>/seed<k>.ckpt}}``: the checkpoints of a retraining."""
+    return {v: {f"seed{s}": Path(folder) / v / f"seed{s}.ckpt" for s in seeds} for v in variants}
+
+
+def describe(variant: str) -> str:
+    """The ablation row's description (``P1``: the step 1 network)."""
+    return "step 1 network (tags only)" if variant == "P1" else VARIANTS[variant].what

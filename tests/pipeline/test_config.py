@@ -1,0 +1,59 @@
+"""A pipeline configuration: one typed tree, its steps, and what a bad one says (before any step)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sal_lightning.pipeline.config import PipelineConfig, build_steps, parse_config
+from sal_lightning.pipeline.steps import ImportProxies, MakeProxies, Retrain
+from sal_lightning.stages.select import SelectSettings
+
+
+def test_build_steps_orders_the_four_steps() -> None:
+    steps = build_steps({"root": "voc", "retrain": {"variants": ["P2", "P5"], "seeds": [0, 1]}})
+    assert [s.name for s in steps] == [
+        "proxies", "references", "coarse", "scorer", "fine", "select",
+        "retrain-P2", "retrain-P5", "evaluate", "report",
+    ]  # fmt: skip
+    first = steps[0]
+    assert isinstance(first, MakeProxies) and first.split == "train_aug" and first.val_split == "val"
+    retrain = steps[7]
+    assert isinstance(retrain, Retrain) and retrain.settings.seeds == (0, 1)
+    assert retrain.inputs()[-1] == "scores.csv"
+    assert steps[6].inputs() == ("step1/proxies",)  # P2 trains on every proxy
+
+
+def test_build_steps_imports_a_proxy_folder() -> None:
+    steps = build_steps({"root": "voc", "train_split": "train", "proxies": "my/labels"})
+    assert (
+        isinstance(steps[0], ImportProxies) and steps[0].proxies == "my/labels" and steps[0].split == "train"
+    )
+    assert "step1" not in steps[-2].inputs()  # no P1 without the step 1 network
+
+
+def test_a_section_is_its_settings_class() -> None:
+    tree = parse_config({"root": "voc", "select": {"tau": 0.55, "tau_coarse": 0.5}, "coarse": {"b": 0.2}})
+    assert isinstance(tree, PipelineConfig) and tree.select == SelectSettings(tau=0.55, tau_coarse=0.5)
+    assert tree.coarse.b == 0.2 and tree.coarse.batch_size == 8  # the other keys keep their defaults
+    assert tree.select.coarse().tau == 0.5 and tree.select.fine().tau == 0.55
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "required: root"),
+        ({"root": "v", "retrian": {}}, r"unknown settings \['retrian'\]"),
+        ({"root": "v", "select": {"tua": 0.5}}, "'select' does not accept option 'tua'"),
+        ({"root": "v", "scorer": [1, 2]}, "section 'scorer': expected a mapping"),
+        ({"root": "v", "retrain": {"variants": ["P9"]}}, r"(?s)retrain.variants.*Got value: P9"),
+        ({"root": "v", "select": {"tau": 1.5}}, r"^select: tau: expected a number in \[0, 1\], got 1.5"),
+        ({"root": "v", "coarse": {"batch_size": -8}}, r"^coarse: batch_size: expected an integer >= 1"),
+        ({"root": "v", "retrain": {"max_steps": 0}}, r"^retrain: max_steps: expected an integer >= 1, got 0"),
+        ({"root": "v", "trainer": {"devices": 0}}, r"^trainer: devices: expected a number >= 1"),
+    ],
+)
+def test_bad_configurations_say_what_is_wrong(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        build_steps(config)
