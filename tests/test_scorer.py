@@ -182,3 +182,27 @@ def test_top_level_export() -> None:
 
     assert sal_lightning.MaskScorer is MaskScorer
     assert "MaskScorer" in dir(sal_lightning)
+
+
+def test_training_on_a_tiny_set_reduces_the_l2_loss(tmp_path: Path) -> None:
+    """A real Trainer fit of the light scorer lowers Eq. 6's loss on its own (learnable) samples."""
+    from sal_lightning.data.scorer_data import ScorerSampleDataset
+    from sal_lightning.scoring.stages import train_mask_scorer
+
+    folder = write_scorer_samples(tmp_path / "samples", _samples(16))  # target: the square's side
+    data = ScorerSampleDataset(folder, input_size=24)
+    batch = {k: torch.stack([data[i][k] for i in range(len(data))]) for k in ("image", "mask", "target")}
+    torch.manual_seed(0)
+    model = MaskScorer(arch="light", input_size=24, lr=3e-3)
+
+    def l2() -> float:
+        with torch.no_grad():
+            return F.mse_loss(model(batch["image"], batch["mask"]), batch["target"]).item()
+
+    before = l2()
+    train_mask_scorer(
+        folder, tmp_path / "ckpt", model, max_epochs=15, batch_size=4, val_fraction=0.0, progress=False,
+        trainer_kwargs={"accelerator": "cpu"},
+    )  # fmt: skip
+    model.eval()
+    assert l2() < 0.5 * before
