@@ -432,3 +432,21 @@ def test_a_converted_root_reads_through_the_voc_reader(
     convert_coco(train_json, images, tmp_path / "out", progress=False)
     sample = VOCDataset(tmp_path / "out", "train")[0]
     assert sample["tags"].shape == (4,)
+
+
+@needs_pycocotools
+def test_one_call_per_file_gives_the_same_root(tiny_coco: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    images, train_json, val_json = tiny_coco
+    convert_coco([train_json, val_json], images, tmp_path / "once", progress=False)
+    convert_coco(train_json, images / "train2014", tmp_path / "twice", progress=False)
+    convert_coco(val_json, images / "val2014", tmp_path / "twice", progress=False)
+    once = sorted(p.relative_to(tmp_path / "once") for p in (tmp_path / "once").rglob("*") if p.is_file())
+    twice = sorted(p.relative_to(tmp_path / "twice") for p in (tmp_path / "twice").rglob("*") if p.is_file())
+    assert once == twice
+    for rel in once:
+        if rel.suffix != ".npy":  # a pickled dict's bytes depend on insertion order
+            assert (tmp_path / "once" / rel).read_bytes() == (tmp_path / "twice" / rel).read_bytes(), rel
+    tags_once = np.load(tmp_path / "once" / "cls_labels.npy", allow_pickle=True).item()
+    tags_twice = np.load(tmp_path / "twice" / "cls_labels.npy", allow_pickle=True).item()
+    assert tags_once.keys() == tags_twice.keys()
+    assert all(np.array_equal(tags_once[k], tags_twice[k]) for k in tags_once)
