@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sal_lightning.data.scorer_data import write_scorer_samples
 from sal_lightning.models.scorer import MaskScorer
@@ -54,3 +55,26 @@ def test_tiny_trainer_run_learns_and_reloads(tmp_path: Path) -> None:
     }
     out = reloaded.predict_step(batch, 0)
     assert out["id"] == ["a", "b"] and out["p"].shape == (2,)
+
+
+def test_training_on_a_tiny_set_reduces_the_l2_loss(tmp_path: Path) -> None:
+    """A real Trainer fit of the light scorer lowers Eq. 6's loss on its own (learnable) samples."""
+    from sal_lightning.data.scorer_data import ScorerSampleDataset
+
+    folder = write_scorer_samples(tmp_path / "samples", _samples(16))  # target: the square's side
+    data = ScorerSampleDataset(folder, input_size=24)
+    batch = {k: torch.stack([data[i][k] for i in range(len(data))]) for k in ("image", "mask", "target")}
+    torch.manual_seed(0)
+    model = MaskScorer(arch="light", input_size=24, lr=3e-3)
+
+    def l2() -> float:
+        with torch.no_grad():
+            return F.mse_loss(model(batch["image"], batch["mask"]), batch["target"]).item()
+
+    before = l2()
+    cpu = TrainerOptions(accelerator="cpu", enable_progress_bar=False)
+    train_mask_scorer(
+        folder, tmp_path / "ckpt", model, max_epochs=15, batch_size=4, val_fraction=0.0, trainer=cpu
+    )
+    model.eval()
+    assert l2() < 0.5 * before

@@ -6,6 +6,7 @@ Each action is its function's signature on the command line (:mod:`sal_lightning
     sal-lightning data check --root ROOT [--split train] [--proxies DIR] [--saliency DIR]
     sal-lightning data train-aug --root ROOT
     sal-lightning data download --out DATA_DIR [--voc_url URL --aug_url URL --aug_sha256 HEX]
+    sal-lightning data coco --annotations JSON [JSON ...] --images DIR --out ROOT [--processes P]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from sal_lightning.cli.args import add_function, call, command_parser
 
-HELP = "VOC-format data: synthetic data, checks, train_aug lists, downloads."
+HELP = "VOC-format data: synthetic data, checks, train_aug lists, downloads, COCO conversion."
 
 
 def _synth(args: Mapping[str, Any], root: Path) -> None:
@@ -35,9 +36,15 @@ def _train_aug(args: Mapping[str, Any], ids: list[str]) -> None:
     print(f"wrote {split_path(resolve_voc_root(args['root']), 'train_aug')} ({len(ids)} ids)")
 
 
+def _coco(args: Mapping[str, Any], summaries: list[Any]) -> None:
+    for summary in summaries:
+        print(summary)
+
+
 def _functions() -> dict[str, tuple[Callable[..., Any], str, Callable[[Mapping[str, Any], Any], None]]]:
     """action -> (its function, its help, what it prints)."""
     from sal_lightning.data.check import check_root
+    from sal_lightning.data.coco import convert_coco
     from sal_lightning.data.download import download
     from sal_lightning.data.layout import make_train_aug_list
     from sal_lightning.data.synthetic import make_synthetic_voc
@@ -59,6 +66,7 @@ def _functions() -> dict[str, tuple[Callable[..., Any], str, Callable[[Mapping[s
             "download VOC2012 trainval + SegmentationClassAug (resumable)",
             lambda args, voc: print(f"VOC root ready at {voc}"),
         ),
+        "coco": (convert_coco, "convert MS COCO instance annotations to a VOC-layout root", _coco),
     }
 
 

@@ -83,7 +83,9 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("Evaluate on the validation split (LightningCLI).", _lightning("validate")),
     "test": Command("Evaluate with multi-scale/flip/CRF inference (LightningCLI).", _lightning("test")),
     "predict": Command("Write one label PNG per image id (LightningCLI).", _lightning("predict")),
-    "data": Command("VOC-format data: synthetic data, checks, train_aug lists, downloads.", _data),
+    "data": Command(
+        "VOC-format data: synthetic data, checks, train_aug lists, downloads, COCO conversion.", _data
+    ),
     "score": Command(
         "Proxy scoring: reference masks, coarse/fine scores, the mask scorer, selection, reports.", _score
     ),

@@ -7,7 +7,9 @@ scores table),
 :mod:`~sal_lightning.data.layout` (roots, split lists, tags), :mod:`~sal_lightning.data.datasets`,
 :mod:`~sal_lightning.data.transforms`, :mod:`~sal_lightning.data.datamodules`,
 :mod:`~sal_lightning.data.scorer_data` (mask-scorer samples), :mod:`~sal_lightning.data.proxy_data`
-(datasets over a folder of proxies, for the scoring stages), :mod:`~sal_lightning.data.download`.
+(datasets over a folder of proxies, for the scoring stages), :mod:`~sal_lightning.data.download`,
+:mod:`~sal_lightning.data.classes` (the ``classes.txt`` contract, palettes for any class count),
+:mod:`~sal_lightning.data.coco` (MS COCO 2014 -> a VOC-layout root; needs the ``coco`` extra).
 Names below are resolved lazily, so importing this package does not import Lightning.
 """
 
@@ -37,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "ScorerSampleDataset": "sal_lightning.data.scorer_data",
     "write_scorer_samples": "sal_lightning.data.scorer_data",
     "read_scorer_index": "sal_lightning.data.scorer_data",
+    "read_classes": "sal_lightning.data.classes",
+    "write_classes": "sal_lightning.data.classes",
+    "convert_coco": "sal_lightning.data.coco",
 }
 
 __all__ = list(_EXPORTS)

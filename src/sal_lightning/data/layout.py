@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from sal_lightning._atomic import atomic_path
 from sal_lightning.data.io import PathLike, check_image_id, check_unique_ids, read_id_list, write_id_list
 from sal_lightning.data.voc import NUM_FOREGROUND, class_index, tags_from_labels
 
@@ -159,11 +160,11 @@ def _cls_key(key: object) -> str:
     return str(key)
 
 
-def load_cls_labels(path: PathLike) -> dict[str, np.ndarray]:
-    """Read a ``cls_labels.npy`` (a pickled dict id -> float [20]) into id -> float32 [20].
+def load_cls_labels(path: PathLike, num_tags: int = NUM_FOREGROUND) -> dict[str, np.ndarray]:
+    """Read a ``cls_labels.npy`` (a pickled dict id -> float [C]) into id -> float32 [C].
 
-    Integer keys (``2007000032``) become VOC ids (``2007_000032``). The file is a pickle: load only
-    files you trust.
+    ``C = num_tags``: VOC's 20 by default. Integer keys (``2007000032``) become VOC ids
+    (``2007_000032``). The file is a pickle: load only files you trust.
     """
     path = Path(path)
     if not path.is_file():
@@ -171,16 +172,31 @@ def load_cls_labels(path: PathLike) -> dict[str, np.ndarray]:
     try:
         raw = np.load(path, allow_pickle=True).item()
     except (ValueError, OSError) as error:
-        raise ValueError(f"{path}: expected a pickled dict id -> float[20] ({error})") from error
+        raise ValueError(f"{path}: expected a pickled dict id -> float[{num_tags}] ({error})") from error
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a dict id -> float[20], got {type(raw).__name__}")
+        raise ValueError(f"{path}: expected a dict id -> float[{num_tags}], got {type(raw).__name__}")
     out: dict[str, np.ndarray] = {}
     for key, value in raw.items():
         tags = np.asarray(value, dtype=np.float32).reshape(-1)
-        if tags.shape != (NUM_FOREGROUND,) or not np.isin(tags, (0.0, 1.0)).all():
-            raise ValueError(f"{path}: entry {key!r} must be 20 values in {{0, 1}}, got {tags.tolist()}")
+        if tags.shape != (num_tags,) or not np.isin(tags, (0.0, 1.0)).all():
+            raise ValueError(
+                f"{path}: entry {key!r} must be {num_tags} values in {{0, 1}}, got {tags.tolist()}"
+            )
         out[_cls_key(key)] = tags
     return out
+
+
+def write_cls_labels(path: PathLike, tags: Mapping[str, np.ndarray], num_tags: int) -> None:
+    """Merge ``tags`` (id -> float32 [C]) into the ``cls_labels.npy`` at ``path`` (made if missing).
+
+    Atomic; the file is rewritten only when its table changes.
+    """
+    old = load_cls_labels(path, num_tags) if Path(path).is_file() else {}
+    table = {**old, **tags}
+    if old and old.keys() == table.keys() and all(np.array_equal(old[k], table[k]) for k in old):
+        return
+    with atomic_path(Path(path)) as tmp:
+        np.save(tmp, np.array(table, dtype=object), allow_pickle=True)
 
 
 def _sbd_struct(path: PathLike) -> object:
