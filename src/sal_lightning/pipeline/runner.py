@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,8 @@ from sal_lightning.pipeline.manifest import (
 from sal_lightning.stages.trainer import TrainerOptions
 
 MANIFEST = "manifest.json"
+#: step names of 0.1 that ``--from``, ``--only`` and ``--until`` still accept
+RENAMED_STEPS = {"coarse-scores": "coarse", "fine-scores": "fine"}
 
 
 @dataclass
@@ -172,6 +175,11 @@ class Pipeline:
     def _index(self, name: str | None, argument: str) -> int | None:
         if name is None:
             return None
+        if name in RENAMED_STEPS:
+            warnings.warn(
+                f"{argument}: step {name!r} is now called {RENAMED_STEPS[name]!r}", FutureWarning, stacklevel=3
+            )
+            name = RENAMED_STEPS[name]
         for i, step in enumerate(self.steps):
             if step.name == name:
                 return i
