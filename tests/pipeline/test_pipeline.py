@@ -233,3 +233,21 @@ def test_an_unwritable_workdir_fails_before_any_step(
     assert (
         run.returncode == 2 and "workdir: cannot write in" in run.stderr and "Not a directory" in run.stderr
     )
+
+
+def test_the_oracle_without_ground_truth_fails_before_any_step(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_voc, root)
+    train = read_split(root, "train")
+    for folder in ("SegmentationClass", "SegmentationClassAug"):
+        (root / folder / f"{train[0]}.png").unlink(missing_ok=True)
+    run = cli(
+        "--config", CONF, "--root", root, "--workdir", tmp_path / "work",
+        "--proxies", synthetic_voc / "SegmentationClassAug", "--retrain.strong_ids", "null",
+    )  # fmt: skip
+    assert run.returncode == 2 and "'oracle' ranks proxies by their true quality" in run.stderr, run.stderr
+    assert not (tmp_path / "work" / "manifest.json").exists()

@@ -177,7 +177,9 @@ class Pipeline:
             return None
         if name in RENAMED_STEPS:
             warnings.warn(
-                f"{argument}: step {name!r} is now called {RENAMED_STEPS[name]!r}", FutureWarning, stacklevel=3
+                f"{argument}: step {name!r} is now called {RENAMED_STEPS[name]!r}",
+                FutureWarning,
+                stacklevel=3,
             )
             name = RENAMED_STEPS[name]
         for i, step in enumerate(self.steps):

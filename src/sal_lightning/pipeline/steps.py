@@ -287,6 +287,13 @@ class Retrain(Step):
         check_split(self.root, self.train_split, "train_split")
         check_split(self.root, self.val_split, "val_split")
         self.settings.check(self.root)
+        if self.variant == "oracle" and not has_ground_truth(
+            self.root, read_split(resolve_voc_root(self.root), self.train_split)
+        ):
+            raise ValueError(
+                f"retrain.variants: 'oracle' ranks proxies by their true quality, but {self.train_split!r} "
+                f"of {self.root} has ids without a ground-truth mask; remove 'oracle' from the variants"
+            )
 
     @property
     def _scores(self) -> str | None:
