@@ -7,7 +7,7 @@ Each method of :class:`Step1` does one sub-step in a work folder and can be call
     workdir/
       cam.ckpt            CAMClassifier weights                      Step1.train_cam()
       cams/<id>.npz       tagged classes' CAMs (data.io.write_cams)   Step1.extract_cams()
-      seeds/<id>.png      seeds: 0 bg, 1..20, 255 unlabelled         Step1.make_seeds()
+      seeds/<id>.png      seeds: 0 bg, 1..C, 255 unlabelled          Step1.make_seeds()
       proxynet.ckpt       ProxyNet weights                           Step1.train_proxy_net()
       proxies/<id>.png    proxy annotations G_i                      Step1.predict_proxies()
       p1/proxies/<id>.png ProxyNet on the evaluation split, no tags  run_proxies(val_split=...)
