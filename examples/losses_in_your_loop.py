@@ -26,7 +26,7 @@ from sal_lightning.losses import attention_refine, selection_weights
 from sal_lightning.nn import HybridDilatedClassifier
 from sal_lightning.scoring import boundary_accuracy, class_distribution, coarse_score, mask_objectness
 
-NUM_CLASSES = 4  # foreground classes; label 0 is background
+NUM_FOREGROUND = 4  # foreground classes; label 0 is background
 COLOURS = torch.tensor([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [1.0, 1.0, 0.2]])
 SIZE = 32
 
@@ -36,7 +36,7 @@ def make_data(n: int, generator: torch.Generator) -> dict[str, Tensor]:
     images = 0.1 * torch.rand(n, 3, SIZE, SIZE, generator=generator)
     masks = torch.zeros(n, SIZE, SIZE, dtype=torch.long)
     proxies = torch.zeros_like(masks)
-    classes = torch.randint(0, NUM_CLASSES, (n,), generator=generator)
+    classes = torch.randint(0, NUM_FOREGROUND, (n,), generator=generator)
     bad = torch.rand(n, generator=generator) < 1 / 3
     for i in range(n):
         size = int(torch.randint(10, 18, (1,), generator=generator))
@@ -48,11 +48,11 @@ def make_data(n: int, generator: torch.Generator) -> dict[str, Tensor]:
             proxies[i, y : y + size, x : x + size] = 255
             proxies[i, y + 1 : y + size - 1, x + 1 : x + size - 1] = c + 1
         elif i % 2:  # wrong class
-            proxies[i, y : y + size, x : x + size] = (c + 1) % NUM_CLASSES + 1
+            proxies[i, y : y + size, x : x + size] = (c + 1) % NUM_FOREGROUND + 1
         else:  # misplaced blob
             y2, x2 = (SIZE - size - y, SIZE - size - x)
             proxies[i, y2 : y2 + size, x2 : x2 + size] = c + 1
-    tags = nn.functional.one_hot(classes, NUM_CLASSES).float()
+    tags = nn.functional.one_hot(classes, NUM_FOREGROUND).float()
     return {"image": images, "mask": masks, "proxy": proxies, "tags": tags, "bad": bad}
 
 
@@ -64,8 +64,8 @@ class TinySegmenter(nn.Module):
         self.backbone = nn.Sequential(
             nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU()
         )
-        self.seg_head = nn.Conv2d(16, NUM_CLASSES + 1, 1)
-        self.cls_head = HybridDilatedClassifier(16, num_classes=NUM_CLASSES)
+        self.seg_head = nn.Conv2d(16, NUM_FOREGROUND + 1, 1)
+        self.cls_head = HybridDilatedClassifier(16, num_foreground=NUM_FOREGROUND)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         features = self.backbone(image)
@@ -77,7 +77,7 @@ def mean_iou(model: nn.Module, data: dict[str, Tensor]) -> float:
     with torch.no_grad():
         seg_logits, class_logits = model(data["image"])
         pred = attention_refine(seg_logits, class_logits).argmax(dim=1)
-    k = NUM_CLASSES + 1
+    k = NUM_FOREGROUND + 1
     confusion = torch.bincount(data["mask"].flatten() * k + pred.flatten(), minlength=k * k).reshape(k, k)
     iou = confusion.diag() / (confusion.sum(0) + confusion.sum(1) - confusion.diag()).clamp_min(1)
     return iou.mean().item()

@@ -20,6 +20,7 @@ CONFIG_STACKS = [
     ("voc_resnet101.yaml",),
     ("voc_vgg16.yaml", "voc_vgg16_released.yaml"),
     ("voc_resnet101.yaml", "wandb.yaml"),
+    ("coco_resnet101.yaml",),
 ]
 
 
@@ -96,6 +97,9 @@ def test_example_configs_parse(stack: tuple[str, ...], capsys: pytest.CaptureFix
             "released",
             "max",
         )
+    if "coco_resnet101.yaml" in stack:
+        assert (model["backbone"], printed["data"]["init_args"]["crop_size"]) == ("deeplabv2_resnet101", 321)
+        assert printed["trainer"]["max_steps"] == 100000 and model["num_classes"] is None  # from classes.txt
     if "wandb.yaml" in stack:
         assert printed["trainer"]["logger"]["class_path"].endswith("WandbLogger")
 

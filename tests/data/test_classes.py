@@ -14,12 +14,12 @@ from sal_lightning.data.classes import (
     check_label_values,
     palette,
     read_classes,
-    root_classes,
     tags_from_label_map,
     valid_labels,
     validate_classes,
     write_classes,
 )
+from sal_lightning.data.layout import root_classes
 from sal_lightning.data.voc import IGNORE_INDEX, VOC_CLASSES, VOC_PALETTE
 
 SEVEN = ("background", "rock", "tree", "traffic light", "car", "person", "dog", "cat")

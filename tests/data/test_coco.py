@@ -413,18 +413,23 @@ def test_missing_pycocotools_says_which_extra_to_install(tmp_path: Path) -> None
 
 
 @needs_pycocotools
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 follow-up: the VOC reader still has 20 tags", raises=ValueError
-)
 def test_a_converted_root_reads_through_the_voc_reader(
     tiny_coco: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
+    """The VOC reader takes the class list from ``classes.txt``: tags ``[4]`` (from cls_labels.npy),
+    labels 0..4 with the crowd 255, the class names in label order."""
     from sal_lightning.data.datasets import VOCDataset
 
     images, train_json, _ = tiny_coco
     convert_coco(train_json, images, tmp_path / "out", progress=False)
-    sample = VOCDataset(tmp_path / "out", "train")[0]
-    assert sample["tags"].shape == (4,)
+    dataset = VOCDataset(tmp_path / "out", "train")
+    assert dataset.classes == NAMES and dataset.num_classes == 5
+    samples = {s["id"]: s for s in (dataset[k] for k in range(len(dataset)))}
+    first = samples["COCO_train2014_000000000009"]
+    assert first["tags"].shape == (4,) and first["tags"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert set(first["mask"].unique().tolist()) == {0, PERSON, DOG, 255}
+    toothbrush = samples["COCO_train2014_000000000034"]
+    assert toothbrush["tags"][TOOTHBRUSH - 1] == 1 and int(toothbrush["mask"].max()) == TOOTHBRUSH
 
 
 @needs_pycocotools

@@ -81,7 +81,7 @@ def test_label_png_bad_values_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad\.png: label values must be 0\.\.20 or 255.*\[21, 254\]"):
         read_label_png(tmp_path / "bad.png")
     Image.fromarray(np.full((2, 2, 3), 7, np.uint8), mode="RGB").save(tmp_path / "colour.png")
-    with pytest.raises(ValueError, match=r"colour\.png: RGB mask holds colours outside the VOC palette"):
+    with pytest.raises(ValueError, match=r"colour\.png: RGB mask holds colours outside the"):
         read_label_png(tmp_path / "colour.png")
     with pytest.raises(ValueError, match=r"out\.png: label values must be"):
         write_label_png(tmp_path / "out.png", np.full((2, 2), 30, np.uint8))

@@ -125,3 +125,21 @@ def test_deterministic_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     stamp = (a / "JPEGImages/synth_000000.jpg").stat().st_mtime_ns
     make_synthetic_voc(tmp_path / "a", 3, 1, 32, seed=5)
     assert (a / "JPEGImages/synth_000000.jpg").stat().st_mtime_ns == stamp
+
+
+def test_a_synthetic_root_with_its_own_classes(tmp_path: Path) -> None:
+    """``classes``: classes.txt written, labels 1..3 only, XML names from the list; without it the
+    root is VOC's (no class file)."""
+    from sal_lightning.data.classes import read_classes
+
+    names = ["background", "cup", "traffic light", "owl"]
+    root = make_synthetic_voc(tmp_path / "three", n_train=6, n_val=0, size=32, seed=2, classes=names)
+    assert read_classes(root / "classes.txt") == tuple(names)
+    pngs = (root / "SegmentationClassAug").glob("*.png")
+    labels = {int(v) for p in pngs for v in np.unique(read_label_png(p, 4))}
+    assert labels <= {0, 1, 2, 3} and labels - {0}
+    xmls = (root / "Annotations").glob("*.xml")
+    xml_names = {o.findtext("name") for p in xmls for o in ET.parse(p).iter("object")}
+    assert xml_names and xml_names <= set(names[1:])
+    voc = make_synthetic_voc(tmp_path / "voc", n_train=2, n_val=0, size=32, seed=2)
+    assert not (voc / "classes.txt").exists()

@@ -11,7 +11,7 @@ from sal_lightning.nn import HybridDilatedClassifier
 
 def test_sum_variant_is_eq10() -> None:
     torch.manual_seed(0)
-    head = HybridDilatedClassifier(8, num_classes=5)
+    head = HybridDilatedClassifier(8, num_foreground=5)
     x = torch.randn(2, 8, 11, 13)
     out = head.forward_maps(x)
     # Eq. 10 written out: d_k = GAP(conv3x3_dilated_k(x)), d_s = sum_k d_k
@@ -30,7 +30,7 @@ def test_sum_variant_is_eq10() -> None:
 
 def test_released_variant_structure_and_combination() -> None:
     torch.manual_seed(0)
-    head = HybridDilatedClassifier(8, num_classes=20, combine="released").eval()
+    head = HybridDilatedClassifier(8, num_foreground=20, combine="released").eval()
     first = head.branches[0]
     assert first[0].out_channels == 256 and first[3].in_channels == 256
     assert first[2].p == 0.5 and head.fc is not None and head.fc.weight.shape == (20, 20)
@@ -44,11 +44,13 @@ def test_released_variant_structure_and_combination() -> None:
 
 
 def test_options() -> None:
-    head = HybridDilatedClassifier(4, num_classes=3, rates=(1, 2), hidden_channels=6, dropout=0.1)
+    head = HybridDilatedClassifier(4, num_foreground=3, rates=(1, 2), hidden_channels=6, dropout=0.1)
     assert len(head.branches) == 2 and head.branches[1][0].dilation == (2, 2)
     assert head.branches[0][0].out_channels == 6 and head.branches[0][2].p == 0.1
     assert head(torch.randn(1, 4, 5, 5)).shape == (1, 3)
-    released = HybridDilatedClassifier(4, num_classes=3, combine="released", hidden_channels=7, dropout=0.0)
+    released = HybridDilatedClassifier(
+        4, num_foreground=3, combine="released", hidden_channels=7, dropout=0.0
+    )
     assert released.branches[0][0].out_channels == 7 and isinstance(
         released.branches[0][2], torch.nn.Identity
     )
@@ -57,7 +59,7 @@ def test_options() -> None:
 def test_gradcheck_float64_and_all_parameters_learn() -> None:
     torch.manual_seed(0)
     for combine in ("sum", "released"):
-        head = HybridDilatedClassifier(2, num_classes=3, combine=combine, hidden_channels=4).double()  # type: ignore[arg-type]
+        head = HybridDilatedClassifier(2, num_foreground=3, combine=combine, hidden_channels=4).double()  # type: ignore[arg-type]
         head.eval()
         x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(head, (x,), fast_mode=True)
@@ -67,7 +69,7 @@ def test_gradcheck_float64_and_all_parameters_learn() -> None:
 
 
 def test_bf16_autocast_is_finite() -> None:
-    head = HybridDilatedClassifier(8, num_classes=20, combine="released")
+    head = HybridDilatedClassifier(8, num_foreground=20, combine="released")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = head(torch.randn(2, 8, 6, 6))
     assert logits.shape == (2, 20) and torch.isfinite(logits.float()).all()

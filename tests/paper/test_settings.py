@@ -24,6 +24,8 @@ PAPER_CONFIGS = {
 }
 #: example configurations that do not claim to be the paper (each says what it is instead)
 OTHER_CONFIGS = {
+    "coco_resnet101.yaml",  # the paper has no COCO settings: the file marks its own
+    "pipeline_coco_resnet101.yaml",
     "pipeline_voclike_cpu.yaml",
     "proxies_synthetic_cpu.yaml",
     "synthetic_tiny.yaml",

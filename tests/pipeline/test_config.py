@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,3 +58,17 @@ def test_a_section_is_its_settings_class() -> None:
 def test_bad_configurations_say_what_is_wrong(config: dict[str, Any], message: str) -> None:
     with pytest.raises(Exception, match=message):
         build_steps(config)
+
+
+def test_the_coco_pipeline_config_parses() -> None:
+    """examples/configs/pipeline_coco_resnet101.yaml: DeepLab v2 ResNet-101, 321 crops, 100k steps;
+    no class count in it (the root's classes.txt gives 81)."""
+    from sal_lightning.pipeline.config import load_config
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "configs" / "pipeline_coco_resnet101.yaml"
+    tree = load_config(config)
+    assert tree.retrain.model["backbone"] == "deeplabv2_resnet101" and tree.retrain.data["crop_size"] == 321
+    assert tree.retrain.max_steps == 100000 and tree.select.keep == 0.6
+    assert "num_classes" not in tree.retrain.model and "num_classes" not in config.read_text()
+    steps = tree.steps()
+    assert [s.kind for s in steps][:3] == ["proxies", "references", "coarse"]

@@ -17,6 +17,11 @@ from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VO
 from sal_lightning.models.inference import to_uint8_images
 
 
+def _labels(class_names: Sequence[str]) -> dict[int, str]:
+    """W&B's mask class labels: label value -> name, 255 ``void``."""
+    return {i: name for i, name in enumerate(class_names)} | {IGNORE_INDEX: "void"}
+
+
 class WandbSegmentationImages(Callback):
     """Logs a few validation images with predicted and true masks, and the per-class IoU table, to W&B.
 
@@ -30,7 +35,8 @@ class WandbSegmentationImages(Callback):
 
     Args:
         num_images: how many validation images to show.
-        class_names: label names in index order (VOC's 21 by default).
+        class_names: label names in index order (``None``: the module's ``class_names``, which the
+            trainer commands take from the data root's ``classes.txt``; VOC's 21 without them).
         mean, std: the input normalisation to undo for display.
         prefix: key prefix.
     """
@@ -38,7 +44,7 @@ class WandbSegmentationImages(Callback):
     def __init__(
         self,
         num_images: int = 4,
-        class_names: Sequence[str] = VOC_CLASSES,
+        class_names: Sequence[str] | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         prefix: str = "val",
@@ -47,7 +53,8 @@ class WandbSegmentationImages(Callback):
         if num_images < 0:
             raise ValueError(f"num_images: expected >= 0, got {num_images}")
         self.num_images = num_images
-        self.class_labels = {i: name for i, name in enumerate(class_names)} | {IGNORE_INDEX: "void"}
+        self.class_names = None if class_names is None else tuple(class_names)
+        self.class_labels = _labels(self.class_names or VOC_CLASSES)
         self.mean, self.std, self.prefix = tuple(mean), tuple(std), prefix
         self._images: list[np.ndarray] = []
         self._preds: list[np.ndarray] = []
@@ -56,6 +63,10 @@ class WandbSegmentationImages(Callback):
     @staticmethod
     def _wandb_logger(trainer: Trainer) -> WandbLogger | None:
         return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.class_names is None and getattr(pl_module, "class_names", None):
+            self.class_labels = _labels(pl_module.class_names)  # type: ignore[arg-type]
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._images, self._preds, self._masks = [], [], []

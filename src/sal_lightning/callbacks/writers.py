@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from sal_lightning._atomic import check_writable
 from sal_lightning.data.io import check_image_id, write_cams, write_label_png, write_scores
+from sal_lightning.data.voc import NUM_CLASSES
 
 
 class _BatchWriter(BasePredictionWriter):
@@ -103,6 +104,7 @@ class SegmentationPredictionWriter(_FileWriter):
 
     def __init__(self, output_dir: str | os.PathLike[str], overwrite: bool = True) -> None:
         super().__init__(output_dir, overwrite)
+        self.num_classes = NUM_CLASSES
         self._seen: set[str] = set()
         self._pending: deque[tuple[str, Any]] = deque()
 
@@ -110,6 +112,8 @@ class SegmentationPredictionWriter(_FileWriter):
         super().on_predict_start(trainer, pl_module)
         self._seen = set()
         self._pending = deque()
+        # K of the labels (palette and range check): the module's, else VOC's 21
+        self.num_classes = int(getattr(pl_module, "hparams", {}).get("num_classes") or NUM_CLASSES)
 
     def write_batch(self, prediction: Mapping[str, Any]) -> None:
         ids, labels = list(prediction["id"]), list(prediction["labels"])
@@ -140,7 +144,8 @@ class SegmentationPredictionWriter(_FileWriter):
             if path is None:
                 continue
             array = label.cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-            write_label_png(path, np.ascontiguousarray(array.astype(np.uint8, copy=False)))
+            labels = np.ascontiguousarray(array.astype(np.uint8, copy=False))
+            write_label_png(path, labels, self.num_classes)
             self.written_ids.append(image_id)
 
 

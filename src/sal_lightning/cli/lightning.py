@@ -16,6 +16,11 @@ versioned folder for CSV/TensorBoard, its ``save_dir`` for W&B, overwritten by t
 and handed to every logger (for Weights & Biases it becomes the run's config, and the YAML is kept
 in the run's files).
 
+The class list comes from the data: when the model has a ``num_classes`` setting (K, background
+included) left unset, it is the DataModule's root's (its ``classes.txt``, VOC's 21 without one), and
+an unset ``class_names`` becomes that file's names, so a config for a COCO root (81 classes) names
+neither; a model given another count stops at ``setup`` with the fix.
+
 What a run leaves and says: ``fit`` always saves a checkpoint of its last step (``save_last`` on
 the checkpoint callbacks that do not set it), runs a validation at the end when none ran during
 training (a short ``--trainer.max_steps``), and ends with one line giving the steps, ``val/mIoU``
@@ -31,6 +36,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -39,6 +45,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from sal_lightning.callbacks.writers import SegmentationPredictionWriter
 from sal_lightning.cli.errors import parser_error_line
+from sal_lightning.data.layout import root_classes
 
 LIGHTNING_COMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
 """The trainer subcommands this module serves."""
@@ -84,6 +91,9 @@ class SALLightningCLI(LightningCLI):
             run=run,
         )
 
+    def before_instantiate_classes(self) -> None:
+        fill_classes_from_data(self.config[self.subcommand] if self.subcommand else self.config)
+
     def before_fit(self) -> None:
         for callback in self.trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.save_last is None:
@@ -121,6 +131,27 @@ class SALLightningCLI(LightningCLI):
                 "predict finished; no prediction writer is configured, so nothing was written: add "
                 "sal_lightning.callbacks.SegmentationPredictionWriter to trainer.callbacks"
             )
+
+
+def fill_classes_from_data(config: Namespace) -> None:
+    """Set the model's unset ``num_classes`` (and ``class_names``) from the data root's class list.
+
+    ``config``: a parsed LightningCLI config (``model`` / ``data`` with ``class_path`` and
+    ``init_args``). Nothing changes when the model has no such setting, the data no ``root``, or
+    the root is still to be downloaded (then VOC's 21 classes, the models' default).
+    """
+    model, data = config.get("model"), config.get("data")
+    args = model.get("init_args") if isinstance(model, Namespace) else None
+    root = data.get("init_args", Namespace()).get("root") if isinstance(data, Namespace) else None
+    if not isinstance(args, Namespace) or "num_classes" not in args or root is None:
+        return
+    if not Path(root).expanduser().exists():
+        return
+    classes = root_classes(root)
+    if args.get("num_classes") is None:
+        args["num_classes"] = len(classes)
+    if "class_names" in args and args.get("class_names") is None and args["num_classes"] == len(classes):
+        args["class_names"] = list(classes)
 
 
 @rank_zero_only

@@ -1,4 +1,8 @@
-"""Check a VOC-format root before a long run: every list, file, size and label value."""
+"""Check a VOC-format root before a long run: every list, file, size and label value.
+
+The label values are checked against the root's class list: ``0..C`` and 255, with ``C`` the
+foreground classes of its ``classes.txt`` (background first), VOC's 20 without one.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from tqdm import tqdm
 
 from sal_lightning.data.datasets import VOCDataset
 from sal_lightning.data.io import PathLike, read_gray_png, read_image, read_label_png
-from sal_lightning.data.layout import SPLIT_NAMES, resolve_voc_root, split_path
+from sal_lightning.data.layout import SPLIT_NAMES, resolve_voc_root, root_classes, split_path
 
 
 def check_root(
@@ -20,6 +24,9 @@ def check_root(
     """Build each split's dataset and decode every image, mask, proxy and saliency map of it (a
     truncated JPEG fails here, not in the middle of a pipeline); returns ``{split: images}``.
 
+    The class file (``classes.txt``) is read and validated first, and the tags (XML names,
+    ``cls_labels.npy`` entries) must fit it.
+
     Args:
         root: the VOC root (or a ``VOCdevkit`` parent).
         split: a split name or list file, or several; ``None``: every split list present.
@@ -27,6 +34,7 @@ def check_root(
         saliency: also check this folder of saliency PNGs (one per id).
     """
     voc = resolve_voc_root(root)
+    classes = root_classes(voc)
     if split is None:
         splits = [s for s in SPLIT_NAMES if s != "test" and split_path(voc, s).is_file()]
     else:
@@ -35,11 +43,11 @@ def check_root(
         raise FileNotFoundError(f"{voc / 'ImageSets' / 'Segmentation'}: no split lists found")
     counts: dict[str, int] = {}
     for name in splits:
-        dataset = VOCDataset(voc, name, proxies=proxies, saliency=saliency)
+        dataset = VOCDataset(voc, name, proxies=proxies, saliency=saliency, classes=classes)
         for source in tqdm(dataset.samples, desc=f"checking {name}", unit="img"):
             read_image(source.image)  # decodes every pixel
             for mask in {source.mask, source.tags_mask} - {None}:
-                read_label_png(mask)  # raises on values outside 0..20 / 255
+                read_label_png(mask, dataset.num_classes)  # raises on values outside 0..C / 255
             if source.saliency is not None:
                 read_gray_png(source.saliency)
         counts[name] = len(dataset)

@@ -118,18 +118,6 @@ def write_classes(path: PathLike, names: Sequence[str]) -> Path:
     return path
 
 
-def root_classes(root: PathLike) -> tuple[str, ...]:
-    """The class list of a VOC-layout root: its ``classes.txt`` when present, else VOC's 21 names.
-
-    ``root`` is the folder holding ``JPEGImages/`` (a ``VOCdevkit`` parent is accepted, as for
-    every reader of the data layer).
-    """
-    from sal_lightning.data.layout import resolve_voc_root
-
-    path = resolve_voc_root(root) / CLASSES_FILE
-    return read_classes(path) if path.is_file() else DEFAULT_CLASSES
-
-
 def check_num_classes(num_classes: int, source: str = "num_classes") -> int:
     """Return ``num_classes`` (K, background included) unless it is outside ``2..255``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):

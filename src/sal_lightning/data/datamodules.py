@@ -7,9 +7,12 @@ Their ``__init__`` arguments are plain typed values, so LightningCLI configs nam
       init_args: {root: data/VOCdevkit/VOC2012, proxies: work/proxies, scores: work/scores.csv}
 
 Every batch follows the batch contract (DESIGN section 4): ``image`` float [B, 3, H, W], ``mask``
-long [B, H, W], ``tags`` float [B, 20], ``weight`` float [B], ``id`` list[str], and ``size`` long
-[B, 2] (original sizes; whole-image batches are padded at the bottom/right, see
-:func:`~sal_lightning.data.transforms.pad_collate`).
+long [B, H, W] (0..C, 255 ignored), ``tags`` float [B, C], ``weight`` float [B], ``id`` list[str], and
+``size`` long [B, 2] (original sizes; whole-image batches are padded at the bottom/right, see
+:func:`~sal_lightning.data.transforms.pad_collate`). ``C`` is the root's: the foreground classes of
+its ``classes.txt`` (background first), VOC's 20 without one. The VOC DataModules say it as
+``classes`` / ``num_classes``, and the trainer commands hand ``num_classes`` to the model (see
+:mod:`sal_lightning.cli.lightning`), so a root's class file is never repeated in a config.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sal_lightning.data.datasets import VOCDataset
-from sal_lightning.data.layout import GT_DIRS, TagsSource, read_split, resolve_voc_root
+from sal_lightning.data.layout import GT_DIRS, TagsSource, read_split, resolve_voc_root, root_classes
 from sal_lightning.data.proxy_data import ProxyMaskDataset
 from sal_lightning.data.scorer_data import ScorerSampleDataset, read_scorer_index, split_by_image
 from sal_lightning.data.transforms import eval_transform, pad_collate, train_transform
@@ -172,6 +175,19 @@ class _VOCDataModule(_LoaderModule):
     def voc_root(self) -> Path:
         """The resolved VOC root (the folder holding ``JPEGImages/``)."""
         return resolve_voc_root(self.root)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The root's class list, background first: its ``classes.txt``, else VOC's 21 names
+        (read when asked, so a root that ``download`` is still to fetch is not read early)."""
+        return root_classes(self.root) if self.download and not Path(self.root).exists() else (
+            root_classes(self.voc_root)
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """K, the segmentation classes with background: ``len(classes)`` (21 for VOC, 81 for COCO)."""
+        return len(self.classes)
 
 
 class VOCSegmentationDataModule(_VOCDataModule):

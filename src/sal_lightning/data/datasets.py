@@ -1,7 +1,7 @@
 """VOC-format datasets yielding samples in the batch contract (DESIGN section 4).
 
-A sample is a dict: ``image`` float [3, H, W] (normalised), ``mask`` long [H, W] (0..20, 255 =
-ignore), ``tags`` float [20], ``weight`` float scalar tensor, ``id`` str, ``size`` (original H, W),
+A sample is a dict: ``image`` float [3, H, W] (normalised), ``mask`` long [H, W] (0..C, 255 =
+ignore), ``tags`` float [C], ``weight`` float scalar tensor, ``id`` str, ``size`` (original H, W),
 and ``saliency`` float [H, W] in 0..1 when a saliency folder is given.
 
 Which mask an id gets: ``strong_ids`` -> its ground truth with weight 1 (the semi-supervised mix);
@@ -12,8 +12,11 @@ from the ``weight`` column of ``scores`` (1 without one).
 Checked when the dataset is built: invalid or duplicate ids, missing images / masks / saliency maps
 (how many, the first few), ids missing from the scores file, tags that cannot be found, and image /
 mask / saliency size mismatches (read from the file headers, ``check_sizes=True``). Label values
-outside 0..20 / 255 are checked when a mask is read (``__getitem__``, naming the file); run
+outside 0..C / 255 are checked when a mask is read (``__getitem__``, naming the file); run
 ``sal-lightning data check`` to check every mask up front.
+
+``C`` is the number of foreground classes of the root: the lines of its ``classes.txt`` after
+``background``, or VOC's 20 when the root has no class file.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from sal_lightning.data.classes import tags_from_label_map, validate_classes
 from sal_lightning.data.io import (
     PathLike,
     check_unique_ids,
@@ -48,9 +52,10 @@ from sal_lightning.data.layout import (
     resolve_ids,
     resolve_tags,
     resolve_voc_root,
+    root_classes,
 )
 from sal_lightning.data.transforms import SegmentationTransform, eval_transform
-from sal_lightning.data.voc import IGNORE_INDEX, tags_from_labels
+from sal_lightning.data.voc import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class VOCDataset(Dataset[dict[str, Any]]):
         tags_source, cls_labels, sbd_dir: where tags come from (see
             :func:`~sal_lightning.data.layout.resolve_tags`).
         check_sizes: compare image / mask / saliency sizes from the file headers when building.
+        classes: the class list, background first (default: the root's ``classes.txt``, else VOC's
+            21); tags are ``[len(classes) - 1]`` and label values ``0..len(classes) - 1`` or 255.
     """
 
     def __init__(
@@ -168,8 +175,10 @@ class VOCDataset(Dataset[dict[str, Any]]):
         cls_labels: PathLike | None = None,
         sbd_dir: PathLike | None = None,
         check_sizes: bool = True,
+        classes: Sequence[str] | None = None,
     ) -> None:
         self.root = resolve_voc_root(root)
+        self.classes = root_classes(self.root) if classes is None else validate_classes(classes)
         self.split = split if isinstance(split, (str, os.PathLike)) else "<ids>"
         self.transform = transform if transform is not None else eval_transform()
         ids = resolve_ids(self.root, split)
@@ -194,7 +203,7 @@ class VOCDataset(Dataset[dict[str, Any]]):
             maps = [Path(saliency) / f"{i}.png" for i in ids]
             raise_if_missing(maps, "saliency maps", saliency)
             salient = list(maps)
-        tags = resolve_tags(self.root, ids, tags_source, cls_labels, sbd_dir)
+        tags = resolve_tags(self.root, ids, tags_source, cls_labels, sbd_dir, self.classes)
         tag_masks = _tag_masks(self.root, ids, tags, gt_dirs)
         self.samples = [
             SampleSource(i, images[k], masks[k], salient[k], tags[i], tag_masks[k], weights[i])
@@ -214,6 +223,11 @@ class VOCDataset(Dataset[dict[str, Any]]):
                     )
 
     @property
+    def num_classes(self) -> int:
+        """K, the segmentation classes with background (21 for VOC)."""
+        return len(self.classes)
+
+    @property
     def ids(self) -> list[str]:
         """The ids in sample order."""
         return [s.image_id for s in self.samples]
@@ -226,7 +240,7 @@ class VOCDataset(Dataset[dict[str, Any]]):
         image = read_image(source.image)
         height, width = image.shape[:2]
         if source.mask is not None:
-            mask = read_label_png(source.mask)
+            mask = read_label_png(source.mask, self.num_classes)
             if mask.shape != (height, width):
                 raise ValueError(f"{source.mask}: size {mask.shape} differs from its image {(height, width)}")
         else:
@@ -234,9 +248,10 @@ class VOCDataset(Dataset[dict[str, Any]]):
         if source.tags is not None:
             tags = source.tags
         elif source.tags_mask == source.mask:
-            tags = tags_from_labels(mask)
+            tags = tags_from_label_map(mask, self.num_classes)
         else:
-            tags = tags_from_labels(read_label_png(source.tags_mask))  # type: ignore[arg-type]
+            gt = read_label_png(source.tags_mask, self.num_classes)  # type: ignore[arg-type]
+            tags = tags_from_label_map(gt, self.num_classes)
         saliency = None
         if source.saliency is not None:
             saliency = read_gray_png(source.saliency)

@@ -9,6 +9,7 @@ write never leaves a half-written file.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -22,20 +23,29 @@ from PIL import Image
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning._versions import library_versions
-from sal_lightning.data.voc import NUM_FOREGROUND, VALID_LABELS, VOC_PALETTE
+from sal_lightning.data.classes import CLASSES_FILE, check_label_values, palette
+from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES, NUM_FOREGROUND, VOC_PALETTE
 
 PathLike = str | os.PathLike[str]
 
 SCORE_COLUMNS: tuple[str, ...] = ("image_id", "ac", "cd", "sc", "p", "sf", "weight")
 """Columns of ``scores.csv`` (DESIGN section 4); every column but ``image_id`` is a float, empty = NaN."""
 
-_PALETTE_BYTES = VOC_PALETTE.tobytes()
-# RGB colour (packed as r<<16|g<<8|b) -> label value, for colour-coded masks saved as RGB.
-_COLOUR_TO_LABEL = {
-    (int(r) << 16) | (int(g) << 8) | int(b): label
-    for label, (r, g, b) in enumerate(VOC_PALETTE)
-    if VALID_LABELS[label]
-}
+
+
+@functools.lru_cache(maxsize=8)
+def _palette_bytes(num_classes: int) -> bytes:
+    """The PNG palette of a ``num_classes``-class dataset: VOC's own (all 256 rows) up to 21 classes,
+    so VOC's files are byte for byte what they were, else :func:`~sal_lightning.data.classes.palette`."""
+    return VOC_PALETTE.tobytes() if num_classes <= NUM_CLASSES else palette(num_classes).tobytes()
+
+
+@functools.lru_cache(maxsize=8)
+def _colour_to_label(num_classes: int) -> dict[int, int]:
+    """RGB colour (packed as r<<16|g<<8|b) -> label value, for colour-coded masks saved as RGB."""
+    colours = palette(num_classes)
+    labels = [*range(num_classes), IGNORE_INDEX]
+    return {(int(colours[k, 0]) << 16) | (int(colours[k, 1]) << 8) | int(colours[k, 2]): k for k in labels}
 
 
 def _open_image(path: PathLike) -> Image.Image:
@@ -79,24 +89,30 @@ def write_image(path: PathLike, image: np.ndarray, quality: int = 90) -> None:
         Image.fromarray(image, mode="RGB").save(tmp, quality=quality)
 
 
-def check_labels(labels: np.ndarray, source: str) -> np.ndarray:
-    """Raise ``ValueError`` (naming ``source``) unless ``labels`` holds only 0..20 and 255."""
-    bad = ~VALID_LABELS[labels]
-    if bad.any():
-        values = sorted({int(v) for v in np.unique(labels[bad])})
+def check_labels(labels: np.ndarray, source: str, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Raise ``ValueError`` (naming ``source``) unless ``labels`` holds only ``0..num_classes-1`` and 255.
+
+    ``num_classes`` is ``K``, background included (21 for VOC, the length of a root's
+    ``classes.txt``); the error says where ``K`` comes from, so a COCO label read as VOC says how
+    to fix it.
+    """
+    try:
+        return check_label_values(np.asarray(labels, dtype=np.uint8), num_classes, source)
+    except ValueError as error:
         raise ValueError(
-            f"{source}: label values must be 0..20 or 255 (ignore), found {values[:10]}"
-            f"{' ...' if len(values) > 10 else ''} in {int(bad.sum())} pixels"
-        )
-    return labels
+            f"{error}; the dataset has {num_classes} classes (its root's {CLASSES_FILE}, or VOC's "
+            f"{NUM_CLASSES} without one): fix the PNG, or list every class in {CLASSES_FILE} "
+            "(background first) in the folder holding JPEGImages/"
+        ) from None
 
 
-def read_label_png(path: PathLike) -> np.ndarray:
+def read_label_png(path: PathLike, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Read a label map (proxy, prediction or ground truth) as uint8 [H, W].
 
     Palette PNGs give their indices, grayscale PNGs their values, and RGB PNGs coloured with the
-    VOC palette are mapped back to label values. Values must be 0..20 or 255; anything else raises
-    a ``ValueError`` naming the file.
+    dataset's palette (:func:`~sal_lightning.data.classes.palette`) are mapped back to label values.
+    Values must be ``0..num_classes-1`` or 255 (``num_classes`` = K, background included: 21 for
+    VOC); anything else raises a ``ValueError`` naming the file and ``classes.txt``.
     """
     image = _open_image(path)
     if image.mode in ("P", "L"):
@@ -105,31 +121,37 @@ def read_label_png(path: PathLike) -> np.ndarray:
         rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
         packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         colours, inverse = np.unique(packed, return_inverse=True)
-        unknown = [int(c) for c in colours if int(c) not in _COLOUR_TO_LABEL]
+        table = _colour_to_label(num_classes)
+        unknown = [int(c) for c in colours if int(c) not in table]
         if unknown:
             shown = [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in unknown[:5]]
-            raise ValueError(f"{path}: RGB mask holds colours outside the VOC palette, e.g. {shown}")
-        lut = np.array([_COLOUR_TO_LABEL[int(c)] for c in colours], dtype=np.uint8)
+            raise ValueError(f"{path}: RGB mask holds colours outside the dataset's palette, e.g. {shown}")
+        lut = np.array([table[int(c)] for c in colours], dtype=np.uint8)
         labels = lut[inverse.reshape(packed.shape)]
     elif image.mode in ("I", "I;16", "I;16B", "I;16L"):
         raw = np.asarray(image).astype(np.int64)
         if raw.size and (raw.min() < 0 or raw.max() > 255):
             raise ValueError(
-                f"{path}: label values must be 0..20 or 255, found range {raw.min()}..{raw.max()}"
+                f"{path}: label values must be 0..{num_classes - 1} or 255, found range "
+                f"{raw.min()}..{raw.max()}"
             )
         labels = raw.astype(np.uint8)
     else:
         raise ValueError(f"{path}: expected a palette, grayscale or RGB label PNG, got mode {image.mode}")
-    return check_labels(labels, str(path))
+    return check_labels(labels, str(path), num_classes)
 
 
-def write_label_png(path: PathLike, labels: np.ndarray) -> None:
-    """Write a label map uint8 [H, W] (0..20, 255) as a VOC-palette PNG."""
+def write_label_png(path: PathLike, labels: np.ndarray, num_classes: int = NUM_CLASSES) -> None:
+    """Write a label map uint8 [H, W] (``0..num_classes-1``, 255) as a palette PNG.
+
+    The palette is VOC's up to 21 classes, else the generated one of
+    :func:`~sal_lightning.data.classes.palette`.
+    """
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError(f"{path}: labels must be uint8 [H, W], got {labels.dtype} {list(labels.shape)}")
-    check_labels(labels, str(path))
+    check_labels(labels, str(path), num_classes)
     image = Image.fromarray(labels, mode="P")
-    image.putpalette(_PALETTE_BYTES)
+    image.putpalette(_palette_bytes(num_classes))
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 
@@ -165,7 +187,7 @@ def write_reference(path: PathLike, mask: np.ndarray) -> None:
 def write_cams(path: PathLike, cams: np.ndarray, labels: np.ndarray) -> None:
     """Write one image's CAMs atomically as a compressed ``.npz``.
 
-    cams: float ``[n, H, W]`` (stored as float16); labels: int ``[n]``, VOC label values 1..20.
+    cams: float ``[n, H, W]`` (stored as float16); labels: int ``[n]``, foreground label values 1..C.
     """
     cams = np.asarray(cams)
     labels = np.asarray(labels)
@@ -179,8 +201,11 @@ def write_cams(path: PathLike, cams: np.ndarray, labels: np.ndarray) -> None:
         np.savez_compressed(tmp, cams=cams.astype(np.float16), labels=labels.astype(np.uint8))
 
 
-def read_cams(path: PathLike, num_classes: int = NUM_FOREGROUND) -> np.ndarray:
-    """Read a :func:`write_cams` file as dense float32 ``[num_classes, H, W]`` (channel c = label c+1)."""
+def read_cams(path: PathLike, num_foreground: int = NUM_FOREGROUND) -> np.ndarray:
+    """Read a :func:`write_cams` file as dense float32 ``[C, H, W]`` (channel c = label c+1).
+
+    ``num_foreground`` is C, the foreground classes (20 for VOC).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CAM file not found")
@@ -190,9 +215,12 @@ def read_cams(path: PathLike, num_classes: int = NUM_FOREGROUND) -> np.ndarray:
         cams, labels = data["cams"].astype(np.float32), data["labels"].astype(np.int64)
     if cams.ndim != 3 or labels.shape != (cams.shape[0],):
         raise ValueError(f"{path}: expected cams [n, H, W] and labels [n], got {cams.shape}, {labels.shape}")
-    if labels.size and labels.max() > num_classes:
-        raise ValueError(f"{path}: label {labels.max()} exceeds num_classes={num_classes}")
-    dense = np.zeros((num_classes, *cams.shape[1:]), dtype=np.float32)
+    if labels.size and labels.max() > num_foreground:
+        raise ValueError(
+            f"{path}: label {labels.max()} exceeds the {num_foreground} foreground classes; were these "
+            f"CAMs written for another class list ({CLASSES_FILE})?"
+        )
+    dense = np.zeros((num_foreground, *cams.shape[1:]), dtype=np.float32)
     dense[labels - 1] = cams
     return dense
 

@@ -1,8 +1,9 @@
 """The PASCAL VOC folder layout: the root, split lists, file paths by id, and image tags.
 
 A VOC root is the folder holding ``JPEGImages/`` (``VOCdevkit/VOC2012``); a ``VOCdevkit`` folder
-(``VOC2012/`` inside) or its parent is accepted too. Image tags (multi-hot float32 [20]) come from, in
-the ``"auto"`` order: ``Annotations/<id>.xml`` (the name of every ``<object>``), a ``cls_labels.npy``
+(``VOC2012/`` inside) or its parent is accepted too. Image tags (multi-hot float32 ``[C]``, C the
+foreground classes of the root's ``classes.txt``, VOC's 20 without one) come from, in the
+``"auto"`` order: ``Annotations/<id>.xml`` (the name of every ``<object>``), a ``cls_labels.npy``
 dict as PSA/IRN ship it, SBD's ``cls/<id>.mat`` files, or the ground-truth mask.
 """
 
@@ -17,8 +18,9 @@ from typing import Literal
 import numpy as np
 
 from sal_lightning._atomic import atomic_path
+from sal_lightning.data.classes import CLASSES_FILE, DEFAULT_CLASSES, read_classes
 from sal_lightning.data.io import PathLike, check_image_id, check_unique_ids, read_id_list, write_id_list
-from sal_lightning.data.voc import NUM_FOREGROUND, class_index, tags_from_labels
+from sal_lightning.data.voc import NUM_FOREGROUND, tags_from_labels
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "train_aug", "test", "trainval")
 """Split names looked up as ``ImageSets/Segmentation/<name>.txt``; anything else is a list file path."""
@@ -42,6 +44,16 @@ def resolve_voc_root(root: PathLike) -> Path:
         "VOCdevkit/VOC2012, download with VOCSegmentationDataModule(download=True) or "
         "`sal-lightning data download`, or write a synthetic one with `sal-lightning data synth`."
     )
+
+
+def root_classes(root: PathLike) -> tuple[str, ...]:
+    """The class list of a VOC-layout root: its ``classes.txt`` when present, else VOC's 21 names.
+
+    ``root`` is the folder holding ``JPEGImages/`` (a ``VOCdevkit`` parent is accepted, as for
+    every reader of the data layer).
+    """
+    path = resolve_voc_root(root) / CLASSES_FILE
+    return read_classes(path) if path.is_file() else DEFAULT_CLASSES
 
 
 def split_path(root: Path, split: PathLike) -> Path:
@@ -132,21 +144,29 @@ def find_gt_mask(root: Path, image_id: str, gt_dirs: Sequence[str] = GT_DIRS) ->
     return None
 
 
-def read_xml_tags(path: PathLike) -> np.ndarray:
-    """Tags float32 [20] from a VOC annotation: every ``<object>``'s name (difficult ones included)."""
+def read_xml_tags(path: PathLike, classes: Sequence[str] = DEFAULT_CLASSES) -> np.ndarray:
+    """Tags float32 ``[C]`` from a VOC annotation: every ``<object>``'s name (difficult ones included).
+
+    ``classes`` is the class list, background first (VOC's 21 by default; ``C = len(classes) - 1``);
+    a name outside it raises a ``ValueError`` naming the file and the class file.
+    """
     try:
         tree = ET.parse(path)
     except ET.ParseError as error:
         raise ValueError(f"{path}: cannot parse VOC annotation XML ({error})") from error
-    tags = np.zeros(NUM_FOREGROUND, dtype=np.float32)
+    index = {name: k for k, name in enumerate(classes) if k > 0}
+    tags = np.zeros(len(classes) - 1, dtype=np.float32)
     for obj in tree.getroot().iter("object"):
         name = obj.findtext("name")
         if name is None:
             raise ValueError(f"{path}: <object> without <name>")
-        try:
-            tags[class_index(name) - 1] = 1.0
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from error
+        label = index.get(name.strip())
+        if label is None:
+            raise ValueError(
+                f"{path}: unknown class name {name!r}; expected one of {', '.join(classes[1:])} "
+                f"(the root's {CLASSES_FILE}, or VOC's classes without one)"
+            )
+        tags[label - 1] = 1.0
     return tags
 
 
@@ -180,7 +200,8 @@ def load_cls_labels(path: PathLike, num_tags: int = NUM_FOREGROUND) -> dict[str,
         tags = np.asarray(value, dtype=np.float32).reshape(-1)
         if tags.shape != (num_tags,) or not np.isin(tags, (0.0, 1.0)).all():
             raise ValueError(
-                f"{path}: entry {key!r} must be {num_tags} values in {{0, 1}}, got {tags.tolist()}"
+                f"{path}: entry {key!r} must be {num_tags} values in {{0, 1}} (one per foreground class "
+                f"of the root's {CLASSES_FILE}, VOC's 20 without one), got {len(tags)} values"
             )
         out[_cls_key(key)] = tags
     return out
@@ -240,8 +261,12 @@ def resolve_tags(
     source: TagsSource = "auto",
     cls_labels: PathLike | None = None,
     sbd_dir: PathLike | None = None,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray | None]:
-    """Tags of every id: float32 [20], or None where they are to be read from the mask.
+    """Tags of every id: float32 ``[C]``, or None where they are to be read from the mask.
+
+    ``classes``: the class list, background first (default: the root's ``classes.txt``, else
+    VOC's); ``C = len(classes) - 1``. SBD's files hold VOC's 20 classes only.
 
     source ``"auto"`` takes, per id, the first available of: ``Annotations/<id>.xml``; the
     ``cls_labels`` file (default ``<root>/cls_labels.npy`` when it exists); ``<sbd_dir>/cls/<id>.mat``
@@ -250,9 +275,16 @@ def resolve_tags(
     """
     for image_id in ids:
         check_image_id(image_id)
+    classes = root_classes(root) if classes is None else tuple(classes)
+    num_tags = len(classes) - 1
+    if sbd_dir is not None and num_tags != NUM_FOREGROUND:
+        raise ValueError(
+            f"sbd_dir: SBD's files hold VOC's 20 classes, but {root} lists {num_tags} in {CLASSES_FILE}"
+        )
     if cls_labels is None and (root / "cls_labels.npy").is_file() and source in ("auto", "cls_labels"):
         cls_labels = root / "cls_labels.npy"
-    table = load_cls_labels(cls_labels) if cls_labels is not None and source in ("auto", "cls_labels") else {}
+    use_table = cls_labels is not None and source in ("auto", "cls_labels")
+    table = load_cls_labels(cls_labels, num_tags) if use_table else {}  # type: ignore[arg-type]
     sbd_cls: Path | None = None
     if sbd_dir is not None:
         sbd_cls = Path(sbd_dir) / "cls" if (Path(sbd_dir) / "cls").is_dir() else Path(sbd_dir)
@@ -264,7 +296,7 @@ def resolve_tags(
     if source == "xml":
         paths = [root / "Annotations" / f"{i}.xml" for i in ids]
         raise_if_missing(paths, "annotation XML files", root / "Annotations")
-        return {i: read_xml_tags(p) for i, p in zip(ids, paths, strict=True)}
+        return {i: read_xml_tags(p, classes) for i, p in zip(ids, paths, strict=True)}
     if source == "cls_labels":
         if cls_labels is None:
             raise FileNotFoundError(
@@ -291,7 +323,7 @@ def resolve_tags(
     for image_id in ids:
         xml = root / "Annotations" / f"{image_id}.xml"
         if xml.is_file():
-            out[image_id] = read_xml_tags(xml)
+            out[image_id] = read_xml_tags(xml, classes)
         elif image_id in table:
             out[image_id] = table[image_id]
         elif sbd_cls is not None and (sbd_cls / f"{image_id}.mat").is_file():

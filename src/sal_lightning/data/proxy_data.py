@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sal_lightning.data.classes import tags_from_label_map
 from sal_lightning.data.io import (
     PathLike,
     check_unique_ids,
@@ -39,9 +40,10 @@ from sal_lightning.data.layout import (
     raise_if_missing,
     resolve_tags,
     resolve_voc_root,
+    root_classes,
 )
 from sal_lightning.data.scorer_data import to_scorer_input
-from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES, tags_from_labels
+from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.scoring.references import ReferenceConfig, reference_mask
 from sal_lightning.scoring.saliency import SaliencyFn
 
@@ -58,8 +60,10 @@ def load_saliency(saliency: SaliencySource, image_id: str) -> np.ndarray | Salie
 
 
 def read_tags(root: Path, ids: Sequence[str], source: TagsSource = "auto") -> dict[str, np.ndarray]:
-    """Tags float32 ``[20]`` of every id: XML / cls_labels / SBD as the data layer resolves them,
-    else from the ground-truth mask; ``FileNotFoundError`` when an id has neither."""
+    """Tags float32 ``[C]`` of every id (C: the foreground classes of the root's ``classes.txt``,
+    VOC's 20 without one): XML / cls_labels / SBD as the data layer resolves them, else from the
+    ground-truth mask; ``FileNotFoundError`` when an id has neither."""
+    num_classes = len(root_classes(root))
     tags = resolve_tags(root, ids, source)
     out: dict[str, np.ndarray] = {}
     for image_id, value in tags.items():
@@ -70,7 +74,7 @@ def read_tags(root: Path, ids: Sequence[str], source: TagsSource = "auto") -> di
                     f"{root}: no tags for {image_id!r} (no Annotations XML, cls_labels.npy entry or "
                     "ground-truth mask)"
                 )
-            value = tags_from_labels(read_label_png(gt))
+            value = tags_from_label_map(read_label_png(gt, num_classes), num_classes)
         out[image_id] = np.asarray(value, dtype=np.float32)
     return out
 
@@ -87,6 +91,7 @@ class _ProxyFolder(Dataset[dict[str, Any]]):
         self.root = resolve_voc_root(root)
         self.ids = check_unique_ids(list(ids), "ids")
         self.proxies = Path(proxies)
+        self.num_classes = len(root_classes(self.root))  # K: label values 0..K-1 and 255
         raise_if_missing([self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids], "images", self.root)
         raise_if_missing([self.proxies / f"{i}.png" for i in self.ids], "proxy annotations", self.proxies)
 
@@ -96,7 +101,7 @@ class _ProxyFolder(Dataset[dict[str, Any]]):
     def read(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Image uint8 ``[H, W, 3]`` and proxy labels uint8 ``[H, W]`` of ``image_id`` (same size)."""
         image = read_image(self.root / "JPEGImages" / f"{image_id}.jpg")
-        labels = read_label_png(self.proxies / f"{image_id}.png")
+        labels = read_label_png(self.proxies / f"{image_id}.png", self.num_classes)
         if labels.shape != image.shape[:2]:
             raise ValueError(
                 f"{self.proxies / image_id}.png: size {labels.shape} differs from the image's "
@@ -106,8 +111,8 @@ class _ProxyFolder(Dataset[dict[str, Any]]):
 
 
 def proxy_foreground(labels: np.ndarray) -> np.ndarray:
-    """Bool ``[H, W]``: the pixels of a label map with a foreground class (1..20, not void)."""
-    return (labels >= 1) & (labels < NUM_CLASSES)
+    """Bool ``[H, W]``: the pixels of a label map with a foreground class (1..C, not 0 or void 255)."""
+    return (labels >= 1) & (labels != IGNORE_INDEX)
 
 
 class CoarseScoringDataset(_ProxyFolder):
@@ -117,7 +122,7 @@ class CoarseScoringDataset(_ProxyFolder):
         root: VOC root (``JPEGImages/<id>.jpg``, tags from ``Annotations/`` and the other sources
             of :func:`sal_lightning.data.layout.resolve_tags`, or ground-truth masks).
         ids: image ids to score.
-        proxies: folder of proxy annotations ``<id>.png`` (labels 0..20, 255 = ignore).
+        proxies: folder of proxy annotations ``<id>.png`` (labels 0..C, 255 = ignore).
         references: folder of reference masks ``<id>.png``; missing ones are built from
             ``saliency`` and written there. ``None``: always built, never written.
         saliency: folder of saliency PNGs, a callable, or ``None`` for the built-in method.
@@ -125,7 +130,7 @@ class CoarseScoringDataset(_ProxyFolder):
         tags_source: see :func:`sal_lightning.data.layout.resolve_tags`.
 
     Samples: ``id`` str, ``image`` uint8 ``[3, H, W]``, ``proxy`` uint8 ``[H, W]``,
-    ``reference`` bool ``[H, W]``, ``tags`` float32 ``[20]``.
+    ``reference`` bool ``[H, W]``, ``tags`` float32 ``[C]``.
     """
 
     def __init__(
@@ -179,7 +184,7 @@ class CoarseScoringDataset(_ProxyFolder):
 
 
 class ProxyMaskDataset(_ProxyFolder):
-    """VOC images with the binary foreground of their proxy (labels 1..20), for scoring proxies.
+    """VOC images with the binary foreground of their proxy (labels 1..C), for scoring proxies.
 
     Samples: ``image`` float [3, S, S], ``mask`` long [S, S] (0/1), ``id`` (the VOC id), ``size``
     (original H, W), ``weight`` 1. No target.
@@ -217,7 +222,7 @@ class AgreementDataset(_ProxyFolder):
 
     The training data of :class:`~sal_lightning.models.ReferenceNet`. Samples: ``image`` float
     ``[3, S, S]`` (normalised), ``mask`` long ``[S, S]``: 1 foreground, 0 background, 255 where
-    the proxy (labels 1..20) and the reference (``<references>/<id>.png``, > 127 salient)
+    the proxy (labels 1..C) and the reference (``<references>/<id>.png``, > 127 salient)
     disagree (see :func:`agreement_labels`); ``weight`` 1, ``id``.
 
     Args:

@@ -127,8 +127,13 @@ class SyntheticSample:
     objects: list[tuple[int, tuple[int, int, int, int]]]
 
 
-def make_sample(rng: np.random.Generator, height: int, width: int) -> SyntheticSample:
-    """Draw one synthetic image with its label map, saliency map and object list."""
+def make_sample(
+    rng: np.random.Generator, height: int, width: int, num_foreground: int = NUM_FOREGROUND
+) -> SyntheticSample:
+    """Draw one synthetic image with its label map, saliency map and object list.
+
+    Labels are drawn from ``1..num_foreground``; past 20 classes the looks repeat.
+    """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = rng.uniform(70, 190)
     tint = rng.uniform(-18, 18, size=3)
@@ -149,8 +154,8 @@ def make_sample(rng: np.random.Generator, height: int, width: int) -> SyntheticS
         if len(objects) == wanted:
             break
         repeat = bool(objects) and rng.random() < 0.3  # VOC often shows several objects of one class
-        label = objects[-1][0] if repeat else int(rng.integers(1, NUM_FOREGROUND + 1))
-        style = _STYLES[label]
+        label = objects[-1][0] if repeat else int(rng.integers(1, num_foreground + 1))
+        style = _STYLES[(label - 1) % NUM_FOREGROUND + 1]
         radius_x = rng.uniform(0.14, 0.32) * scale
         radius_y = radius_x * rng.uniform(0.7, 1.3)
         cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height

@@ -120,8 +120,14 @@ def _poor_saliency(
     return np.where((instance == biggest) & side, 0.05, saliency), 1.0
 
 
-def make_realistic_sample(rng: np.random.Generator, height: int, width: int) -> SyntheticSample:
-    """Draw one sample of the ``"realistic"`` data (see the module docstring)."""
+def make_realistic_sample(
+    rng: np.random.Generator, height: int, width: int, num_foreground: int = NUM_FOREGROUND
+) -> SyntheticSample:
+    """Draw one sample of the ``"realistic"`` data (see the module docstring).
+
+    Labels are drawn from ``1..num_foreground``; past 20 classes the looks repeat (class ``c``
+    looks like class ``(c - 1) % 20 + 1``), so such classes are told apart by nothing.
+    """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     scale = min(height, width)
     base = rng.uniform(80, 180)
@@ -149,9 +155,10 @@ def make_realistic_sample(rng: np.random.Generator, height: int, width: int) -> 
             label = objects[-1][0]  # several objects of one class, as in VOC
         elif objects and rng.random() < 0.3:
             label = look_alike(objects[0][0])  # a look-alike in the same image
+            label = label if label <= num_foreground else objects[0][0]
         else:
-            label = int(rng.integers(1, NUM_FOREGROUND + 1))
-        style = _REALISTIC[label]
+            label = int(rng.integers(1, num_foreground + 1))
+        style = _REALISTIC[(label - 1) % NUM_FOREGROUND + 1]
         radius_x = float(np.exp(rng.uniform(np.log(0.09), np.log(0.34)))) * scale
         radius_y = radius_x * rng.uniform(0.7, 1.3)
         cx, cy = rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height

@@ -9,6 +9,12 @@ The files written under ``out``::
     ImageSets/Segmentation/{train,val,train_aug}.txt
     saliency/<id>.png                       grayscale maps of an imperfect salient-object detector
     synthetic.json                          the generator's parameters (a rerun with equal ones is a no-op)
+    classes.txt                             the class list, background first (only with ``classes``)
+
+``classes`` gives the dataset its own class list (background first; labels ``1..C`` are drawn
+among its ``C`` foreground classes, the XML names are its names): a VOC-layout root with a
+``classes.txt``, the case of COCO and of a user's own data. Without it the classes are VOC's 20 and
+no class file is written. The looks below are those of VOC's 20 classes; past 20 they repeat.
 
 Two difficulties (``difficulty``):
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_write_text
+from sal_lightning.data.classes import CLASSES_FILE, validate_classes, write_classes
 from sal_lightning.data.io import PathLike, write_gray_png, write_id_list, write_image, write_label_png
 from sal_lightning.data.scenes import make_sample
 from sal_lightning.data.scenes_realistic import make_realistic_sample
@@ -71,9 +79,14 @@ def _void_band(labels: np.ndarray, width: int) -> np.ndarray:
 
 
 def annotation_xml(
-    image_id: str, height: int, width: int, objects: list[tuple[int, tuple[int, int, int, int]]]
+    image_id: str,
+    height: int,
+    width: int,
+    objects: list[tuple[int, tuple[int, int, int, int]]],
+    classes: Sequence[str] = VOC_CLASSES,
 ) -> str:
-    """A VOC ``Annotations/<id>.xml`` document for the given objects (label, (xmin, ymin, xmax, ymax))."""
+    """A VOC ``Annotations/<id>.xml`` document for the given objects (label, (xmin, ymin, xmax, ymax));
+    label ``c`` is named ``classes[c]``."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "VOC2012"
     ET.SubElement(root, "filename").text = f"{image_id}.jpg"
@@ -86,7 +99,7 @@ def annotation_xml(
     ET.SubElement(root, "segmented").text = "1"
     for label, (x0, y0, x1, y1) in objects:
         obj = ET.SubElement(root, "object")
-        ET.SubElement(obj, "name").text = VOC_CLASSES[label]
+        ET.SubElement(obj, "name").text = classes[label]
         ET.SubElement(obj, "pose").text = "Unspecified"
         ET.SubElement(obj, "truncated").text = "0"
         ET.SubElement(obj, "difficult").text = "0"
@@ -105,6 +118,7 @@ def make_synthetic_voc(
     seed: int = 0,
     *,
     difficulty: Difficulty = "realistic",
+    classes: list[str] | None = None,
     progress: bool = False,
 ) -> Path:
     """Write a synthetic VOC-format dataset under ``out`` and return ``out`` (a VOC root).
@@ -114,6 +128,8 @@ def make_synthetic_voc(
     Image ``i`` depends only on ``(seed, i)``, so the output is deterministic. Ids are
     ``synth_000000`` ...; the first ``n_train`` form ``train`` (and ``train_aug``), the next
     ``n_val`` form ``val``. A rerun with the same parameters over a complete output returns at once.
+    classes: the class list, background first (written as ``classes.txt``; labels ``1..C`` are
+    drawn among its ``C`` foreground classes); ``None``: VOC's, no class file.
     """
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty: expected one of {list(DIFFICULTIES)}, got {difficulty!r}")
@@ -122,8 +138,9 @@ def make_synthetic_voc(
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if min(height, width) < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
+    names = VOC_CLASSES if classes is None else validate_classes(classes, "classes")
     out = Path(out)
-    params: dict[str, int | str] = {
+    params: dict[str, int | str | list[str]] = {
         "format": _FORMAT_VERSION,
         "n_train": n_train,
         "n_val": n_val,
@@ -133,6 +150,8 @@ def make_synthetic_voc(
     }
     if difficulty != "clean":  # the clean data keeps its first marker, so its outputs are reused
         params["difficulty"] = difficulty
+    if classes is not None:  # VOC's data keeps its marker, so its outputs are reused
+        params["classes"] = list(names)
     marker = out / "synthetic.json"
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return out
@@ -143,19 +162,20 @@ def make_synthetic_voc(
         list(zip(ids, seeds, strict=True)), desc="synthetic VOC", disable=not progress, unit="img"
     ):
         make = make_sample if difficulty == "clean" else make_realistic_sample
-        sample = make(np.random.default_rng(child), height, width)
+        sample = make(np.random.default_rng(child), height, width, len(names) - 1)
         write_image(out / "JPEGImages" / f"{image_id}.jpg", sample.image, quality=92)
-        write_label_png(out / "SegmentationClassAug" / f"{image_id}.png", sample.labels)
+        write_label_png(out / "SegmentationClassAug" / f"{image_id}.png", sample.labels, len(names))
         voc_labels = sample.labels.copy()
         voc_labels[_void_band(sample.labels, void_width)] = IGNORE_INDEX
-        write_label_png(out / "SegmentationClass" / f"{image_id}.png", voc_labels)
+        write_label_png(out / "SegmentationClass" / f"{image_id}.png", voc_labels, len(names))
         write_gray_png(out / "saliency" / f"{image_id}.png", sample.saliency)
-        atomic_write_text(
-            out / "Annotations" / f"{image_id}.xml", annotation_xml(image_id, height, width, sample.objects)
-        )
+        xml = annotation_xml(image_id, height, width, sample.objects, names)
+        atomic_write_text(out / "Annotations" / f"{image_id}.xml", xml)
     lists = out / "ImageSets" / "Segmentation"
     write_id_list(lists / "train.txt", ids[:n_train])
     write_id_list(lists / "train_aug.txt", ids[:n_train])
     write_id_list(lists / "val.txt", ids[n_train:])
+    if classes is not None:
+        write_classes(out / CLASSES_FILE, names)
     atomic_write_text(marker, json.dumps(params, indent=2) + "\n")
     return out

@@ -27,7 +27,7 @@ class SegmentationTransform:
     """Joint transform of an image, its label map and optionally a saliency map.
 
     Called as ``transform(image, mask, saliency=None)`` with image uint8 [H, W, 3], mask uint8 [H, W]
-    (0..20, 255) and saliency uint8 [H, W]; returns ``(image float [3, h, w] normalised, mask long
+    (0..C, 255) and saliency uint8 [H, W]; returns ``(image float [3, h, w] normalised, mask long
     [h, w], saliency float [h, w] in 0..1 or None)``.
 
     Args:
@@ -144,7 +144,7 @@ def pad_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate samples of different sizes into one batch, padding at the bottom/right.
 
     Returns ``image`` float [B, 3, H, W] (padding 0 = the mean colour after normalisation), ``mask``
-    long [B, H, W] (padding 255), ``tags`` float [B, 20], ``weight`` float [B], ``id`` list[str], and
+    long [B, H, W] (padding 255), ``tags`` float [B, C], ``weight`` float [B], ``id`` list[str], and
     when present ``size`` long [B, 2] (each sample's original (H, W)), ``saliency`` float [B, H, W]
     (padding 0) and any other tensor field stacked as is.
     """

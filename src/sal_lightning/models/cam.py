@@ -26,8 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.voc import NUM_FOREGROUND
+from sal_lightning.data.classes import check_num_classes
+from sal_lightning.data.voc import NUM_CLASSES, NUM_FOREGROUND
 from sal_lightning.losses import normalize_cams
+from sal_lightning.models.data_classes import check_data_classes
 from sal_lightning.models.schedule import total_steps
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
 from sal_lightning.postprocess.fusion import scaled_size
@@ -48,7 +50,7 @@ class CAMNet(nn.Module):
     Args:
         backbone: a :func:`~sal_lightning.nn.build_deeplab` name (``"deeplabv3_resnet50"``,
             ``"vgg16_largefov"``...); only its backbone is kept.
-        num_classes: C foreground classes (20 for VOC).
+        num_foreground: C foreground classes, the CAM channels (20 for VOC, 80 for COCO).
         output_stride: backbone stride (16 is the usual CAM setting; VGG16 is always 8).
         encoder_weights: ``None``, ``"imagenet"`` or a local weights file (see ``build_deeplab``).
         backbone_kwargs: further ``build_deeplab`` arguments (``encoder_depth``, ``pad_mode``...).
@@ -60,16 +62,18 @@ class CAMNet(nn.Module):
     def __init__(
         self,
         backbone: str = "deeplabv3_resnet50",
-        num_classes: int = NUM_FOREGROUND,
+        num_foreground: int = NUM_FOREGROUND,
         output_stride: int = 16,
         encoder_weights: str | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
         conv7_channels: int | None = None,
     ) -> None:
         super().__init__()
+        if num_foreground < 1:
+            raise ValueError(f"num_foreground: expected at least one class, got {num_foreground}")
         net = build_deeplab(
             backbone,
-            num_classes=num_classes,
+            num_classes=num_foreground + 1,
             output_stride=output_stride,
             encoder_weights=encoder_weights,
             **dict(backbone_kwargs or {}),
@@ -88,8 +92,8 @@ class CAMNet(nn.Module):
                 nn.ReLU(inplace=True),
             )
             channels = conv7_channels
-        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1, bias=False)
-        self.num_classes = num_classes
+        self.classifier = nn.Conv2d(channels, num_foreground, kernel_size=1, bias=False)
+        self.num_foreground = num_foreground
         self.output_stride = net.output_stride
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
@@ -164,7 +168,10 @@ class CAMClassifier(pl.LightningModule):
         head_lr_mult: learning-rate factor of the new layers (conv6/conv7, the 1x1 classifier).
         poly_power: poly schedule power over the trainer's ``max_steps`` (or its estimate).
         cam_scales, cam_flip: views summed in :func:`multiscale_cams` at predict time.
-        network: the arguments of :class:`CAMNet` (``backbone``, ``num_classes``, ``output_stride``,
+        num_classes: K, the data's classes with background (21 for VOC, 81 for COCO); the network
+            has ``K - 1`` CAM channels. ``None``: the data's (the trainer commands take it from the
+            DataModule's root, its ``classes.txt``), else 21. Saved as the number.
+        network: the other arguments of :class:`CAMNet` (``backbone``, ``output_stride``,
             ``encoder_weights``, ``backbone_kwargs``, ``conv7_channels``).
     """
 
@@ -177,6 +184,7 @@ class CAMClassifier(pl.LightningModule):
         poly_power: float = 0.9,
         cam_scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
         cam_flip: bool = True,
+        num_classes: int | None = None,
         **network: Any,
     ) -> None:
         super().__init__()
@@ -184,8 +192,16 @@ class CAMClassifier(pl.LightningModule):
             raise ValueError(f"lr: expected > 0, got {lr}")
         if not cam_scales or any(s <= 0 for s in cam_scales):
             raise ValueError(f"cam_scales: expected one or more positive scales, got {cam_scales}")
+        if "num_foreground" in network:
+            raise ValueError("num_foreground: give num_classes (K, background included) instead")
         self.save_hyperparameters()
-        self.net = CAMNet(**network)
+        num_classes = check_num_classes(NUM_CLASSES if num_classes is None else num_classes)
+        self.hparams["num_classes"] = num_classes  # the checkpoint loads with its own K
+        self.net = CAMNet(num_foreground=num_classes - 1, **network)
+
+    def setup(self, stage: str) -> None:
+        """Refuse data whose class count differs from the network's (before any step runs)."""
+        check_data_classes(self, self.net.num_foreground + 1)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``image [B, 3, H, W]`` -> ``(cams [B, C, h, w], logits [B, C])``, see :class:`CAMNet`."""
@@ -194,7 +210,7 @@ class CAMClassifier(pl.LightningModule):
     def _loss(self, batch: dict[str, Any]) -> Tensor:
         dims: dict[str, int] = {}
         image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
-        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {self.net.num_classes}", "any", dims)
+        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {self.net.num_foreground}", "any", dims)
         _, logits = self(image)
         return F.multilabel_soft_margin_loss(logits.float(), tags.float())
 

@@ -8,7 +8,7 @@ and CRF worker pool) whose training loss is SEC's, with DSRG's seed growth:
 
 computed at the network's output stride (41 x 41 for a 321 crop), where
 
-- the seeds (``batch["mask"]``: 0 = background, 1..20, 255 = unlabelled, e.g. from
+- the seeds (``batch["mask"]``: 0 = background, 1..C, 255 = unlabelled, e.g. from
   :func:`~sal_lightning.losses.seeds_from_cams`) are sampled at the cell centres and grown by
   :func:`~sal_lightning.losses.grow_seeds` from the current probabilities, restarting from the
   original seeds every step;

@@ -37,9 +37,11 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_CLASSES
+from sal_lightning.data.classes import check_num_classes
+from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, VOC_CLASSES
 from sal_lightning.losses import AttentionLoss, SelectionLoss
 from sal_lightning.losses import attention_refine as refine_by_class_scores
+from sal_lightning.models.data_classes import check_data_classes
 from sal_lightning.models.inference import INFERENCE_OPTIONS, Fuse, FusedInference, image_sizes
 from sal_lightning.models.metrics import (
     confusion_matrix_metric,
@@ -66,7 +68,11 @@ class SegmenterOutput(NamedTuple):
 
 
 def class_names_for(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
-    """``class_names``, or VOC's names for 21 classes, else ``class_0`` ... (one per class)."""
+    """``class_names``, or VOC's names for 21 classes, else ``class_0`` ... (one per class).
+
+    The trainer commands fill ``class_names`` from the data root's ``classes.txt`` (see
+    :mod:`sal_lightning.cli.lightning`), so a COCO model's tables name COCO's classes.
+    """
     if class_names is None:
         voc = num_classes == len(VOC_CLASSES)
         return list(VOC_CLASSES) if voc else [f"class_{k}" for k in range(num_classes)]
@@ -87,7 +93,10 @@ class SALSegmenter(FusedInference, pl.LightningModule):
             DeepLab-ASPP), ``"vgg16_aspp"`` (SAL-Net-VGG16), ``"vgg16_largefov"``,
             ``"deeplabv2_<smp encoder>"`` or ``"deeplabv3_<smp encoder>"`` (smp's DeepLabV3, not the
             paper's network), see :func:`~sal_lightning.nn.build_deeplab`.
-        num_classes: K segmentation classes including background (21 for VOC).
+        num_classes: K segmentation classes including background (21 for VOC, 81 for COCO).
+            ``None``: the data's (the trainer commands take it from the DataModule's root, its
+            ``classes.txt``), else 21. The saved hyperparameters hold the number, so a checkpoint
+            loads with its own K.
         output_stride: 8 (paper) or 16 (smp encoders only).
         encoder_weights: ``None`` (random init), a hub name (``"imagenet"``) or a local weights file.
         dropout: dropout in the segmentation head (VGG16's fc6/fc7, DeepLabV3's ASPP); DeepLab v2's
@@ -122,7 +131,8 @@ class SALSegmenter(FusedInference, pl.LightningModule):
             DeepLab's test parameters: Gaussian 3/3, bilateral 80/13/10, 10 iterations).
         crf_processes: CRF worker processes per training process (``None``: the CPU cores divided
             among the devices; 0: CRF in the calling process, no pool).
-        class_names: K names for logs and tables (VOC's by default when K = 21).
+        class_names: K names for logs and tables (``None``: the data root's ``classes.txt`` through
+            the trainer commands, else VOC's when K = 21, else ``class_<k>``).
         pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image.
         ignore_index: label of unlabelled pixels.
 
@@ -135,7 +145,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
     def __init__(
         self,
         backbone: str = "deeplabv2_resnet101",
-        num_classes: int = 21,
+        num_classes: int | None = None,
         output_stride: int = 8,
         encoder_weights: str | None = None,
         dropout: float = 0.5,
@@ -176,6 +186,8 @@ class SALSegmenter(FusedInference, pl.LightningModule):
         # checkpoint, so `test --ckpt_path X --model.init_args.crf=true` (or load_from_checkpoint(X,
         # crf=True)) takes effect instead of being overridden by the checkpoint's values
         self.save_hyperparameters(ignore=list(INFERENCE_OPTIONS))
+        num_classes = check_num_classes(NUM_CLASSES if num_classes is None else num_classes)
+        self.hparams["num_classes"] = num_classes  # the checkpoint loads with its own K
         self.set_inference(
             refine_at_inference, test_scales, test_flip, test_fuse, crf, crf_params, crf_processes
         )
@@ -192,7 +204,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
         if use_attention:
             self.classifier = HybridDilatedClassifier(
                 self.net.feature_channels,
-                num_classes=num_classes - 1,
+                num_foreground=num_classes - 1,
                 rates=tuple(branch_rates),
                 combine=branch_combine,
                 hidden_channels=branch_hidden_channels,
@@ -229,6 +241,10 @@ class SALSegmenter(FusedInference, pl.LightningModule):
             assert out.class_logits is not None
             return refine_by_class_scores(out.seg_logits, out.class_logits)
         return self.net(image).logits
+
+    def setup(self, stage: str) -> None:
+        """Refuse data whose class count differs from the network's (before any step runs)."""
+        check_data_classes(self, self._hp.num_classes)
 
     # ------------------------------------------------------------------ training
 

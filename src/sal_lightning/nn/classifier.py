@@ -43,15 +43,15 @@ class ClassifierOutput:
 
 
 def _branch(
-    in_channels: int, num_classes: int, rate: int, hidden_channels: int | None, dropout: float
+    in_channels: int, num_foreground: int, rate: int, hidden_channels: int | None, dropout: float
 ) -> nn.Sequential:
     if hidden_channels is None:
-        return nn.Sequential(nn.Conv2d(in_channels, num_classes, 3, padding=rate, dilation=rate))
+        return nn.Sequential(nn.Conv2d(in_channels, num_foreground, 3, padding=rate, dilation=rate))
     return nn.Sequential(
         nn.Conv2d(in_channels, hidden_channels, 3, padding=rate, dilation=rate),
         nn.ReLU(inplace=True),
         nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
-        nn.Conv2d(hidden_channels, num_classes, 3, padding=1),
+        nn.Conv2d(hidden_channels, num_foreground, 3, padding=1),
     )
 
 
@@ -60,7 +60,7 @@ class HybridDilatedClassifier(nn.Module):
 
     Args:
         in_channels: channels of the backbone features.
-        num_classes: ``C`` (20 for PASCAL VOC; no background).
+        num_foreground: ``C`` foreground classes, no background (20 for PASCAL VOC, 80 for COCO).
         rates: dilation rates of the parallel branches.
         combine: ``"sum"`` (the paper, Eq. 10) or ``"released"`` (the authors' code, see the module
             docstring; needs at least two rates).
@@ -75,7 +75,7 @@ class HybridDilatedClassifier(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        num_classes: int = 20,
+        num_foreground: int = 20,
         rates: tuple[int, ...] = (1, 3, 6, 9),
         combine: Combine = "sum",
         hidden_channels: int | None = None,
@@ -95,13 +95,15 @@ class HybridDilatedClassifier(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
+        if num_foreground < 1:
+            raise ValueError(f"num_foreground: expected at least one class, got {num_foreground}")
+        self.num_foreground = int(num_foreground)
         self.rates = tuple(int(r) for r in rates)
         self.combine = combine
         self.branches = nn.ModuleList(
-            _branch(in_channels, num_classes, r, hidden_channels, dropout) for r in self.rates
+            _branch(in_channels, num_foreground, r, hidden_channels, dropout) for r in self.rates
         )
-        self.fc = nn.Linear(num_classes, num_classes) if combine == "released" else None
+        self.fc = nn.Linear(num_foreground, num_foreground) if combine == "released" else None
 
     def forward_maps(self, features: Tensor) -> ClassifierOutput:
         """Class scores with their per-branch scores and class activation maps.

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning.data.io import read_label_png, read_scores, write_label_png, write_scores
-from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
 from sal_lightning.pipeline.runner import Step, StepContext
 from sal_lightning.stages.checks import check_crf, check_folder, check_split
 from sal_lightning.stages.coarse import CoarseSettings, score_coarse
@@ -97,7 +97,8 @@ class MakeProxies(Step):
 class ImportProxies(Step):
     """Step 1 replaced by a folder of pseudo-labels from any method (one PNG per id of ``split``).
 
-    The PNGs are checked (values 0..20 or 255, one per id) and copied to ``step1/proxies``. The
+    The PNGs are checked (values 0..C or 255, C the root's foreground classes: those of its
+    ``classes.txt``, VOC's 20 without one; one per id) and copied to ``step1/proxies``. The
     folder's content hash is part of the configuration: after a PNG there changes, the next run
     imports again and re-runs every later step.
     """
@@ -123,10 +124,11 @@ class ImportProxies(Step):
         self.check()
         ids = check_split(self.root, self.split, "train_split")
         out = ctx.path(PROXIES)
+        k = len(root_classes(self.root))
         for image_id in tqdm(ids, desc="import proxies", unit="img", disable=len(ids) < 200):
             target = out / f"{image_id}.png"
             if not target.is_file():
-                write_label_png(target, read_label_png(Path(self.proxies) / f"{image_id}.png"))
+                write_label_png(target, read_label_png(Path(self.proxies) / f"{image_id}.png", k), k)
         return {"imported": len(ids)}
 
 

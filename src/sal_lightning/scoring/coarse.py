@@ -71,7 +71,7 @@ def score_samples(samples: Sequence[dict[str, Any]], config: CoarseConfig) -> di
     """AC, CD and SC of a list of samples as :class:`CoarseScoringDataset` yields them.
 
     Each sample: ``id`` str, ``image`` uint8 ``[3, H, W]``, ``proxy`` uint8 ``[H, W]``,
-    ``reference`` bool ``[H, W]``, ``tags`` float ``[20]`` (sizes may differ between samples).
+    ``reference`` bool ``[H, W]``, ``tags`` float ``[C]`` (sizes may differ between samples).
     Returns ``{"id": [...], "ac": [N], "cd": [N], "sc": [N]}`` (float32, on the samples' device),
     in input order.
     """

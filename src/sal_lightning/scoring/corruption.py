@@ -62,7 +62,8 @@ def corrupt_labels(
 ) -> np.ndarray:
     """A corrupted copy of a ground-truth label map uint8 ``[H, W]`` (module docstring); uint8 ``[H, W]``.
 
-    Labels are 0 (background), ``1..num_foreground`` and ``ignore_index`` (void).
+    Labels are 0 (background), ``1..num_foreground`` (C: 20 for VOC, 80 for COCO) and
+    ``ignore_index`` (void).
     """
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"labels: expected uint8 [H, W], got {labels.dtype} {labels.shape}")

@@ -9,12 +9,13 @@ fails in the first second whether it came from Python, a YAML file or a command 
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
 from sal_lightning.nn.weights import WEIGHT_SUFFIXES
 
 
@@ -38,6 +39,18 @@ def check_positive(argument: str, values: Sequence[float]) -> None:
     """Raise ``ValueError`` unless ``values`` holds one or more positive numbers."""
     if not values or not all(isinstance(x, int | float) and x > 0 for x in values):
         raise ValueError(f"{argument}: expected one or more positive numbers, got {values!r}")
+
+
+def model_classes(root: str | os.PathLike[str], model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The class settings a stage gives its model: ``num_classes`` (K) and ``class_names`` from
+    the root's class list (its ``classes.txt``, VOC's 21 without one), unless ``model`` (the
+    user's model settings) sets ``num_classes`` itself; then nothing, and a count that differs
+    from the data's stops the run at ``setup``
+    (:func:`~sal_lightning.models.data_classes.check_data_classes`)."""
+    if model is not None and model.get("num_classes") is not None:
+        return {}
+    classes = root_classes(root)
+    return {"num_classes": len(classes), "class_names": list(classes)}
 
 
 def check_split(root: str, split: str | None, argument: str) -> list[str]:

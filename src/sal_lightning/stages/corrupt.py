@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.io import read_label_png, write_label_png
-from sal_lightning.data.layout import find_gt_mask, resolve_ids, resolve_voc_root
+from sal_lightning.data.layout import find_gt_mask, resolve_ids, resolve_voc_root, root_classes
 from sal_lightning.scoring.corruption import CORRUPTIONS, STRENGTHS, Corruption, corrupt_labels
 
 PathLike = str | os.PathLike[str]
@@ -45,14 +45,16 @@ def make_corrupted_proxies(
     if missing:
         raise FileNotFoundError(f"{voc}: {len(missing)} ids have no ground-truth mask, e.g. {missing[:5]}")
     folder = Path(out)
+    num_classes = len(root_classes(voc))  # K of the root's class list (classes.txt, else VOC's 21)
     done: dict[str, tuple[str, float]] = {}
     children = np.random.SeedSequence(seed).spawn(len(ids))
     for image_id, child in tqdm(list(zip(ids, children, strict=True)), desc="corrupt", disable=not progress):
         rng = np.random.default_rng(child)
         op = ops[int(rng.integers(len(ops)))]
         strength = float(rng.uniform(*STRENGTHS[op]))
-        labels = read_label_png(gts[image_id])  # type: ignore[arg-type]
-        write_label_png(folder / f"{image_id}.png", corrupt_labels(labels, op, strength, rng))
+        labels = read_label_png(gts[image_id], num_classes)  # type: ignore[arg-type]
+        corrupted = corrupt_labels(labels, op, strength, rng, num_classes - 1)
+        write_label_png(folder / f"{image_id}.png", corrupted, num_classes)
         done[image_id] = (op, strength)
     atomic_write_text(folder / "corruptions.json", json.dumps(done, indent=1, sort_keys=True) + "\n")
     return done

@@ -7,7 +7,7 @@ Each method of :class:`Step1` does one sub-step in a work folder and can be call
     workdir/
       cam.ckpt            CAMClassifier weights                      Step1.train_cam()
       cams/<id>.npz       tagged classes' CAMs (data.io.write_cams)   Step1.extract_cams()
-      seeds/<id>.png      seeds: 0 bg, 1..20, 255 unlabelled         Step1.make_seeds()
+      seeds/<id>.png      seeds: 0 bg, 1..C, 255 unlabelled          Step1.make_seeds()
       proxynet.ckpt       ProxyNet weights                           Step1.train_proxy_net()
       proxies/<id>.png    proxy annotations G_i                      Step1.predict_proxies()
       p1/proxies/<id>.png ProxyNet on the evaluation split, no tags  run_proxies(val_split=...)
@@ -37,10 +37,11 @@ from sal_lightning._atomic import atomic_write_text
 from sal_lightning.callbacks.writers import CAMWriter, SegmentationPredictionWriter
 from sal_lightning.data.datamodules import VOCClassificationDataModule, VOCSegmentationDataModule
 from sal_lightning.data.io import read_cams, read_gray_png, write_id_list, write_label_png
-from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
 from sal_lightning.losses import seeds_from_cams
 from sal_lightning.models.cam import CAMClassifier
 from sal_lightning.models.proxy import ProxyNet
+from sal_lightning.stages.checks import model_classes
 from sal_lightning.stages.proxy_config import ProxyConfig, check_networks
 from sal_lightning.stages.quality import label_quality
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
@@ -127,6 +128,7 @@ class Step1:
         config = self.config
         seed_everything(config.seed)  # the initial weights too
         model = CAMClassifier(
+            num_classes=len(root_classes(self.root)),
             **config.network("cam"),
             lr=config.cam_lr,
             cam_scales=tuple(config.cam_scales),
@@ -164,17 +166,18 @@ class Step1:
         """Write ``workdir/seeds/<id>.png`` from the CAMs (and the saliency PNGs, when given)."""
         config, out, cam_dir = self.config, self.workdir / "seeds", self.workdir / "cams"
         ids = read_split(resolve_voc_root(self.root), self.split)
+        num_classes = len(root_classes(self.root))
         for image_id in tqdm(ids, desc="seeds", unit="img", disable=len(ids) < 200):
             target = out / f"{image_id}.png"
             if target.is_file():
                 continue
-            cams = torch.from_numpy(read_cams(cam_dir / f"{image_id}.npz"))
+            cams = torch.from_numpy(read_cams(cam_dir / f"{image_id}.npz", num_classes - 1))
             tags = (cams.flatten(1).amax(1) > 0).float()
             seeds = seeds_from_cams(
                 cams[None], tags[None], self._saliency(image_id, cams.shape[1:]), config.fg_ratio,
                 config.bg_saliency, config.bg_quantile,
             )  # fmt: skip
-            write_label_png(target, seeds[0].numpy().astype(np.uint8))
+            write_label_png(target, seeds[0].numpy().astype(np.uint8), num_classes)
         return out
 
     def _saliency(self, image_id: str, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -192,6 +195,7 @@ class Step1:
         config = self.config
         seed_everything(config.seed)  # the initial weights too
         model = ProxyNet(
+            **model_classes(self.root),
             **config.network("proxy"),
             balanced_seed_loss=config.balanced_seed_loss,
             expand_weight=config.expand_weight,

@@ -20,8 +20,8 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from sal_lightning.data.io import check_unique_ids, read_label_png
-from sal_lightning.data.layout import GT_DIRS, find_gt_mask, resolve_voc_root
-from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES, VOC_CLASSES
+from sal_lightning.data.layout import GT_DIRS, find_gt_mask, resolve_voc_root, root_classes
+from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.models.metrics import confusion_matrix_metric, iou_from_confusion, mean_iou
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
 
@@ -53,16 +53,20 @@ def label_quality(
     root: PathLike,
     ids: Sequence[str],
     gt_dirs: Sequence[str] = GT_DIRS,
-    num_classes: int = NUM_CLASSES,
-    class_names: Sequence[str] = VOC_CLASSES,
+    class_names: Sequence[str] | None = None,
 ) -> LabelQuality:
     """Score the label maps ``<labels>/<id>.png`` against the ground truth of ``root`` (ids without
     a ground-truth mask are skipped).
+
+    ``class_names``: the K classes, background first (default: the root's ``classes.txt``, else
+    VOC's 21); label values ``0..K-1`` and 255.
 
     Predicted 255 (unlabelled) is an extra confusion column, so it lowers each class's IoU like a
     miss but never counts as a wrong class; ground-truth 255 pixels are left out.
     """
     voc, folder = resolve_voc_root(root), Path(labels)
+    class_names = root_classes(voc) if class_names is None else tuple(class_names)
+    num_classes = len(class_names)
     metric = confusion_matrix_metric(num_classes + 1, IGNORE_INDEX)  # column K: unlabelled
     images = missing = 0
     for image_id in tqdm(ids, desc="scoring", unit="img", disable=len(ids) < 200):
@@ -70,8 +74,8 @@ def label_quality(
         if gt_path is None:
             missing += 1
             continue
-        pred = torch.from_numpy(read_label_png(folder / f"{image_id}.png").astype(np.int64))
-        gt = torch.from_numpy(read_label_png(gt_path).astype(np.int64))
+        pred = torch.from_numpy(read_label_png(folder / f"{image_id}.png", num_classes).astype(np.int64))
+        gt = torch.from_numpy(read_label_png(gt_path, num_classes).astype(np.int64))
         if pred.shape != gt.shape:
             raise ValueError(f"{folder / image_id}.png: size {tuple(pred.shape)} differs from {gt_path}")
         metric.update(torch.where(pred == IGNORE_INDEX, num_classes, pred)[None], gt[None])
@@ -96,11 +100,27 @@ class TrueQuality:
 
     Attributes:
         ac: id -> true AC (float).
-        confusion: id -> ``[21, 21]`` int64 pixel counts (rows = ground truth, columns = proxy).
+        confusion: id -> int64 pixel counts (rows = ground truth, columns = proxy): ``[n, n]`` over
+            the ``n`` classes of ``classes[id]`` (those in either mask, a few per image whatever K
+            is: 82k COCO images hold kilobytes, not 81 x 81 tables each), or ``[K, K]`` over every
+            class when ``classes`` is ``None``.
+        classes: id -> long ``[n]``, the label values of the rows / columns of ``confusion[id]``.
     """
 
     ac: dict[str, float]
     confusion: dict[str, torch.Tensor]
+    classes: dict[str, torch.Tensor] | None = None
+
+    def pooled(self, ids: Sequence[str]) -> torch.Tensor:
+        """The summed confusion of ``ids``, int64 ``[K', K']`` (K': the largest label seen + 1)."""
+        if self.classes is None:
+            return torch.stack([self.confusion[i] for i in ids]).sum(0)
+        size = 1 + max((int(self.classes[i].max()) for i in ids if len(self.classes[i])), default=0)
+        total = torch.zeros(size, size, dtype=torch.long)
+        for i in ids:
+            index = self.classes[i]
+            total[index[:, None], index[None, :]] += self.confusion[i]
+        return total
 
 
 def true_quality(
@@ -113,18 +133,23 @@ def true_quality(
     """True AC and confusion matrix of every proxy ``<proxies>/<id>.png`` against its ground truth.
 
     Ground truth comes from ``SegmentationClass/`` (else ``SegmentationClassAug/``) under the VOC
-    root; its void pixels (255) are removed from both masks before AC and from the confusion.
+    root; its void pixels (255) are removed from both masks before AC and from the confusion. Label
+    values are checked against the root's class list; each confusion covers only the classes of
+    its image (see :class:`TrueQuality`).
     """
     voc = resolve_voc_root(root)
+    num_classes = len(root_classes(voc))
     ids = check_unique_ids(list(ids), "ids")
     missing = [i for i in ids if find_gt_mask(voc, i) is None]
     if missing:
         raise FileNotFoundError(f"{voc}: {len(missing)} ids have no ground-truth mask, e.g. {missing[:5]}")
     ac: dict[str, float] = {}
     confusion: dict[str, torch.Tensor] = {}
+    classes: dict[str, torch.Tensor] = {}
     for image_id in tqdm(ids, desc="true quality", unit="img", disable=not progress):
-        gt = torch.tensor(read_label_png(find_gt_mask(voc, image_id)), dtype=torch.long)  # type: ignore[arg-type]
-        proxy = torch.tensor(read_label_png(Path(proxies) / f"{image_id}.png"), dtype=torch.long)
+        gt_labels = read_label_png(find_gt_mask(voc, image_id), num_classes)  # type: ignore[arg-type]
+        gt = torch.tensor(gt_labels, dtype=torch.long)
+        proxy = torch.tensor(read_label_png(Path(proxies) / f"{image_id}.png", num_classes), dtype=torch.long)
         if gt.shape != proxy.shape:
             raise ValueError(
                 f"{proxies}/{image_id}.png: size {tuple(proxy.shape)} differs from the ground truth"
@@ -133,11 +158,15 @@ def true_quality(
         ref = (gt > 0) & valid
         fg = (proxy > 0) & (proxy != IGNORE_INDEX) & valid
         ac[image_id] = float(boundary_accuracy(ref, fg, definition=definition))
-        pred = torch.where(proxy == IGNORE_INDEX, torch.zeros_like(proxy), proxy)
+        pred = torch.where(proxy == IGNORE_INDEX, torch.zeros_like(proxy), proxy)[valid]
+        present = torch.unique(torch.cat([pred, gt[valid], torch.zeros(1, dtype=torch.long)]))
+        lookup = torch.zeros(num_classes, dtype=torch.long)
+        lookup[present] = torch.arange(len(present))
         confusion[image_id] = multiclass_confusion_matrix(
-            pred.flatten(), gt.flatten(), NUM_CLASSES, ignore_index=IGNORE_INDEX, validate_args=False
+            lookup[pred], lookup[gt[valid]], len(present), validate_args=False
         ).long()
-    return TrueQuality(ac, confusion)
+        classes[image_id] = present
+    return TrueQuality(ac, confusion, classes)
 
 
 def has_ground_truth(root: PathLike, ids: Sequence[str]) -> bool:

@@ -23,9 +23,10 @@ import numpy as np
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning._versions import library_versions
+from sal_lightning.data.classes import CLASSES_FILE, palette
 from sal_lightning.data.io import read_image, read_label_png, read_scores
-from sal_lightning.data.layout import find_gt_mask, read_split, resolve_voc_root
-from sal_lightning.data.voc import IGNORE_INDEX, VOC_CLASSES, VOC_PALETTE
+from sal_lightning.data.layout import find_gt_mask, read_split, resolve_voc_root, root_classes
+from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.stages.checks import check_at_least, check_share
 from sal_lightning.stages.evaluate import summarise
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, true_quality
@@ -131,13 +132,17 @@ def measured_with(runs: Mapping[str, Mapping[str, float]]) -> str:
     )
 
 
-def _colour(labels: np.ndarray) -> np.ndarray:
-    return VOC_PALETTE[np.where(labels == IGNORE_INDEX, 255, labels)]
+def classes_line(voc: Path) -> str:
+    """The report's sentence naming the root's classes (its ``classes.txt``, else VOC's)."""
+    classes = root_classes(voc)
+    where = f"`{CLASSES_FILE}`" if (voc / CLASSES_FILE).is_file() else f"VOC's (no `{CLASSES_FILE}`)"
+    return f"Classes: {len(classes) - 1} foreground classes, {where}: {', '.join(classes[1:])}.\n"
 
 
 def plot_overlays(root: str, ids: Sequence[str], columns: Mapping[str, Path], path: Path) -> Path:
     """A grid: one row per image (image, ground truth, then each prediction folder in ``columns``),
-    with a legend of the colours of the classes shown (VOC palette)."""
+    with a legend of the colours and names of the classes shown (the root's class list and
+    palette: VOC's without a ``classes.txt``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,29 +150,30 @@ def plot_overlays(root: str, ids: Sequence[str], columns: Mapping[str, Path], pa
     from matplotlib.patches import Patch
 
     voc = resolve_voc_root(root)
+    classes = root_classes(voc)
+    colours = palette(len(classes))
     titles = ["image", "ground truth", *columns]
     rows = []
     for image_id in ids:
         gt = find_gt_mask(voc, image_id)
         image = read_image(voc / "JPEGImages" / f"{image_id}.jpg")
-        truth = read_label_png(gt) if gt is not None else None
-        rows.append(
-            (image, truth, [read_label_png(folder / f"{image_id}.png") for folder in columns.values()])
-        )
+        truth = read_label_png(gt, len(classes)) if gt is not None else None
+        preds = [read_label_png(folder / f"{image_id}.png", len(classes)) for folder in columns.values()]
+        rows.append((image, truth, preds))
     shown = sorted(
         {int(v) for _, truth, preds in rows for m in [truth, *preds] if m is not None for v in np.unique(m)}
     )
-    names = {**dict(enumerate(VOC_CLASSES)), IGNORE_INDEX: "void / ignored"}
+    names = {**dict(enumerate(classes)), IGNORE_INDEX: "void / ignored"}
     handles = [
-        Patch(facecolor=VOC_PALETTE[label] / 255.0, edgecolor="0.5", label=names.get(label, str(label)))
+        Patch(facecolor=colours[label] / 255.0, edgecolor="0.5", label=names.get(label, str(label)))
         for label in shown
     ]
     legend_height = 0.3 + 0.22 * math.ceil(len(handles) / 5)
     height = 2.0 * len(ids) + legend_height
     fig, axes = plt.subplots(len(ids), len(titles), figsize=(2.0 * len(titles), height), squeeze=False)
     for row, (image, truth, preds) in enumerate(rows):
-        panels = [image, _colour(truth) if truth is not None else np.zeros_like(image)]
-        panels += [_colour(pred) for pred in preds]
+        panels = [image, colours[truth] if truth is not None else np.zeros_like(image)]
+        panels += [colours[pred] for pred in preds]
         for ax, panel, title in zip(axes[row], panels, titles, strict=True):
             ax.imshow(panel)
             ax.set_axis_off()
@@ -273,10 +279,11 @@ def write_report(
     figures = work / "figures"
     runs: dict[str, dict[str, float]] = json.loads((work / "evaluation" / "results.json").read_text())
     summary = summarise(runs)
-    report: dict[str, Any] = {"ablation": summary, "runs": runs}
+    report: dict[str, Any] = {"ablation": summary, "runs": runs, "classes": list(root_classes(voc))}
     lines = [
         "# SAL-Net pipeline report\n",
         f"Data: `{root}` (proxies for split `{split}`, evaluation on `{val_split}`){_synthetic_note(voc)}.\n",
+        classes_line(voc),
         *_ablation(runs),
     ]
     step1 = work / "step1" / "proxies.json"

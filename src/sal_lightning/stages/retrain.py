@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from sal_lightning.data.datamodules import VOCSegmentationDataModule
 from sal_lightning.models.segmenter import SALSegmenter
-from sal_lightning.stages.checks import build_on_meta, check_at_least, check_crf, check_kwargs
+from sal_lightning.stages.checks import (
+    build_on_meta,
+    check_at_least,
+    check_crf,
+    check_kwargs,
+    model_classes,
+)
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
 
 PathLike = str | os.PathLike[str]
@@ -118,7 +124,8 @@ def retrain(
             continue
         seed_everything(seed)
         model = SALSegmenter(
-            **{**settings.model, "use_selection": scores is not None, "use_attention": use_attention}
+            **model_classes(root, settings.model),
+            **{**settings.model, "use_selection": scores is not None, "use_attention": use_attention},
         )
         data = VOCSegmentationDataModule(
             str(root),

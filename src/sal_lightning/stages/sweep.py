@@ -66,8 +66,7 @@ def tau_sweep(
     def pooled_miou(chosen: Sequence[str]) -> float:
         if not chosen:
             return math.nan
-        total = torch.stack([truth.confusion[i] for i in chosen]).sum(0)  # type: ignore[union-attr]
-        return float(mean_iou(iou_from_confusion(total)))
+        return float(mean_iou(iou_from_confusion(truth.pooled(chosen))))  # type: ignore[union-attr]
 
     for tau in taus:
         chosen = [i for i, v in zip(ids, values, strict=True) if v >= tau]

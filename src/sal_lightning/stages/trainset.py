@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.io import read_image, read_label_png, read_reference, read_scores
-from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root
+from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root, root_classes
 from sal_lightning.data.proxy_data import proxy_foreground
 from sal_lightning.data.scorer_data import write_scorer_samples
 from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
@@ -28,6 +28,9 @@ PathLike = str | os.PathLike[str]
 
 class ProxySource:
     """Reads images, proxies and reference masks by id from a VOC root and two folders.
+
+    The proxies' label values are checked against the root's class list (its ``classes.txt``,
+    VOC's 21 classes without one); a sample's mask is the proxy's foreground, whatever its class.
 
     ``load(image_id)`` returns a :class:`ProxyRecord` (AC computed with ``coarse`` unless given in
     ``ac``).
@@ -42,6 +45,7 @@ class ProxySource:
         ac: Mapping[str, float] | None = None,
     ) -> None:
         self.images = resolve_voc_root(root) / "JPEGImages"
+        self.num_classes = len(root_classes(root))  # K of the proxies' label values
         self.proxies = Path(proxies)
         self.references = Path(references)
         self.coarse = coarse or CoarseConfig()
@@ -55,7 +59,7 @@ class ProxySource:
 
     def load(self, image_id: str) -> ProxyRecord:
         image = read_image(self.images / f"{image_id}.jpg")
-        labels = read_label_png(self.proxies / f"{image_id}.png")
+        labels = read_label_png(self.proxies / f"{image_id}.png", self.num_classes)
         reference = read_reference(self.references / f"{image_id}.png")
         if labels.shape != image.shape[:2] or reference.shape != image.shape[:2]:
             raise ValueError(
