@@ -23,6 +23,8 @@ def test_summary_and_verdict() -> None:
     assert "P3 (coarse selection (SC)) is within" not in text  # one seed: no spread to compare with
     table = ablation_table(summary, runs)
     assert "| P2 | retrain on all proxies | 52.0 ± 2.8 | 2 | 50.0, 54.0 | 62.2 |" in table
+    oracle = ablation_table(summarise({"oracle": {"seed0": 0.7}}), {"oracle": {"seed0": 0.7}})
+    assert oracle.endswith("| 70.0 | 1 | 70.0 | - |")  # the paper has no oracle row
     assert verdict({"P3": summary["P3"]}).startswith("P2 was not run")
 
 

@@ -180,8 +180,10 @@ class _VOCDataModule(_LoaderModule):
     def classes(self) -> tuple[str, ...]:
         """The root's class list, background first: its ``classes.txt``, else VOC's 21 names
         (read when asked, so a root that ``download`` is still to fetch is not read early)."""
-        return root_classes(self.root) if self.download and not Path(self.root).exists() else (
-            root_classes(self.voc_root)
+        return (
+            root_classes(self.root)
+            if self.download and not Path(self.root).exists()
+            else (root_classes(self.voc_root))
         )
 
     @property

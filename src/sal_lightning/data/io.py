@@ -32,7 +32,6 @@ SCORE_COLUMNS: tuple[str, ...] = ("image_id", "ac", "cd", "sc", "p", "sf", "weig
 """Columns of ``scores.csv`` (DESIGN section 4); every column but ``image_id`` is a float, empty = NaN."""
 
 
-
 @functools.lru_cache(maxsize=8)
 def _palette_bytes(num_classes: int) -> bytes:
     """The PNG palette of a ``num_classes``-class dataset: VOC's own (all 256 rows) up to 21 classes,

@@ -75,9 +75,10 @@ def ablation_table(
     for variant, s in summary.items():
         spread = f" ± {100 * s['std']:.1f}" if s["runs"] > 1 else ""
         per_seed = ", ".join(f"{100 * v:.1f}" for v in runs[variant].values())
+        paper = f"{PAPER_TABLE_VI[variant]:.1f}" if variant in PAPER_TABLE_VI else "-"  # oracle: none
         lines.append(
             f"| {variant} | {describe(variant)} | {100 * s['mean']:.1f}{spread} | "
-            f"{int(s['runs'])} | {per_seed} | {PAPER_TABLE_VI.get(variant, math.nan):.1f} |"
+            f"{int(s['runs'])} | {per_seed} | {paper} |"
         )
     return "\n".join(lines)
 
