@@ -126,10 +126,12 @@ def main() -> None:
             small, large = (r for r in rows if r["stage"] == kind)
             growth = (large["peak_rss"] - small["peak_rss"]) / (large["images"] - small["images"])
             print(
-                f"{kind}: peak RSS grows {growth:.0f} bytes per image from {small['images']} to {large['images']}"
+                f"{kind}: peak RSS grows {growth:.0f} bytes per image "
+                f"from {small['images']} to {large['images']}"
             )
         print(
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{platform.platform()}"
         )
         print(f"versions: Python {platform.python_version()}, {_versions()}")
         (work / "bench_scale.json").write_text(json.dumps(rows, indent=2))
