@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+
+# The tests' tensors are tiny: one intra-op thread per process is as fast, and it keeps the
+# subprocess tests (two DDP ranks, the pipeline and demo commands) from fighting over the cores.
+# On a shared 2-core machine torch's default of two threads made the suite several times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import shutil  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from sal_lightning.data.synthetic import make_synthetic_voc
+from sal_lightning.data.synthetic import make_synthetic_voc  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
