@@ -54,7 +54,9 @@ def _conv_bn(state: dict[str, torch.Tensor], name: str, x: torch.Tensor, stride:
     if calibrate:  # "sensible" statistics: those of this very input, so activations stay O(1)
         state[f"{name}.bn.running_mean"] = y.mean((0, 2, 3))
         state[f"{name}.bn.running_var"] = y.var((0, 2, 3), unbiased=False) + 0.1
-    mean, var, gamma, beta = (state[f"{name}.bn.{k}"].to(x.dtype) for k in ("running_mean", "running_var", "weight", "bias"))
+    mean, var, gamma, beta = (
+        state[f"{name}.bn.{k}"].to(x.dtype) for k in ("running_mean", "running_var", "weight", "bias")
+    )
     return F.batch_norm(y, mean, var, gamma, beta, training=False, eps=1e-5)
 
 
@@ -100,7 +102,9 @@ def caffe_state_dict(seed: int = 0, fc_classes: int | None = 91) -> OrderedDict[
     state: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name, cin, cout, kernel, _, _ in _units():
         fan_in = cin * kernel * kernel
-        state[f"{name}.conv.weight"] = torch.randn(cout, cin, kernel, kernel, generator=generator) * (2 / fan_in) ** 0.5
+        state[f"{name}.conv.weight"] = (
+            torch.randn(cout, cin, kernel, kernel, generator=generator) * (2 / fan_in) ** 0.5
+        )
         state[f"{name}.bn.weight"] = 1 + 0.1 * torch.randn(cout, generator=generator)
         state[f"{name}.bn.bias"] = 0.1 * torch.randn(cout, generator=generator)
         state[f"{name}.bn.running_mean"] = torch.zeros(cout)
@@ -112,7 +116,9 @@ def caffe_state_dict(seed: int = 0, fc_classes: int | None = 91) -> OrderedDict[
     return state
 
 
-def calibrated_state_dict(seed: int = 0, fc_classes: int | None = 91, size: int = 65) -> OrderedDict[str, torch.Tensor]:
+def calibrated_state_dict(
+    seed: int = 0, fc_classes: int | None = 91, size: int = 65
+) -> OrderedDict[str, torch.Tensor]:
     """:func:`caffe_state_dict` with batch-norm statistics set from a random batch of ``size``
     pixels, so that features stay of order one (as those of real weights do)."""
     state = caffe_state_dict(seed, fc_classes)
@@ -121,7 +127,9 @@ def calibrated_state_dict(seed: int = 0, fc_classes: int | None = 91, size: int 
     return state
 
 
-def with_aspp(state: dict[str, torch.Tensor], num_classes: int, prefix: str = "base.") -> OrderedDict[str, torch.Tensor]:
+def with_aspp(
+    state: dict[str, torch.Tensor], num_classes: int, prefix: str = "base."
+) -> OrderedDict[str, torch.Tensor]:
     """A trained DeepLab v2 file: the trunk and ``aspp.c0..c3`` (no fc), under ``prefix``."""
     generator = torch.Generator().manual_seed(7)
     out: OrderedDict[str, torch.Tensor] = OrderedDict(

@@ -64,7 +64,9 @@ def test_the_coco_init_loads_every_tensor_and_gives_the_reference_features(
         model = build_deeplab(BACKBONE, num_classes=21, encoder_weights=path).eval()
     trunk = model.trunk.state_dict()
     assert all(torch.equal(trunk[k], v) for k, v in state.items() if not k.startswith("fc."))
-    assert model.frozen_bn and not any(m.training for m in model.trunk.modules() if isinstance(m, nn.BatchNorm2d))
+    assert model.frozen_bn and not any(
+        m.training for m in model.trunk.modules() if isinstance(m, nn.BatchNorm2d)
+    )
     # in float64, so that the comparison measures the network, not float32's rounding of the
     # 0..255 input (4.6e-5, which 101 layers amplify to about 3e-3 with these random weights)
     x = torch.randn(2, 3, 65, 57, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
@@ -81,7 +83,9 @@ def test_the_coco_init_loads_every_tensor_and_gives_the_reference_features(
     torch.testing.assert_close(features32, same_input, rtol=1e-4, atol=1e-4)
 
 
-def test_trained_files_load_with_base_and_module_prefixes(coco_init: tuple[dict[str, torch.Tensor], Path], tmp_path: Path) -> None:
+def test_trained_files_load_with_base_and_module_prefixes(
+    coco_init: tuple[dict[str, torch.Tensor], Path], tmp_path: Path
+) -> None:
     state, _ = coco_init
     x = torch.randn(1, 3, 49, 49, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     features = reference_features(state, x)
@@ -108,7 +112,9 @@ def test_trained_files_load_with_base_and_module_prefixes(coco_init: tuple[dict[
         torch.testing.assert_close(out.low_res_logits, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_a_classifier_of_another_class_count_is_skipped(coco_init: tuple[dict[str, torch.Tensor], Path], tmp_path: Path) -> None:
+def test_a_classifier_of_another_class_count_is_skipped(
+    coco_init: tuple[dict[str, torch.Tensor], Path], tmp_path: Path
+) -> None:
     state, _ = coco_init
     path = tmp_path / "deeplabv2_resnet101_msc-vocaug-20000.pth"
     torch.save(with_aspp(state, 21), path)
@@ -118,7 +124,10 @@ def test_a_classifier_of_another_class_count_is_skipped(coco_init: tuple[dict[st
     with pytest.warns(UserWarning, match="has 21 classes, the model 81"):
         assert load_weights(model, path) == "backbone"
     assert torch.equal(model.aspp["c0"].weight, head)
-    assert torch.equal(model.trunk.state_dict()["layer5.block3.increase.bn.running_var"], state["layer5.block3.increase.bn.running_var"])
+    assert torch.equal(
+        model.trunk.state_dict()["layer5.block3.increase.bn.running_var"],
+        state["layer5.block3.increase.bn.running_var"],
+    )
 
 
 def test_wrong_files_are_refused_with_the_count_of_matched_tensors(
@@ -127,18 +136,24 @@ def test_wrong_files_are_refused_with_the_count_of_matched_tensors(
     state, _ = coco_init
     torchvision_file = tmp_path / "resnet101.pth"
     torch.save(torchvision.models.resnet101().state_dict(), torchvision_file)
-    with pytest.raises(ValueError, match=r"matched 0 of 520 backbone tensors.*torchvision / smp ResNet layout"):
+    with pytest.raises(
+        ValueError, match=r"matched 0 of 520 backbone tensors.*torchvision / smp ResNet layout"
+    ):
         build_deeplab(BACKBONE, encoder_weights=torchvision_file)
     partial = dict(state)
     del partial["layer4.block23.conv3x3.conv.weight"]
     partial["layer2.block1.reduce.bn.weight"] = torch.ones(3)
     partial_file = tmp_path / "partial.pth"
     torch.save(partial, partial_file)
-    with pytest.raises(ValueError, match=r"matched 518 of 520 .*1 missing.*layer4\.block23.*1 of another shape"):
+    with pytest.raises(
+        ValueError, match=r"matched 518 of 520 .*1 missing.*layer4\.block23.*1 of another shape"
+    ):
         build_deeplab(BACKBONE, encoder_weights=partial_file)
     caffe_file = tmp_path / "coco.pth"
     torch.save(with_aspp(state, 21), caffe_file)
-    with pytest.raises(ValueError, match=r"matched 0 of \d+ backbone tensors.*read by deeplabv2_caffe_resnet101"):
+    with pytest.raises(
+        ValueError, match=r"matched 0 of \d+ backbone tensors.*read by deeplabv2_caffe_resnet101"
+    ):
         build_deeplab("deeplabv2_resnet101", encoder_weights=caffe_file)
 
 
@@ -165,16 +180,32 @@ def test_the_input_space_conversion_is_the_hand_computation() -> None:
     space = build_deeplab("deeplabv2_resnet18", input_space="bgr_caffe").input_space
     torch.testing.assert_close(space(x), to_caffe_space(x), rtol=0, atol=1e-4)
     # by hand, one pixel: RGB in 0..1 from the ImageNet normalisation, then BGR * 255 - mean
-    r, g, b = (float(x[0, c, 1, 2]) * s + m for c, s, m in zip(range(3), (0.229, 0.224, 0.225), (0.485, 0.456, 0.406)))
+    r, g, b = (
+        float(x[0, c, 1, 2]) * s + m
+        for c, s, m in zip(range(3), (0.229, 0.224, 0.225), (0.485, 0.456, 0.406), strict=True)
+    )
     expected = torch.tensor([b * 255 - 104.008, g * 255 - 116.669, r * 255 - 122.675])
     torch.testing.assert_close(space(x)[0, :, 1, 2], expected, rtol=0, atol=1e-4)
     # other batch statistics: the conversion starts from them
-    custom = build_deeplab("deeplabv2_resnet18", input_space="bgr_caffe", pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25))
-    torch.testing.assert_close(custom.input_space(x), (x.flip(1) * 0.25 + 0.5) * 255 - torch.tensor([104.008, 116.669, 122.675]).view(3, 1, 1))
+    custom = build_deeplab(
+        "deeplabv2_resnet18",
+        input_space="bgr_caffe",
+        pixel_mean=(0.5, 0.5, 0.5),
+        pixel_std=(0.25, 0.25, 0.25),
+    )
+    torch.testing.assert_close(
+        custom.input_space(x),
+        (x.flip(1) * 0.25 + 0.5) * 255 - torch.tensor([104.008, 116.669, 122.675]).view(3, 1, 1),
+    )
     imagenet = build_deeplab("deeplabv2_resnet18").input_space
     assert imagenet.identity and imagenet(x) is x
-    back = build_deeplab("deeplabv2_resnet18", pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25)).input_space
-    mean, std = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1), torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1)
+    back = build_deeplab(
+        "deeplabv2_resnet18", pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25)
+    ).input_space
+    mean, std = (
+        torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1),
+        torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1),
+    )
     torch.testing.assert_close(back(x), ((x * 0.25 + 0.5) - mean) / std)
     with pytest.raises(ValueError, match="input_space: expected one of"):
         build_deeplab("deeplabv2_resnet18", input_space="yuv")

@@ -229,7 +229,9 @@ def test_weight_file_errors(tmp_path: Path, reference_smp: tuple[smp.DeepLabV3, 
     net, path = reference_smp  # 5 classes: the classifier keeps its initialisation, the rest loads
     with pytest.warns(UserWarning, match=r"has 5 classes, the model 21: \['segmentation_head\.0\.weight'"):
         other = build_deeplab("deeplabv3_resnet18", num_classes=21, decoder_channels=16, encoder_weights=path)
-    assert torch.equal(other.state_dict()["decoder.aspp.convs.0.0.weight"], net.state_dict()["decoder.aspp.convs.0.0.weight"])
+    assert torch.equal(
+        other.state_dict()["decoder.aspp.convs.0.0.weight"], net.state_dict()["decoder.aspp.convs.0.0.weight"]
+    )
     with pytest.raises(ValueError, match=r"head tensor decoder\..* has shape"):
         build_deeplab("deeplabv3_resnet18", num_classes=5, decoder_channels=32, encoder_weights=path)
     with pytest.raises(FileNotFoundError, match="encoder_weights: no such file"):

@@ -29,6 +29,7 @@ from sal_lightning._download import download_file
 from sal_lightning.data.io import PathLike
 from sal_lightning.data.layout import resolve_voc_root
 
+
 @dataclass(frozen=True)
 class Archive:
     """One downloadable archive.

@@ -35,7 +35,13 @@ class ConvBN(nn.Module):
     """Convolution without bias, batch norm, optional ReLU: ``[B, C_in, H, W] -> [B, C_out, H', W']``."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, dilation: int = 1, relu: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int = 1,
+        dilation: int = 1,
+        relu: bool = True,
     ) -> None:
         super().__init__()
         padding = dilation * (kernel // 2)
@@ -51,7 +57,9 @@ class ConvBN(nn.Module):
 class CaffeBottleneck(nn.Module):
     """MSRA bottleneck: ``relu(increase(conv3x3(reduce(x))) + shortcut(x))``, stride in ``reduce``."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, dilation: int, project: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, dilation: int, project: bool
+    ) -> None:
         super().__init__()
         mid = out_channels // _EXPANSION
         self.reduce = ConvBN(in_channels, mid, 1, stride=stride)
@@ -111,13 +119,17 @@ class CaffeResNet(nn.Module):
         if len(blocks) != 4 or any(b < 1 for b in blocks):
             raise ValueError(f"blocks: expected four positive block counts, got {tuple(blocks)}")
         widths = (256, 512, 1024, 2048)
-        strides, dilations = ((1, 2, 1, 1), (1, 1, 2, 4)) if output_stride == 8 else ((1, 2, 2, 1), (1, 1, 1, 2))
+        strides, dilations = (
+            ((1, 2, 1, 1), (1, 1, 2, 4)) if output_stride == 8 else ((1, 2, 2, 1), (1, 1, 1, 2))
+        )
         self.output_stride = output_stride
         self.out_channels = widths[-1]
         self.layer1 = CaffeStem(64)
         in_channels = 64
         for k in range(4):
-            setattr(self, f"layer{k + 2}", _layer(blocks[k], in_channels, widths[k], strides[k], dilations[k]))
+            setattr(
+                self, f"layer{k + 2}", _layer(blocks[k], in_channels, widths[k], strides[k], dilations[k])
+            )
             in_channels = widths[k]
 
     def forward(self, x: Tensor) -> Tensor:

@@ -127,8 +127,9 @@ class DeepLabV2(DeepLab):
 
 
 class CaffeDeepLabV2(DeepLab):
-    """DeepLab v2 on the MSRA / Caffe ResNet-101: ``trunk`` (:class:`~sal_lightning.nn.caffe_resnet.CaffeResNet`)
-    and ``aspp.c0`` .. ``aspp.c3``, the layout of ``kazuto1011/deeplab-pytorch``'s ``DeepLabV2``.
+    """DeepLab v2 on the MSRA / Caffe ResNet-101: ``trunk``
+    (:class:`~sal_lightning.nn.caffe_resnet.CaffeResNet`) and ``aspp.c0`` .. ``aspp.c3``, the layout
+    of ``kazuto1011/deeplab-pytorch``'s ``DeepLabV2``.
 
     ``features: [B, 2048, ceil(H/s), ceil(W/s)] -> logits [B, K, ...]``. Batches are the library's
     normalised RGB; :attr:`weights_space` ``"bgr_caffe"`` converts them to Caffe's BGR 0-255 minus

@@ -6,7 +6,8 @@
   Hugging Face repository smp pins; torchvision's ImageNet VGG16 for the VGG16 trunks) or ``"coco"``
   (``deeplabv2_caffe_resnet101``: the DeepLab authors' COCO initialisation converted to PyTorch,
   ``deeplabv1_resnet101-coco.pth``, which no stable public URL serves);
-- a URL (``https://``, ``http://``, ``file://``), e.g. a mirror of a file.
+- a URL (``https://``, ``http://``, ``file://``), e.g. a mirror of a file; the file's name in the
+  cache carries a hash of the URL.
 
 Every such file lives in the torch hub cache, ``<TORCH_HOME>/hub/checkpoints/<file name>``
 (:func:`cache_dir`; torchvision's own downloads use the same folder), and is read from there on
@@ -19,6 +20,7 @@ works too. ``HF_ENDPOINT`` sets the Hugging Face mirror, as for ``huggingface_hu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import urllib.error
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sal_lightning._download import download_file
+from sal_lightning.nn.weights import looks_like_path
 
 V2_PREFIX = "deeplabv2_"
 SMP_PREFIX = "deeplabv3_"
@@ -89,11 +92,14 @@ def looks_like_url(value: object) -> bool:
 
 
 def url_weights(url: str) -> WeightsFile:
-    """The :class:`WeightsFile` of a URL: cached under the URL's last path component."""
+    """The :class:`WeightsFile` of a URL: cached as ``<stem>-<8 hex digits of the URL's SHA-256><suffix>``
+    (two URLs ending in the same file name do not share a cache file)."""
     name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
     if not name:
         raise ValueError(f"encoder_weights: the URL {url!r} names no file (it must end in a file name)")
-    return WeightsFile(f"the file at {url}", name, url)
+    stem, suffix = os.path.splitext(name)
+    tag = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return WeightsFile(f"the file at {url}", f"{stem}-{tag}{suffix}", url)
 
 
 def _hf_cached(repo_id: str, revision: str) -> tuple[Path, ...]:
@@ -182,3 +188,24 @@ def fetch(weights: WeightsFile, what: str, progress: bool = True) -> Path:
             f"--config CFG` with the same TORCH_HOME, or copy the file to that path, or set "
             f"encoder_weights to a local file path"
         ) from error
+
+
+def check_weights_value(value: object, backbone: str | None = None, encoder: str | None = None) -> None:
+    """Check an ``encoder_weights`` setting without network or reading a file: a local file exists
+    (``FileNotFoundError``, with how to get the COCO initialisation when it is that file), a URL
+    names a file, a hub name is one of the network's (``backbone``) or smp encoder's (``encoder``)."""
+    if value is None:
+        return
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"encoder_weights: expected a hub name, a URL or a file path, got {value!r}")
+    if looks_like_url(value):
+        url_weights(str(value))
+    elif looks_like_path(value):
+        path = Path(value)
+        if not path.is_file():
+            how = f"; {COCO_INIT.how}" if path.name == COCO_INIT.filename else ""
+            raise FileNotFoundError(f"encoder_weights: weights file {str(path)!r} not found{how}")
+    elif backbone is not None:
+        named_weights(backbone, str(value))
+    elif encoder is not None:
+        smp_weights(encoder, str(value))

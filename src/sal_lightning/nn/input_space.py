@@ -64,8 +64,14 @@ class InputSpace(nn.Module):
         pixel_mean, pixel_std: the normalisation of the incoming batches (RGB, 0..1).
     """
 
+    scale: Tensor
+    shift: Tensor
+
     def __init__(
-        self, space: str, pixel_mean: Sequence[float] = IMAGENET_MEAN, pixel_std: Sequence[float] = IMAGENET_STD
+        self,
+        space: str,
+        pixel_mean: Sequence[float] = IMAGENET_MEAN,
+        pixel_std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         super().__init__()
         order, scale, shift = space_affine(space, pixel_mean, pixel_std)

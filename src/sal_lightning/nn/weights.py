@@ -30,10 +30,16 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 _CLASSIFIER_KEYS = ("fc", "classifier", "head", "last_linear")
 #: key fragments that tell a file's layout, and the networks that read it
 _LAYOUTS = (
-    (".reduce.conv.weight", "the MSRA / Caffe ResNet layout of kazuto1011/deeplab-pytorch, read by deeplabv2_caffe_resnet101"),
-    ("layer1.0.conv1.weight", "the torchvision / smp ResNet layout, read by deeplabv2_<encoder> / deeplabv3_<encoder>"),
+    (
+        ".reduce.conv.weight",
+        "the MSRA / Caffe ResNet layout of kazuto1011/deeplab-pytorch, read by deeplabv2_caffe_resnet101",
+    ),
+    (
+        "layer1.0.conv1.weight",
+        "the torchvision / smp ResNet layout, read by deeplabv2_<encoder> / deeplabv3_<encoder>",
+    ),
     ("features.28.weight", "torchvision's VGG16 layout, read by vgg16_aspp / vgg16_largefov"),
-)  # fmt: skip
+)
 
 
 def looks_like_path(value: str | os.PathLike[str]) -> bool:
@@ -87,7 +93,9 @@ def _layout_hint(state: dict[str, Tensor]) -> str:
     return f"; its keys are in {found[0]}" if found else ""
 
 
-def _refusal(path: str, own: dict[str, Tensor], state: dict[str, Tensor], prefix: str, matched: int) -> ValueError:
+def _refusal(
+    path: str, own: dict[str, Tensor], state: dict[str, Tensor], prefix: str, matched: int
+) -> ValueError:
     missing = [k for k in own if prefix + k not in state]
     wrong = [
         f"{k}: file {tuple(state[prefix + k].shape)} vs model {tuple(v.shape)}"
@@ -152,6 +160,51 @@ def _load_head(model: DeepLab, state: dict[str, Tensor], prefix: str, path: str)
     return len(loaded) == len(head)
 
 
+def _load_backbone(backbone: nn.Module, state: dict[str, Tensor], path: str) -> tuple[str, dict[str, Tensor]]:
+    """Load every backbone tensor from ``state`` (refused unless all match); returns the file's
+    backbone prefix and the backbone's tensors."""
+    own = _tensors(backbone)
+    prefix = _best_prefix(own, state)
+    matched = sum(prefix + k in state and state[prefix + k].shape == v.shape for k, v in own.items())
+    if matched < len(own):
+        raise _refusal(path, own, state, prefix, matched)
+    backbone.load_state_dict({k: state[prefix + k] for k in own}, strict=False)
+    return prefix, own
+
+
+def _warn_extra(
+    state: dict[str, Tensor], prefix: str, own: dict[str, Tensor], head: set[str], path: str
+) -> None:
+    """Warn about the file's tensors next to the backbone's that neither the backbone nor the head
+    took (classifier keys of ImageNet / COCO files and step counters aside)."""
+    extra = [
+        k
+        for k in state
+        if k.startswith(prefix)
+        and k[len(prefix) :] not in own
+        and not k.endswith("num_batches_tracked")
+        and k[len(prefix) :].split(".")[0] not in _CLASSIFIER_KEYS
+        and not any(k == h or k.endswith("." + h) for h in head)
+    ]
+    if extra:
+        warnings.warn(
+            f"encoder_weights: {len(extra)} tensors of {path!r} are not in the backbone and were "
+            f"skipped, e.g. {extra[:5]}",
+            stacklevel=3,
+        )
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a local weights file into a backbone module (e.g. an smp encoder) by name, under any
+    common key prefix; refused with the count of matched tensors unless every one matches."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder_weights: no such file {str(path)!r}")
+    state = read_state_dict(path)
+    prefix, own = _load_backbone(backbone, state, str(path))
+    _warn_extra(state, prefix, own, set(), str(path))
+
+
 def load_weights(model: DeepLab, path: str | os.PathLike[str]) -> Literal["model", "backbone"]:
     """Load a local weights file into ``model``: its backbone, and the head where the file holds it.
 
@@ -169,28 +222,7 @@ def load_weights(model: DeepLab, path: str | os.PathLike[str]) -> Literal["model
     if not path.is_file():
         raise FileNotFoundError(f"encoder_weights: no such file {str(path)!r}")
     state = read_state_dict(path)
-    backbone = model.backbone_module()
-    own = _tensors(backbone)
-    prefix = _best_prefix(own, state)
-    matched = sum(prefix + k in state and state[prefix + k].shape == v.shape for k, v in own.items())
-    if matched < len(own):
-        raise _refusal(str(path), own, state, prefix, matched)
-    backbone.load_state_dict({k: state[prefix + k] for k in own}, strict=False)
+    prefix, own = _load_backbone(model.backbone_module(), state, str(path))
     whole = _load_head(model, state, prefix, str(path))
-    head_keys = {k for k in _tensors(model)}
-    extra = [
-        k
-        for k in state
-        if k.startswith(prefix)
-        and k[len(prefix) :] not in own
-        and not k.endswith("num_batches_tracked")
-        and k[len(prefix) :].split(".")[0] not in _CLASSIFIER_KEYS
-        and not any(k.endswith("." + h) or k == h for h in head_keys)
-    ]
-    if extra:
-        warnings.warn(
-            f"encoder_weights: {len(extra)} tensors of {str(path)!r} are not in the backbone and were "
-            f"skipped, e.g. {extra[:5]}",
-            stacklevel=2,
-        )
+    _warn_extra(state, prefix, own, set(_tensors(model)), str(path))
     return "model" if whole else "backbone"
