@@ -103,7 +103,9 @@ COMMANDS: dict[str, Command] = {
         "All four steps on VOC-layout data from a config, with a manifest and resume.", _pipeline
     ),
     "demo": Command("The whole pipeline on the built-in synthetic dataset, on a CPU, in minutes.", _demo),
-    "weights": Command("Initial weights: fetch every file a configuration names, for offline nodes.", _weights),
+    "weights": Command(
+        "Initial weights: fetch every file a configuration names, for offline nodes.", _weights
+    ),
 }
 
 

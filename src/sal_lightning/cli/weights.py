@@ -23,7 +23,9 @@ def main(argv: list[str]) -> int:
     top = command_parser("sal-lightning weights", HELP, config=False)
     actions = top.add_subcommands(dest="action", required=True)
     download = command_parser(
-        "sal-lightning weights download", "fetch the weights of pipeline or trainer configurations", config=False
+        "sal-lightning weights download",
+        "fetch the weights of pipeline or trainer configurations",
+        config=False,
     )
     add_function(download, download_weights)
     actions.add_subcommand("download", download, help="fetch the weights a configuration names")

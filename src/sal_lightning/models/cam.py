@@ -30,6 +30,7 @@ from sal_lightning.data.classes import check_num_classes
 from sal_lightning.data.voc import NUM_CLASSES, NUM_FOREGROUND
 from sal_lightning.losses import normalize_cams
 from sal_lightning.models.data_classes import check_data_classes
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.schedule import total_steps
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
 from sal_lightning.postprocess.fusion import scaled_size
@@ -216,6 +217,7 @@ class CAMClassifier(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self._loss(batch)
+        check_finite_losses(self, {"loss_cam": loss}, batch)
         self.log("train/loss", loss, batch_size=int(batch["image"].shape[0]), prog_bar=True)
         return loss
 

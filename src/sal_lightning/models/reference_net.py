@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from sal_lightning.data.voc import IGNORE_INDEX
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.nn.builder import resolve_weights
 from sal_lightning.nn.hub import SMP_PREFIX
 from sal_lightning.nn.smp_deeplab import drop_unused_resnet_stages
@@ -97,6 +98,7 @@ class ReferenceNet(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
+        check_finite_losses(self, {"loss_reference": loss}, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 

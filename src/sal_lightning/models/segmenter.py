@@ -42,6 +42,7 @@ from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NU
 from sal_lightning.losses import AttentionLoss, SelectionLoss
 from sal_lightning.losses import attention_refine as refine_by_class_scores
 from sal_lightning.models.data_classes import check_data_classes
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.inference import INFERENCE_OPTIONS, Fuse, FusedInference, image_sizes
 from sal_lightning.models.metrics import (
     confusion_matrix_metric,
@@ -272,6 +273,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         losses = self.losses(batch)
+        check_finite_losses(self, losses, batch)
         batch_size = int(batch["image"].shape[0])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch_size, prog_bar=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)

@@ -131,7 +131,9 @@ def download_weights(config: str | list[str], progress: bool = True) -> list[str
     Prints one line per setting; raises ``OSError`` naming every setting that could not be
     served (after trying all of them). Returns where each file is.
     """
-    needs = [need for path in ([config] if isinstance(config, str) else config) for need in config_needs(path)]
+    needs = [
+        need for path in ([config] if isinstance(config, str) else config) for need in config_needs(path)
+    ]
     if not needs:
         print("no weights to fetch: every network starts from a random initialisation")
     served, failed = [], []
