@@ -103,10 +103,13 @@ def url_weights(url: str) -> WeightsFile:
 
 
 def _hf_cached(repo_id: str, revision: str) -> tuple[Path, ...]:
+    """The Hugging Face cache's copy of an smp weights file (``HF_HUB_CACHE``, or ``HF_HOME/hub``)."""
+    home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    cache = os.environ.get("HF_HUB_CACHE", os.path.join(home, "hub"))
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        found = try_to_load_from_cache(repo_id, "model.safetensors", revision=revision)
+        found = try_to_load_from_cache(repo_id, "model.safetensors", cache_dir=cache, revision=revision)
     except Exception:  # no huggingface_hub, or an unreadable cache: just not there
         return ()
     return (Path(found),) if isinstance(found, str) else ()
@@ -123,7 +126,10 @@ def smp_weights(encoder: str, name: str) -> WeightsFile | None:
         raise ValueError(f"encoder_name: {encoder!r} is not a segmentation-models-pytorch encoder")
     settings = encoders[encoder]["pretrained_settings"]
     if name not in settings:
-        raise ValueError(f"encoder_weights: {encoder} has the hub names {sorted(settings)}, got {name!r}")
+        hint = f" ('coco' is the hub name of {CAFFE_BACKBONE})" if name == "coco" else ""
+        raise ValueError(
+            f"encoder_weights: {encoder} has the hub names {sorted(settings)}, got {name!r}{hint}"
+        )
     entry = settings[name]
     if "url" in entry:
         return url_weights(entry["url"])

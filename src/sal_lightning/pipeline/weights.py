@@ -90,7 +90,10 @@ def lightning_needs(data: Mapping[str, Any]) -> list[Need]:
     if not isinstance(model, Mapping) or "class_path" not in model:
         return []
     module_name, _, name = str(model["class_path"]).rpartition(".")
-    cls = getattr(importlib.import_module(module_name), name)
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"model.class_path: cannot import {model['class_path']!r} ({error})") from error
     args = model.get("init_args") or {k: v for k, v in model.items() if k != "class_path"}
     return _network("model", cls, args)
 
@@ -119,6 +122,18 @@ def fetch_need(need: Need, progress: bool = True) -> str:
         return str(weights_file)
     build_deeplab(need.backbone, encoder_weights=hub_name, **need.build)  # timm fills its own cache
     return f"the cache of {need.backbone}'s encoder library"
+
+
+def prepare_weights(config: PipelineConfig, progress: bool = True) -> None:
+    """Fetch (or find in the caches) every weights file of a pipeline before its first step: a file
+    that cannot be had stops the run now, in seconds, naming its setting, not hours later."""
+    for need in pipeline_needs(config):
+        try:
+            fetch_need(need, progress)
+        except OSError as error:
+            raise OSError(f"{need.where}: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"{need.where}: {error}") from error
 
 
 def download_weights(config: str | list[str], progress: bool = True) -> list[str]:
