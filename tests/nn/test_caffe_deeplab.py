@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from sal_lightning.models.cam import CAMNet
 from sal_lightning.nn import build_deeplab, load_weights
 from sal_lightning.nn.deeplabv2 import CaffeDeepLabV2
 from tests.nn.caffe_layout import (
@@ -207,6 +208,14 @@ def test_the_input_space_conversion_is_the_hand_computation() -> None:
         torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1),
     )
     torch.testing.assert_close(back(x), ((x * 0.25 + 0.5) - mean) / std)
+    # the CAM network reads the trunk's features through the same conversion
+    cam = CAMNet(
+        "deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3, "input_space": "bgr_caffe"}
+    ).eval()
+    with torch.no_grad():
+        cams, _ = cam(x[..., :4, :4])
+        trunk = cam.backbone.extract_features(to_caffe_space(x[..., :4, :4]))
+        torch.testing.assert_close(cams, cam.classifier(trunk), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="input_space: expected one of"):
         build_deeplab("deeplabv2_resnet18", input_space="yuv")
 

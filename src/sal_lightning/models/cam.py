@@ -109,13 +109,8 @@ class CAMNet(nn.Module):
         Returns ``(cams, logits)``: raw class maps ``[B, C, ceil(H/s), ceil(W/s)]`` (cell ``(i, j)``
         centred on pixel ``(s*i, s*j)``) and class scores ``[B, C]``, their spatial mean.
         """
-        check_tensor(image, "image", "B 3 H W", "float")
-        net = self.backbone
         height, width = image.shape[-2:]
-        pad_h, pad_w = -height % net.pad_multiple, -width % net.pad_multiple
-        if pad_h or pad_w:
-            image = F.pad(image, (0, pad_w, 0, pad_h), mode=net.pad_mode)
-        features = net.extract_features(image)
+        features = self.backbone.backbone_features(image)  # the trunk's input space, padded
         s = self.output_stride
         features = features[..., : math.ceil(height / s), : math.ceil(width / s)]
         if self.conv67 is not None:

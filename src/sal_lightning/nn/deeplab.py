@@ -150,15 +150,23 @@ class DeepLab(nn.Module):
         backbone = {id(p) for p in self.backbone_module().parameters()}
         return (p for p in self.parameters() if id(p) not in backbone)
 
-    def forward(self, x: Tensor) -> DeepLabOutput:
-        """``x: [B, 3, H, W]`` float (normalised RGB image) ``->`` :class:`DeepLabOutput`."""
+    def backbone_features(self, x: Tensor) -> Tensor:
+        """``x: [B, 3, H, W]`` float (normalised RGB image) ``-> [B, F, ceil(H'/s), ceil(W'/s)]``:
+        converted to the trunk's input space, padded to ``pad_multiple`` (``H'``, ``W'``), then
+        :meth:`extract_features`."""
         check_tensor(x, "x", "B 3 H W", "float")
         x = self.input_space(x)
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.pad_multiple, -width % self.pad_multiple
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=self.pad_mode)
-        features = self.extract_features(x)
+        return self.extract_features(x)
+
+    def forward(self, x: Tensor) -> DeepLabOutput:
+        """``x: [B, 3, H, W]`` float (normalised RGB image) ``->`` :class:`DeepLabOutput`."""
+        check_tensor(x, "x", "B 3 H W", "float")
+        height, width = x.shape[-2:]
+        features = self.backbone_features(x)
         low = self.classify(features)
         return DeepLabOutput(upsample_logits(low, self.output_stride, (height, width)), low, features)
 
