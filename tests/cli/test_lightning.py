@@ -87,10 +87,11 @@ def test_example_configs_parse(stack: tuple[str, ...], capsys: pytest.CaptureFix
         )
     if "voc_resnet101.yaml" in stack:
         assert (model["backbone"], model["lr"], printed["trainer"]["max_steps"]) == (
-            "deeplabv2_resnet101",
+            "deeplabv2_caffe_resnet101",
             1e-4,
             15000,
         )
+        assert model["encoder_weights"] == "coco"  # parses without the file: the run looks for it
     if "voc_vgg16_released.yaml" in stack:
         assert (model["attention_refine"], model["branch_combine"], model["test_fuse"]) == (
             False,

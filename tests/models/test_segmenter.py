@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from sal_lightning import SALSegmenter
 from sal_lightning.data.transforms import pad_collate
@@ -137,13 +139,18 @@ def test_parameter_groups_give_new_layers_ten_times_the_rate() -> None:
     assert not {id(p) for p in model.net.backbone_parameters()} & head_ids
 
 
-def test_deeplabv2_segmenter_is_the_default_and_its_frozen_batch_norm_is_in_no_group() -> None:
+def test_deeplabv2_segmenter_is_the_default_and_its_frozen_batch_norm_is_in_no_group(tmp_path: Path) -> None:
     assert inspect.signature(SALSegmenter).parameters["backbone"].default == "deeplabv2_resnet101"
     with torch.device("meta"):  # the paper's network at the paper's crop, shapes only
-        out = SALSegmenter(backbone="deeplabv2_resnet101", encoder_weights=None)(torch.empty(1, 3, 321, 321))
-    assert out.seg_logits.shape == (1, 21, 321, 321) and out.class_logits is not None
+        for backbone in ("deeplabv2_resnet101", "deeplabv2_caffe_resnet101"):
+            out = SALSegmenter(backbone=backbone, encoder_weights=None)(torch.empty(1, 3, 321, 321))
+            assert out.seg_logits.shape == (1, 21, 321, 321) and out.class_logits is not None
     torch.manual_seed(0)
-    model = SALSegmenter(backbone="deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3}).train()
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)  # with weights: frozen
+    model = SALSegmenter(
+        backbone="deeplabv2_resnet18", encoder_weights=str(weights), backbone_kwargs={"encoder_depth": 3}
+    ).train()
     grouped = {id(p) for g in model.parameter_groups() for p in g["params"]}
     norms = [m for m in model.net.backbone_module().modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and all(not m.training for m in norms)  # frozen, although the module trains

@@ -226,14 +226,19 @@ def test_lightning_style_checkpoint_with_prefix(tmp_path: Path) -> None:
 
 
 def test_weight_file_errors(tmp_path: Path, reference_smp: tuple[smp.DeepLabV3, Path]) -> None:
-    _, path = reference_smp  # 5 classes
-    with pytest.raises(ValueError, match=r"shape mismatch.*segmentation_head\.0\.weight"):
-        build_deeplab("deeplabv3_resnet18", num_classes=21, decoder_channels=16, encoder_weights=path)
+    net, path = reference_smp  # 5 classes: the classifier keeps its initialisation, the rest loads
+    with pytest.warns(UserWarning, match=r"has 5 classes, the model 21: \['segmentation_head\.0\.weight'"):
+        other = build_deeplab("deeplabv3_resnet18", num_classes=21, decoder_channels=16, encoder_weights=path)
+    assert torch.equal(
+        other.state_dict()["decoder.aspp.convs.0.0.weight"], net.state_dict()["decoder.aspp.convs.0.0.weight"]
+    )
+    with pytest.raises(ValueError, match=r"head tensor decoder\..* has shape"):
+        build_deeplab("deeplabv3_resnet18", num_classes=5, decoder_channels=32, encoder_weights=path)
     with pytest.raises(FileNotFoundError, match="encoder_weights: no such file"):
         build_deeplab("deeplabv3_resnet18", encoder_weights=tmp_path / "missing.pth")
     unrelated = tmp_path / "unrelated.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, unrelated)
-    with pytest.raises(ValueError, match="neither the whole network's nor the backbone's"):
+    with pytest.raises(ValueError, match=r"matched 0 of 100 backbone tensors \(100 missing"):
         _tiny_smp(encoder_weights=unrelated)
     not_a_state_dict = tmp_path / "list.pt"
     torch.save([1, 2, 3], not_a_state_dict)

@@ -13,6 +13,7 @@ from torch import nn
 
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups
 from sal_lightning.nn.deeplabv2 import ASPP_V2_RATES, DeepLabV2
+from sal_lightning.nn.input_space import InputSpace
 
 
 def _tiny(**kwargs: object) -> DeepLab:
@@ -37,7 +38,8 @@ def test_head_is_four_dilated_3x3_classifiers_without_norm_pooling_or_dropout() 
         assert conv.in_channels == model.feature_channels == 512 and conv.out_channels == 5
         assert abs(float(conv.weight.detach().std()) - 0.01) < 0.002 and not conv.bias.any()  # type: ignore[union-attr]
     kinds = {type(m) for m in model.modules() if not any(m is b for b in model.encoder.modules())}
-    assert kinds == {DeepLabV2, nn.ModuleList, nn.Conv2d}  # no BN, pooling, dropout or 1x1 branch
+    assert kinds == {DeepLabV2, InputSpace, nn.ModuleList, nn.Conv2d}  # no BN, pooling, dropout or 1x1 branch
+    assert not list(model.input_space.parameters()) and model.input_space.identity
 
 
 @torch.no_grad()
@@ -61,8 +63,10 @@ def test_logits_are_the_sum_of_the_branches_at_output_stride_8() -> None:
         assert all(c.dilation == (rate, rate) and c.stride == (1, 1) for c in convs)
 
 
-def test_backbone_batch_norm_stays_frozen_through_a_training_step() -> None:
-    model = _tiny()
+def test_backbone_batch_norm_stays_frozen_through_a_training_step(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    model = _tiny(encoder_weights=path)  # frozen: the weights' statistics are kept
     model.train()
     norms = _batch_norms(model.encoder)
     assert norms and all(not m.training for m in norms)

@@ -64,7 +64,10 @@ def test_a_drifted_value_is_reported() -> None:
         "model": {**config["retrain"]["model"], "backbone": "deeplabv3_resnet101"},
     }
     diff = paper.differences(paper.pipeline_settings(config), "resnet101")
-    assert diff == {"tau_coarse": (0.85, 0.8), "backbone": ("deeplabv3_resnet101", "deeplabv2_resnet101")}
+    assert diff == {
+        "tau_coarse": (0.85, 0.8),
+        "backbone": ("deeplabv3_resnet101", "deeplabv2_caffe_resnet101"),
+    }
     del config["select"]["tau_coarse"]  # unset: the coarse selection falls back to the SF threshold
     assert paper.differences(paper.pipeline_settings(config), "resnet101")["tau_coarse"] == (0.85, 0.8)
     with pytest.raises(ValueError, match="network: expected one of"):
@@ -75,8 +78,12 @@ def test_resnet101_pipeline_builds_the_papers_steps() -> None:
     tree = load_config(CONFIGS / "pipeline_voc_resnet101.yaml")
     assert (tree.select.tau_coarse, tree.select.tau) == (0.8, 0.85)
     assert isinstance(tree.proxies, ProxyConfig)
-    assert tree.proxies.proxy_backbone == "deeplabv2_resnet101" and tree.proxies.cam_backbone == "vgg16_aspp"
-    assert tree.retrain.model["backbone"] == "deeplabv2_resnet101"
+    assert (
+        tree.proxies.proxy_backbone == "deeplabv2_caffe_resnet101"
+        and tree.proxies.cam_backbone == "vgg16_aspp"
+    )
+    assert tree.retrain.model["backbone"] == "deeplabv2_caffe_resnet101"
+    assert (tree.proxies.proxy_encoder_weights, tree.retrain.model["encoder_weights"]) == ("coco", "coco")
 
 
 def test_vgg16_pipeline_is_vgg16_throughout() -> None:
@@ -109,6 +116,10 @@ def test_table_cells_name_every_paper_value() -> None:
             assert f"[{key}]" in templates, f"no row shows the paper's {key}"
     for key in paper.RELEASED:
         assert f"released[{key}]" in templates
-    assert "`deeplabv2_resnet101`" in table and "0.8 (ResNet-101)" in table and "0.85 (ResNet-101)" in table
+    assert (
+        "`deeplabv2_caffe_resnet101`" in table
+        and "0.8 (ResNet-101)" in table
+        and "0.85 (ResNet-101)" in table
+    )
     rows = [line for line in table.splitlines()[2:]]
     assert len(rows) == len(paper.ROWS) and all(line.count(" | ") == 5 for line in rows)

@@ -19,7 +19,7 @@ def test_paper_presets_name_the_papers_networks() -> None:
         1024,
         "vgg16_aspp",
     )
-    assert (resnet.cam_backbone, resnet.proxy_backbone) == ("vgg16_aspp", "deeplabv2_resnet101")
+    assert (resnet.cam_backbone, resnet.proxy_backbone) == ("vgg16_aspp", "deeplabv2_caffe_resnet101")
     assert PRESETS["paper"] == resnet
     assert PRESETS["synthetic-cpu"].cam_conv7_channels is None
 

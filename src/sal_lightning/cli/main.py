@@ -64,6 +64,12 @@ def _pipeline(argv: list[str]) -> int:
     return main(argv)
 
 
+def _weights(argv: list[str]) -> int:
+    from sal_lightning.cli.weights import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from sal_lightning.cli.pipeline import demo
 
@@ -97,6 +103,9 @@ COMMANDS: dict[str, Command] = {
         "All four steps on VOC-layout data from a config, with a manifest and resume.", _pipeline
     ),
     "demo": Command("The whole pipeline on the built-in synthetic dataset, on a CPU, in minutes.", _demo),
+    "weights": Command(
+        "Initial weights: fetch every file a configuration names, for offline nodes.", _weights
+    ),
 }
 
 

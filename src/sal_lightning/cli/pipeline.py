@@ -66,6 +66,9 @@ def run(prog_parser: Any, args: Any) -> Any:
     if args["list_steps"]:
         list_steps(pipeline)
         return pipeline
+    from sal_lightning.pipeline.weights import prepare_weights
+
+    prepare_weights(config)  # every initial weights file now, or a one-line error before any step
     tic = time.perf_counter()
     pipeline.run(resume=args["resume"], from_step=args["from"], only=args["only"], until=args["until"])
     took = format_seconds(time.perf_counter() - tic)

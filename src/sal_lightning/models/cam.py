@@ -30,6 +30,7 @@ from sal_lightning.data.classes import check_num_classes
 from sal_lightning.data.voc import NUM_CLASSES, NUM_FOREGROUND
 from sal_lightning.losses import normalize_cams
 from sal_lightning.models.data_classes import check_data_classes
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.schedule import total_steps
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
 from sal_lightning.postprocess.fusion import scaled_size
@@ -108,13 +109,8 @@ class CAMNet(nn.Module):
         Returns ``(cams, logits)``: raw class maps ``[B, C, ceil(H/s), ceil(W/s)]`` (cell ``(i, j)``
         centred on pixel ``(s*i, s*j)``) and class scores ``[B, C]``, their spatial mean.
         """
-        check_tensor(image, "image", "B 3 H W", "float")
-        net = self.backbone
         height, width = image.shape[-2:]
-        pad_h, pad_w = -height % net.pad_multiple, -width % net.pad_multiple
-        if pad_h or pad_w:
-            image = F.pad(image, (0, pad_w, 0, pad_h), mode=net.pad_mode)
-        features = net.extract_features(image)
+        features = self.backbone.backbone_features(image)  # the trunk's input space, padded
         s = self.output_stride
         features = features[..., : math.ceil(height / s), : math.ceil(width / s)]
         if self.conv67 is not None:
@@ -216,6 +212,7 @@ class CAMClassifier(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self._loss(batch)
+        check_finite_losses(self, {"loss_cam": loss}, batch)
         self.log("train/loss", loss, batch_size=int(batch["image"].shape[0]), prog_bar=True)
         return loss
 

@@ -25,7 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from sal_lightning.data.voc import IGNORE_INDEX
+from sal_lightning.models.finite import check_finite_losses
+from sal_lightning.nn.builder import resolve_weights
+from sal_lightning.nn.hub import SMP_PREFIX
 from sal_lightning.nn.smp_deeplab import drop_unused_resnet_stages
+from sal_lightning.nn.weights import load_backbone_weights
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
 
 
@@ -42,7 +46,8 @@ class ReferenceNet(L.LightningModule):
     Args:
         encoder: smp encoder name (``"resnet18"``; ``"resnet101"`` or ``"vgg16"`` for VOC).
         encoder_depth: encoder stages (3..5); ``decoder_channels`` one width per stage.
-        encoder_weights: ``None`` (random init) or an smp weight name such as ``"imagenet"``.
+        encoder_weights: ``None`` (random init), an smp weight name such as ``"imagenet"`` (read from
+            the torch hub cache, fetched once: :mod:`sal_lightning.nn.hub`), a URL or a local file.
         input_size: side of the square input images are resized to (256, the paper's scorer input;
             a small image's own size on small data).
         lr, weight_decay: Adam settings.
@@ -74,14 +79,18 @@ class ReferenceNet(L.LightningModule):
         self.save_hyperparameters()
         import segmentation_models_pytorch as smp
 
+        # an smp encoder's hub names are those of deeplabv3_<encoder>
+        hub_name, weights_file = resolve_weights(SMP_PREFIX + encoder, encoder_weights)
         self.net = smp.Unet(
             encoder,
             encoder_depth=encoder_depth,
-            encoder_weights=encoder_weights,
+            encoder_weights=hub_name,
             decoder_channels=tuple(decoder_channels),
             classes=2,
         )
         drop_unused_resnet_stages(self.net.encoder, encoder_depth)
+        if weights_file is not None:
+            load_backbone_weights(self.net.encoder, weights_file)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image ``[B, 3, S, S]`` float -> foreground probability ``[B, S, S]``."""
@@ -89,6 +98,7 @@ class ReferenceNet(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
+        check_finite_losses(self, {"loss_reference": loss}, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
 
 from sal_lightning._checks import check_tensor
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.nn.mask_scorer import Architecture, MaskScorerNet
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
@@ -78,6 +79,7 @@ class MaskScorer(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._loss(batch)
+        check_finite_losses(self, {"loss_scorer": loss}, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["target"]))
         return loss
 

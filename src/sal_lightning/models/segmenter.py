@@ -42,6 +42,7 @@ from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NU
 from sal_lightning.losses import AttentionLoss, SelectionLoss
 from sal_lightning.losses import attention_refine as refine_by_class_scores
 from sal_lightning.models.data_classes import check_data_classes
+from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.inference import INFERENCE_OPTIONS, Fuse, FusedInference, image_sizes
 from sal_lightning.models.metrics import (
     confusion_matrix_metric,
@@ -89,21 +90,24 @@ class SALSegmenter(FusedInference, pl.LightningModule):
     ``weight [B]`` float, ``id`` list[str], and for evaluation ``size [B, 2]`` (original H, W).
 
     Args:
-        backbone: ``"deeplabv2_resnet101"`` (SAL-Net-ResNet101: DeepLab v2, the paper's
-            DeepLab-ASPP), ``"vgg16_aspp"`` (SAL-Net-VGG16), ``"vgg16_largefov"``,
-            ``"deeplabv2_<smp encoder>"`` or ``"deeplabv3_<smp encoder>"`` (smp's DeepLabV3, not the
-            paper's network), see :func:`~sal_lightning.nn.build_deeplab`.
+        backbone: ``"deeplabv2_caffe_resnet101"`` (SAL-Net-ResNet101: DeepLab v2, the paper's
+            DeepLab-ASPP, on the DeepLab authors' Caffe ResNet-101), ``"deeplabv2_resnet101"`` (the
+            same head on torchvision's ResNet-101), ``"vgg16_aspp"`` (SAL-Net-VGG16),
+            ``"vgg16_largefov"``, ``"deeplabv2_<smp encoder>"`` or ``"deeplabv3_<smp encoder>"``
+            (smp's DeepLabV3, not the paper's network), see :func:`~sal_lightning.nn.build_deeplab`.
         num_classes: K segmentation classes including background (21 for VOC, 81 for COCO).
             ``None``: the data's (the trainer commands take it from the DataModule's root, its
             ``classes.txt``), else 21. The saved hyperparameters hold the number, so a checkpoint
             loads with its own K.
         output_stride: 8 (paper) or 16 (smp encoders only).
-        encoder_weights: ``None`` (random init), a hub name (``"imagenet"``) or a local weights file.
+        encoder_weights: ``None`` (random init), a hub name (``"imagenet"``; ``"coco"`` for the Caffe
+            trunk), a URL or a local weights file; hub names and URLs are read from the torch hub
+            cache (``sal-lightning weights download`` fills it ahead of an offline run).
         dropout: dropout in the segmentation head (VGG16's fc6/fc7, DeepLabV3's ASPP); DeepLab v2's
             ResNet head has no dropout layer.
         backbone_kwargs: further arguments of :func:`~sal_lightning.nn.build_deeplab`
             (``encoder_depth``, ``decoder_channels``, ``atrous_rates``, ``fc_channels``, ``freeze_bn``,
-            ``pad_mode``).
+            ``pad_mode``, ``input_space``).
         use_selection: weight each image's ``L_sel`` by ``batch["weight"]`` (Eq. 9/13); else all 1.
         use_attention: build the classification branch and add ``lambda_atten * L_atten``.
         lambda_atten: lambda of Eq. 14 (2 in the paper).
@@ -133,7 +137,8 @@ class SALSegmenter(FusedInference, pl.LightningModule):
             among the devices; 0: CRF in the calling process, no pool).
         class_names: K names for logs and tables (``None``: the data root's ``classes.txt`` through
             the trainer commands, else VOC's when K = 21, else ``class_<k>``).
-        pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image.
+        pixel_mean, pixel_std: the input normalisation, undone to give CRF the RGB image and, inside
+            the network, to feed the backbone the pixel space its weights expect.
         ignore_index: label of unlabelled pixels.
 
     The inference options (:data:`INFERENCE_OPTIONS`: ``refine_at_inference``, ``test_*``, ``crf*``)
@@ -198,6 +203,8 @@ class SALSegmenter(FusedInference, pl.LightningModule):
             output_stride=output_stride,
             encoder_weights=encoder_weights,
             dropout=dropout,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
             **(backbone_kwargs or {}),
         )
         self.classifier: HybridDilatedClassifier | None = None
@@ -272,6 +279,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         losses = self.losses(batch)
+        check_finite_losses(self, losses, batch)
         batch_size = int(batch["image"].shape[0])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch_size, prog_bar=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)

@@ -28,13 +28,14 @@ imported only when an smp model is built (it takes seconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sal_lightning._checks import check_tensor
+from sal_lightning.nn.input_space import IMAGENET_MEAN, IMAGENET_STD, InputSpace
 
 PadMode = Literal["constant", "reflect", "replicate"]
 _PAD_MODES = ("constant", "reflect", "replicate")
@@ -69,7 +70,12 @@ class DeepLab(nn.Module):
         pad_mode: ``"constant"`` (zeros, i.e. the mean of a normalised image), ``"reflect"`` or
             ``"replicate"``.
         frozen_bn: whether :meth:`freeze_backbone_bn` was called.
+        weights_space: the input space the trunk's weights expect (class attribute, see
+            :mod:`sal_lightning.nn.input_space`); ``input_space`` converts batches into the space
+            chosen by :meth:`set_input_space` (this one by default) before the backbone.
     """
+
+    weights_space: str = "rgb_imagenet"
 
     def __init__(
         self,
@@ -91,6 +97,17 @@ class DeepLab(nn.Module):
         self.pad_multiple = pad_multiple
         self.pad_mode = pad_mode
         self.frozen_bn = False
+        self.input_space = InputSpace(self.weights_space)
+
+    def set_input_space(
+        self,
+        space: str | None = None,
+        pixel_mean: Sequence[float] = IMAGENET_MEAN,
+        pixel_std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        """Convert batches normalised with ``pixel_mean`` / ``pixel_std`` (RGB, 0..1) into ``space``
+        (``"rgb_imagenet"`` or ``"bgr_caffe"``; ``None``: :attr:`weights_space`) before the backbone."""
+        self.input_space = InputSpace(self.weights_space if space is None else space, pixel_mean, pixel_std)
 
     def extract_features(self, x: Tensor) -> Tensor:
         """``x: [B, 3, H', W']`` (already padded) ``-> [B, F, ceil(H'/s), ceil(W'/s)]``."""
@@ -133,14 +150,23 @@ class DeepLab(nn.Module):
         backbone = {id(p) for p in self.backbone_module().parameters()}
         return (p for p in self.parameters() if id(p) not in backbone)
 
-    def forward(self, x: Tensor) -> DeepLabOutput:
-        """``x: [B, 3, H, W]`` float (normalised image) ``->`` :class:`DeepLabOutput`."""
+    def backbone_features(self, x: Tensor) -> Tensor:
+        """``x: [B, 3, H, W]`` float (normalised RGB image) ``-> [B, F, ceil(H'/s), ceil(W'/s)]``:
+        converted to the trunk's input space, padded to ``pad_multiple`` (``H'``, ``W'``), then
+        :meth:`extract_features`."""
         check_tensor(x, "x", "B 3 H W", "float")
+        x = self.input_space(x)
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.pad_multiple, -width % self.pad_multiple
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=self.pad_mode)
-        features = self.extract_features(x)
+        return self.extract_features(x)
+
+    def forward(self, x: Tensor) -> DeepLabOutput:
+        """``x: [B, 3, H, W]`` float (normalised RGB image) ``->`` :class:`DeepLabOutput`."""
+        check_tensor(x, "x", "B 3 H W", "float")
+        height, width = x.shape[-2:]
+        features = self.backbone_features(x)
         low = self.classify(features)
         return DeepLabOutput(upsample_logits(low, self.output_stride, (height, width)), low, features)
 

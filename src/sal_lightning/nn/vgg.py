@@ -141,14 +141,3 @@ class VGG16DeepLab(DeepLab):
 
     def backbone_module(self) -> nn.Module:
         return self.features
-
-    def load_imagenet_backbone(self) -> None:
-        """Load torchvision's ImageNet VGG16 convolution weights (downloads them once).
-
-        Those weights expect RGB inputs normalised with the ImageNet mean and standard deviation.
-        """
-        from torchvision.models import VGG16_Weights
-
-        state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-        features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-        self.features.load_state_dict(features, strict=True)

@@ -49,7 +49,7 @@ ROWS: tuple[Row, ...] = (
         "DeepLab-ASPP [47]: {vgg16[backbone]} / {resnet101[backbone]} (DeepLab v2: dilated "
         "conv4/conv5, four 3x3 classifiers at rates 6/12/18/24 summed)",
         "VGG16 DeepLab-ASPP (fc6 3x3 1024, fc7 1x1 1024, fc8 per rate, summed)",
-        "the same; `SALSegmenter` default `deeplabv2_resnet101`",
+        "the same in the paper configs; `SALSegmenter` default `deeplabv2_resnet101` (torchvision trunk)",
         "`vgg16_largefov`, `deeplabv2_<smp encoder>`, `deeplabv3_<smp encoder>` (smp DeepLabV3: "
         "rates 12/24/36, image pooling, batch norm in the head)",
         "paper; smp's DeepLabV3 is another network, kept as an option",
@@ -66,17 +66,30 @@ ROWS: tuple[Row, ...] = (
         "ResNet-101 trunk",
         "DeepLab v2's (Caffe ResNet-101: stride in the first 1x1 of a block)",
         "-",
-        "torchvision / smp ResNet-101 (stride in the 3x3), smp's ImageNet weights",
-        "`encoder_weights`: a hub name or a local weights file",
-        "ImageNet weights that install with the package; same depth, widths and dilations",
+        "`deeplabv2_caffe_resnet101` in the paper configs: the MSRA / Caffe trunk (7x7 stem, ceil-mode "
+        "pool, stride in the first 1x1), in the layout of the converted DeepLab weights",
+        "`deeplabv2_resnet101`: torchvision / smp ResNet-101 (stride in the 3x3)",
+        "the paper's network, and the one whose converted weights the WSSS field starts from",
+    ),
+    Row(
+        "Initial weights (ResNet-101)",
+        "not stated",
+        "-",
+        "VOC configs: `encoder_weights: coco`, the DeepLab authors' COCO initialisation "
+        "(`deeplabv1_resnet101-coco.pth`, a local file: docs/backbones.md); COCO configs: "
+        "`deeplabv2_resnet101` with smp's ImageNet weights",
+        "`encoder_weights`: `coco`, `imagenet` (torchvision trunk), a URL or a file path",
+        "the field's start since DeepLab v2; it has seen COCO's pixel labels, so not on COCO data",
     ),
     Row(
         "Backbone batch norm (ResNet-101)",
         "not stated; DeepLab v2 freezes it",
         "not updated (`is_training: False`)",
-        "frozen: eval mode and no gradient, also in `train()`",
-        "`backbone_kwargs: {{freeze_bn: false}}`",
-        "DeepLab v2's convention: batch 7 is too small to estimate batch statistics",
+        "frozen when weights are loaded: eval mode and no gradient, also in `train()`; trained "
+        "without weights",
+        "`backbone_kwargs: {{freeze_bn: ...}}`",
+        "DeepLab v2's convention: batch 7 is too small to estimate batch statistics; without weights "
+        "there are none to keep (frozen, a random ResNet-101's loss is ~5e4, then NaN)",
     ),
     Row(
         "Classification branch (Eq. 10)",
@@ -189,9 +202,10 @@ ROWS: tuple[Row, ...] = (
         "Augmentation, input",
         "not stated",
         "random scale U(0.5, 1.5), mirror, crop; Caffe BGR mean",
-        "random scale U(0.5, 1.5), mirror, crop; ImageNet RGB mean / std",
-        "`scale_range`, `hflip`, `pixel_mean`, `pixel_std`",
-        "the ImageNet weights used here expect RGB mean / std",
+        "random scale U(0.5, 1.5), mirror, crop; batches in ImageNet RGB mean / std, converted inside "
+        "the network to the space of its weights (Caffe trunk: BGR, 0-255, Caffe mean subtracted)",
+        "`scale_range`, `hflip`, `pixel_mean`, `pixel_std`, `backbone_kwargs: {{input_space: ...}}`",
+        "the input follows the weights; data, CRF and logs keep one convention",
     ),
     Row(
         "Dropout",

@@ -42,8 +42,8 @@ PAPER: dict[str, dict[str, Any]] = {
     },
     "resnet101": {
         **_COMMON,
-        "proxy_backbone": "deeplabv2_resnet101",
-        "backbone": "deeplabv2_resnet101",
+        "proxy_backbone": "deeplabv2_caffe_resnet101",
+        "backbone": "deeplabv2_caffe_resnet101",
         "lr": 1e-4,
         "max_steps": 15000,
         "tau_coarse": 0.8,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
-from sal_lightning.nn.weights import WEIGHT_SUFFIXES
 
 
 def check_at_least(argument: str, value: Any, minimum: int) -> None:
@@ -109,17 +108,21 @@ def check_kwargs(
 
 
 def build_on_meta(factory: Callable[..., Any], kwargs: Mapping[str, Any], argument: str) -> None:
-    """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded: a
-    hub ``encoder_weights`` name is dropped, a weights file only has to exist), so every check its
-    constructor makes (backbone names, sizes...) runs now; raise ``ValueError`` naming ``argument``."""
+    """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded:
+    ``encoder_weights`` is checked without network, :func:`~sal_lightning.nn.hub.check_weights_value`,
+    and dropped), so every check its constructor makes (backbone names, sizes...) runs now; raise
+    ``ValueError`` naming ``argument``."""
     import torch
+
+    from sal_lightning.nn.hub import check_weights_value
 
     kwargs = dict(kwargs)
     for key in [k for k in kwargs if k.endswith("encoder_weights")]:
         value = kwargs.pop(key)
-        is_file = isinstance(value, str) and ("/" in value or value.endswith(WEIGHT_SUFFIXES))
-        if is_file and not Path(value).is_file():
-            raise FileNotFoundError(f"{argument}.{key}: weights file {value} not found")
+        try:
+            check_weights_value(value, kwargs.get("backbone"), kwargs.get("encoder"))
+        except (FileNotFoundError, ValueError) as err:
+            raise type(err)(f"{argument}.{key}: {str(err).removeprefix('encoder_weights: ')}") from err
     try:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")

@@ -22,7 +22,8 @@ class ProxyConfig:
         cam_backbone: the CAM network's trunk (a :func:`~sal_lightning.nn.build_deeplab` name).
         cam_backbone_kwargs: further ``build_deeplab`` arguments of the CAM trunk.
         cam_output_stride: the CAM trunk's output stride.
-        cam_encoder_weights: ``None``, ``"imagenet"`` or a weights file for the CAM trunk.
+        cam_encoder_weights: ``None``, a hub name (``"imagenet"``), a URL or a weights file for the
+            CAM trunk.
         cam_conv7_channels: width of conv6 / conv7 (``None``: none).
         cam_lr: the CAM network's learning rate.
         cam_steps: the CAM network's training steps.
@@ -32,10 +33,12 @@ class ProxyConfig:
         fg_ratio: foreground seeds where a tagged class's CAM > ratio x its maximum.
         bg_saliency: background seeds where the saliency is below it.
         bg_quantile: without saliency, the share of lowest-CAM pixels seeded as background.
-        proxy_backbone: the ProxyNet (a ``build_deeplab`` name).
+        proxy_backbone: the ProxyNet (a ``build_deeplab`` name; DeepLab v2 on the Caffe ResNet-101,
+            the paper's, by default).
         proxy_backbone_kwargs: further ``build_deeplab`` arguments of the ProxyNet.
         proxy_output_stride: the ProxyNet's output stride.
-        proxy_encoder_weights: ``None``, ``"imagenet"`` or a weights file for the ProxyNet.
+        proxy_encoder_weights: ``None``, a hub name (``"coco"`` for the Caffe trunk, ``"imagenet"``
+            for the others), a URL or a weights file for the ProxyNet.
         proxy_lr: the ProxyNet's learning rate.
         proxy_steps: the ProxyNet's training steps.
         proxy_batch_size: the ProxyNet's batch size.
@@ -64,7 +67,7 @@ class ProxyConfig:
     fg_ratio: float = 0.2
     bg_saliency: float = 0.06
     bg_quantile: float = 0.3
-    proxy_backbone: str = "deeplabv2_resnet101"
+    proxy_backbone: str = "deeplabv2_caffe_resnet101"
     proxy_backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     proxy_output_stride: int = 8
     proxy_encoder_weights: str | None = None
