@@ -94,6 +94,14 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     report = (killed / "report.md").read_text()
     assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
     assert "| oracle | oracle selection" in report and "oracle mIoU at that count (%)" in report
+    # what ran, from the configuration that ran it (tests/conf/pipeline.yaml)
+    assert "Evaluation: single scale 1, no flip, dense CRF." in report
+    assert "Fine scorer: method `regression` (MaskScorer), 1 epochs, batch 8" in report
+    assert re.search(
+        r"\| P4, P5: refined \(SF\) \| keep 0.5 \| [\d.]+ \| 6 \| 50.0 \| \d+ \| 6.0 \| [\d.]+ \| 31.2 ",
+        report,
+    )
+    assert re.search(r"\| oracle: P4's weights by true quality \| - \| - \| 6 \| 50.0 \|", report)
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
 
 
@@ -199,6 +207,9 @@ def test_imported_proxies_follow_their_source_folder(
         (("--retrain.max_steps", "0"), r"^retrain: max_steps: expected an integer >= 1, got 0"),
         (("--select.tau", "1.5"), r"^select: tau: expected a number in \[0, 1\], got 1.5"),
         (("--select.keep", "0"), r"^select: keep: expected a number in \(0, 1\], got 0"),
+        (("--select.tau", "0.8"), r"^select: tau and keep: both are set \(tau 0.8, keep 0.5\)"),
+        (("--select.mode", "score"), r"^select: keep: mode 'score' weighs every proxy by its score"),
+        (("--select.temperature", "0.1"), r"^select: temperature: only mode 'soft' uses it"),
         (("--coarse.batch_size", "-8"), r"^coarse: batch_size: expected an integer >= 1"),
         (("--scorer.model.widths", "x"), r"^scorer: model: unknown setting"),
         (("--proxies.cam_backbone", "nope"), r"^proxies: cam_backbone: name: expected"),
@@ -251,3 +262,24 @@ def test_the_oracle_without_ground_truth_fails_before_any_step(
     )  # fmt: skip
     assert run.returncode == 2 and "'oracle' ranks proxies by their true quality" in run.stderr, run.stderr
     assert not (tmp_path / "work" / "manifest.json").exists()
+
+
+def test_a_selection_that_keeps_too_few_fails_at_select_before_any_retraining(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    """Paper-style thresholds (tau, not keep) that keep nothing on this score scale: ``select``
+    fails with exit 2, naming the ``keep`` setting of the paper's Table IV share; nothing retrains."""
+    work = tmp_path / "work"
+    run = cli(
+        "--config", CONF, "--root", synthetic_voc, "--workdir", work, "--proxies",
+        synthetic_voc / "SegmentationClassAug", "--retrain.strong_ids", "null",
+        "--select.keep", "null", "--select.tau", "1.0", "--select.tau_coarse", "1.0",
+    )  # fmt: skip
+    last = run.stderr.strip().splitlines()[-1]  # after the progress bars of the steps that ran
+    error = last.removeprefix("sal-lightning pipeline: error: ")
+    assert run.returncode == 2 and error != last and run.stderr.count("error:") == 1, run.stderr
+    assert re.search(r"^select: the .* selection \(tau 1 on S[CF]\) keeps \d+ of 12 proxies", error), error
+    assert re.search(r"below min_share 0.05; the paper's Table IV keeps .*`keep(_coarse)?: 0\.3[14]`", error)
+    steps = json.loads((work / "manifest.json").read_text())["steps"]
+    assert steps["select"]["status"] == "failed" and not any(name.startswith("retrain") for name in steps)
+    assert not (work / "scores.csv").exists()
