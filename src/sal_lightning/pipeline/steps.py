@@ -217,8 +217,9 @@ class TrainScorer(Step):
         with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
             shutil.copyfile(best, tmp)
         settings = self.settings
-        trained = {"method": settings.method, "network": settings.network.__name__, "model": settings.model}
-        trained |= {"max_epochs": settings.epochs, "batch_size": settings.batch, "samples": samples}
+        trained: dict[str, Any] = {"method": settings.method, "network": settings.network.__name__}
+        trained |= {"model": settings.model, "max_epochs": settings.epochs, "batch_size": settings.batch}
+        trained["samples"] = samples
         atomic_write_text(ctx.path("scorer/scorer.json"), json.dumps(trained, indent=2, default=str) + "\n")
         return {"method": self.settings.method, "samples": samples, "checkpoint": "scorer/scorer.ckpt"}
 
