@@ -283,3 +283,45 @@ def test_a_selection_that_keeps_too_few_fails_at_select_before_any_retraining(
     steps = json.loads((work / "manifest.json").read_text())["steps"]
     assert steps["select"]["status"] == "failed" and not any(name.startswith("retrain") for name in steps)
     assert not (work / "scores.csv").exists()
+
+
+def _without_ground_truth(root: Path, out: Path) -> Path:
+    """A copy of ``root`` with every ground-truth folder deleted."""
+    import shutil
+
+    from sal_lightning.data.layout import GT_DIRS
+
+    copy = Path(shutil.copytree(root, out))
+    for folder in GT_DIRS:
+        shutil.rmtree(copy / folder)
+    return copy
+
+
+def test_up_to_select_nothing_sees_the_ground_truth_and_the_soft_oracle_matches_p4(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    """The pipeline up to ``select`` gives the same SC, SF and selections with every ground-truth
+    folder deleted; with ground truth, ``select: {keep: 0.6, mode: soft}`` gives the oracle the same
+    total weight as P4."""
+    proxies = tmp_path / "proxies"
+    make_corrupted_proxies(synthetic_voc, proxies, read_split(synthetic_voc, "train"), seed=2, progress=False)
+    blind = _without_ground_truth(synthetic_voc, tmp_path / "blind")
+    flags = ("--select.keep", "0.6", "--select.mode", "soft", "--retrain.variants", "[P2, P3, P4]")
+    for root, work in ((synthetic_voc, tmp_path / "seen"), (blind, tmp_path / "unseen")):
+        run = cli("--config", CONF, "--root", root, "--saliency", root / "saliency", "--workdir", work,
+                  "--proxies", proxies, *flags, "--until", "select")  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    seen, unseen = tmp_path / "seen", tmp_path / "unseen"
+    for table in ("coarse/scores.csv", "fine/scores.csv", "scores.csv", "selection/coarse.csv"):
+        assert read_scores(seen / table) == read_scores(unseen / table), table
+    assert not (unseen / "selection" / "oracle.csv").exists()
+    p4, oracle = read_scores(seen / "scores.csv"), read_scores(seen / "selection" / "oracle.csv")
+    assert 0 < sum(r["weight"] for r in p4.values()) < len(p4)
+    assert sum(r["weight"] for r in oracle.values()) == pytest.approx(sum(r["weight"] for r in p4.values()))
+    assert sorted(r["weight"] for r in oracle.values()) == pytest.approx(
+        sorted(r["weight"] for r in p4.values())
+    )
+    summary = json.loads((seen / "selection" / "summary.json").read_text())
+    assert summary["oracle"]["weight"] == pytest.approx(summary["sf"]["weight"])
+    assert summary["sf"]["selected"] == min(8, 12 - summary["sf"]["zeros"])  # ceil(0.6 x 12), zeros never
+    assert "selection sf (keep 0.6, soft (temperature 0.05)): threshold" in run.stdout
