@@ -2,7 +2,8 @@
 
 :data:`VARIANTS` are the rows of the paper's ablation (Table VI): which selection the weights come
 from and whether the attention loss is on. Every variant runs the same ``max_steps`` (selecting
-fewer images means more passes over them, not fewer updates; DESIGN section 2).
+fewer images means more passes over them, not fewer updates; docs/design.md, "Equal steps for
+every row").
 """
 
 from __future__ import annotations
