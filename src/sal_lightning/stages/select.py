@@ -124,7 +124,8 @@ def check_silenced(
     if tau is not None and keep is not None:
         raise ValueError(
             f"{tau_name} and {keep_name}: both are set ({tau_name} {tau}, {keep_name} {keep}), but only "
-            f"one can decide the selection; set the other to null (e.g. --select.{keep_name} null)"
+            f"one can decide the selection; set the other to null (--select.{tau_name} null or "
+            f"--select.{keep_name} null over a pipeline configuration)"
         )
     if mode == "score" and (tau is not None or keep is not None):
         given = tau_name if tau is not None else keep_name
