@@ -50,7 +50,8 @@ from sal_lightning.stages.select import (
     SelectSettings,
     check_kept,
     describe_summary,
-    select_best,
+    mean_quality,
+    oracle_selection,
     select_rows,
 )
 
@@ -62,6 +63,9 @@ SELECTIONS: dict[str | None, str | None] = {
     "fine": "scores.csv",
     "oracle": "selection/oracle.csv",
 }
+
+#: the table of each selection of the ``select`` step
+SELECTED = {"sf": "scores.csv", "sc": "selection/coarse.csv", "oracle": "selection/oracle.csv"}
 
 
 def _mean(values: Any) -> float:
@@ -271,21 +275,13 @@ class Select(Step):
         ids = sorted(rows)
         if has_ground_truth(self.root, ids):
             quality = proxy_miou(true_quality(self.root, ids, ctx.path(PROXIES), progress=False))
-            tables["oracle"] = select_best(rows, quality, [tables["sf"][i]["weight"] for i in ids])
-            result["oracle"] = {"selected": sum(tables["oracle"][i]["weight"] > 0 for i in ids)}
-            result["oracle"]["weight"] = result["sf"]["weight"]
-            for name, table in tables.items():  # one measure for every selection: weighted per-image mIoU
-                weights = np.array([table[i]["weight"] for i in ids])
-                result[name]["mean_true_miou"] = float(weights @ [quality[i] for i in ids] / weights.sum())
+            tables["oracle"], result["oracle"] = oracle_selection(rows, quality, tables["sf"])
+            for name, table in tables.items():  # one measure for every selection
+                result[name]["mean_true_miou"] = mean_quality(table, quality)
             result["all"] = {"of": len(ids), "mean_true_miou": float(np.mean(list(quality.values())))}
-        for name, artefact in (
-            ("sf", "scores.csv"),
-            ("sc", "selection/coarse.csv"),
-            ("oracle", "selection/oracle.csv"),
-        ):
-            if name in tables:
-                note = {"step": "select", "score": name, **result[name], "mode": self.settings.mode}
-                write_scores(ctx.path(artefact), tables[name], note)
+        for name, table in tables.items():
+            note = {"step": "select", "score": name, **result[name], "mode": self.settings.mode}
+            write_scores(ctx.path(SELECTED[name]), table, note)
         atomic_write_text(ctx.path("selection/summary.json"), json.dumps(result, indent=2) + "\n")
         for name in ("sf", "sc"):
             print(f"  selection {describe_summary(name, result[name])}", flush=True)

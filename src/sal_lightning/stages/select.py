@@ -313,3 +313,24 @@ def select_best(
     order = sorted(ids, key=lambda i: (-quality[i], i))
     dealt = dict(zip(order, sorted((float(w) for w in weights), reverse=True), strict=True))
     return {i: {**rows[i], "weight": dealt[i]} for i in ids}
+
+
+def oracle_selection(
+    rows: Mapping[str, Mapping[str, float]],
+    quality: Mapping[str, float],
+    p4: Mapping[str, Mapping[str, float]],
+) -> tuple[Rows, dict[str, Any]]:
+    """The oracle of a refined selection ``p4`` (rows with ``weight``): :func:`select_best` with its
+    weights, and a summary: how many ``selected`` (weight > 0) and the total ``weight`` (P4's)."""
+    ids = sorted(rows)
+    table = select_best(rows, quality, [p4[i]["weight"] for i in ids])
+    weights = [table[i]["weight"] for i in ids]
+    return table, {"selected": sum(w > 0 for w in weights), "weight": float(sum(weights))}
+
+
+def mean_quality(table: Mapping[str, Mapping[str, float]], quality: Mapping[str, float]) -> float:
+    """The mean of ``quality`` over a selection, weighted by its ``weight`` column (one measure for
+    every selection: hard, soft or the oracle's)."""
+    ids = sorted(table)
+    weights = np.array([table[i]["weight"] for i in ids], dtype=np.float64)
+    return float(weights @ np.array([quality[i] for i in ids]) / weights.sum())
