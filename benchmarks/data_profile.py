@@ -4,7 +4,7 @@ object sizes, look-alike classes and (with proxies) their quality and class erro
     python benchmarks/data_profile.py ROOT [--saliency DIR] [--proxies DIR] [--split train]
 
 Compare the built-in synthetic data (``sal-lightning data synth``) with another set, e.g. the
-profile that ``../shared/benchmarks/README.md`` gives for an independent benchmark. Every figure is
+profile that the README of an independent benchmark (such as ``voclike-s11``) gives. Every figure is
 computed on the pixels whose ``SegmentationClass`` value is not 255:
 
 - saliency F-measure: ``2|G∩S| / (|G| + |S|)`` between the ground-truth foreground G and the

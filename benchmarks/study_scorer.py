@@ -8,7 +8,7 @@ took and the library versions. Steps before the scorer run once (the pipeline re
 ``scorer`` overrides fields of the configuration's ``scorer`` section, so one command measures one
 recipe::
 
-    B=../shared/benchmarks/voclike-s11
+    B=path/to/voclike-s11          # the independent benchmark
     python benchmarks/study_scorer.py --pipeline examples/configs/pipeline_voclike_cpu.yaml \\
         --root $B/VOC2012 --saliency $B/saliency --proxies $B/proxies --workdir runs/study-reference
     python benchmarks/study_scorer.py ... --workdir runs/study-light \\

@@ -1,7 +1,10 @@
-"""The docs stay true: relative links resolve, and every Python code block compiles."""
+"""The docs stay true and the product stands alone: relative links resolve (files and anchors), no
+file cites a path outside the repository, docstring cross-references resolve, and every Python code
+block compiles."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -9,16 +12,95 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md")])
-LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 PY_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+#: what a citation of something outside the repository looks like: the shared folder of the
+#: machine the project was written on, its design notes, or an absolute path there
+OUTSIDE = re.compile(
+    r"\.\./shared|shared/(?:benchmarks|paper)|DESIGN\.md|\bDESIGN\b(?: section|,| \d)|/work/"
+)
+#: the files of the product and its checks (this test itself names the patterns)
+CHECKED = sorted(
+    path
+    for folder in ("src", "docs", "examples", "benchmarks", "tests")
+    for path in (ROOT / folder).rglob("*")
+    if path.is_file()
+    and path.suffix in (".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cfg")
+    and path != Path(__file__).resolve()
+) + [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "pyproject.toml", ROOT / "noxfile.py"]
+CROSS_REFERENCE = re.compile(r":(?:func|class|data|mod|meth|attr|exc):`~?(sal_lightning(?:\.\w+)+)`")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of a markdown page's headings, as GitHub makes them (lower case, punctuation
+    dropped, spaces to hyphens, ``-1``, ``-2`` for repeats), code blocks left out."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#+ (.+?)\s*$", FENCE.sub("", page.read_text()), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchor, k = slug, 0
+        while anchor in found:
+            k += 1
+            anchor = f"{slug}-{k}"
+        found.add(anchor)
+    return found
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page: Path) -> None:
-    for target in LINK.findall(page.read_text()):
+    """Every relative link names a file that exists and, after ``#``, one of its headings."""
+    for target in LINK.findall(FENCE.sub("", page.read_text())):
         if "://" in target or target.startswith("mailto:"):
             continue
-        assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+        path, _, anchor = target.partition("#")
+        linked = page.parent / path if path else page
+        assert linked.exists(), f"{page.relative_to(ROOT)} links to missing {path}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{page.relative_to(ROOT)} links to missing {target}"
+
+
+def test_no_file_cites_a_path_outside_the_repository() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{k + 1}: {line.strip()}"
+        for path in CHECKED
+        for k, line in enumerate(path.read_text(errors="replace").splitlines())
+        if OUTSIDE.search(line)
+    ]
+    assert not found, "cites a path outside the repository:\n" + "\n".join(found)
+
+
+def test_the_anchor_rule_is_githubs() -> None:
+    page = ROOT / "docs" / "scoring.md"
+    assert {"the-fine-scorers-sec-iii-b2-table-i-eq-6-7", "coarse-scores-eq-3-5"} <= anchors(page)
+
+
+def resolves(name: str) -> bool:
+    """Whether a dotted name is a module of the package or an attribute of one."""
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        try:
+            for part in parts[k:]:
+                target = getattr(target, part)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_docstring_cross_references_resolve() -> None:
+    """``:func:`~sal_lightning.x.y``` and the like name objects that exist (after a move, too)."""
+    missing = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "src").rglob("*.py"))
+        for name in CROSS_REFERENCE.findall(path.read_text())
+        if not resolves(name)
+    ]
+    assert not missing, missing
+    assert not resolves("sal_lightning.data.scorer_data.AgreementDataset")  # moved: would be caught
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

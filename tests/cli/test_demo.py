@@ -28,6 +28,12 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
         "retrain-P2", "retrain-P3", "retrain-P4", "retrain-P5", "evaluate", "report",
     ]  # fmt: skip
     assert all(record["status"] == "done" for record in manifest.values())
+    for column in ("sf", "sc"):  # every selection keeps its share: ceil(0.6 x 24) = 15, zeros never
+        kept = manifest["select"]["result"][column]
+        assert kept["of"] == 24 and kept["selected"] == min(15, 24 - kept["zeros"]), kept
+        assert re.search(
+            rf"selection {column} \(keep 0.6\): threshold \S+ selects {kept['selected']} of 24", out
+        )
     results = json.loads((run / "evaluation" / "results.json").read_text())
     assert set(results) == {"P1", "P2", "P3", "P4", "P5"}
     assert all(0.0 <= v <= 1.0 for runs in results.values() for v in runs.values())

@@ -162,3 +162,44 @@ def test_every_action_shows_its_defaults_and_choices(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         _run("select", "--help")
     assert "{hard,soft,score}" in capsys.readouterr().out
+
+
+def test_score_folder_never_sees_the_ground_truth(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every ground-truth folder deleted from a copy of the root: the same scores and weights."""
+    import shutil
+
+    from sal_lightning.data.layout import GT_DIRS
+
+    proxies = tmp_path / "proxies"
+    make_corrupted_proxies(synthetic_voc, proxies, read_split(synthetic_voc, "train"), seed=4, progress=False)
+    blind = Path(shutil.copytree(synthetic_voc, tmp_path / "blind"))
+    for folder in GT_DIRS:
+        shutil.rmtree(blind / folder)
+    tables = []
+    for root in (synthetic_voc, blind):
+        scores = tmp_path / root.name / "scores.csv"
+        args = ("--root", root, "--proxies", proxies, "--scores", scores, "--saliency", root / "saliency")
+        scorer = ("--scorer.max_epochs", "2", "--scorer.model.input_size", "32", "--keep", "0.5")
+        assert _run("folder", *args, *scorer, *CPU) == 0
+        tables.append(read_scores(scores))
+    assert tables[0] == tables[1] and sum(r["weight"] for r in tables[0].values()) == 6
+    assert "come from the ground-truth masks" not in capsys.readouterr().err  # tags from the XML
+
+
+def test_settings_that_would_do_nothing_are_refused(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = tmp_path / "scores.csv"
+    write_scores(scores, {"a": {"sf": 0.9}, "b": {"sf": 0.0}})
+    capsys.readouterr()
+    assert _run("select", "--scores", scores, "--tau", "0.5", "--keep", "0.5") == 2
+    assert "tau and keep: both are set (tau 0.5, keep 0.5)" in capsys.readouterr().err
+    assert _run("select", "--scores", scores, "--keep", "0.5") == 0
+    assert capsys.readouterr().out.startswith(
+        "1 of 2 proxies selected (keep 0.5: threshold 0.9; 1 zero scores"
+    )
+    args = ("--root", synthetic_voc, "--proxies", synthetic_voc / "SegmentationClassAug", "--scores", scores)
+    assert _run("folder", *args, "--checkpoint", tmp_path / "x.ckpt", "--scorer.method", "regression") == 2
+    assert "checkpoint and scorer: a trained checkpoint scores the proxies" in capsys.readouterr().err

@@ -50,6 +50,23 @@ def test_tags_from_masks_match_xml(synthetic_voc: Path) -> None:
         assert torch.equal(by_mask[k]["tags"], by_xml[k]["tags"])
 
 
+def test_tags_from_masks_are_announced_once(voc_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without XML, cls_labels or SBD files the tags come from the ground truth: one line says so."""
+    shutil.rmtree(voc_copy / "Annotations")
+    capsys.readouterr()
+    VOCDataset(voc_copy, "train", tags_source="mask")  # asked for: nothing to announce
+    assert capsys.readouterr().err == ""
+    first = VOCDataset(voc_copy, "train")
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and f"tags of 12 of 12 images of {voc_copy} come from the ground-truth masks" in err
+    )
+    VOCDataset(voc_copy, "val")
+    assert capsys.readouterr().err == ""  # once per root
+    assert first[0]["tags"].sum() >= 1
+
+
 def test_voc_devkit_parent_and_train_aug_list(voc_copy: Path) -> None:
     devkit = voc_copy.parent / "VOCdevkit"
     devkit.mkdir()

@@ -1,4 +1,4 @@
-"""Selection loss (Eq. 8, 13 with DESIGN section 2 normalisation) and selection weights (Eq. 9)."""
+"""Selection loss (Eq. 8, 13 with the normalisation of docs/design.md) and selection weights (Eq. 9)."""
 
 from __future__ import annotations
 

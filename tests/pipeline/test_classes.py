@@ -34,6 +34,7 @@ def _config(tmp_path: Path) -> Path:
     step1 = yaml.safe_load((CONF / "proxies.yaml").read_text())
     config["proxies"] = {k: v for k, v in step1.items() if k not in ("split", "trainer")}
     config["retrain"]["variants"] = ["P2", "P5"]
+    config["select"] = {"keep": 1.0}  # this tiny step 1 leaves empty proxies (score 0): keep them all
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -9,6 +9,12 @@ import pytest
 
 from sal_lightning.pipeline.config import PipelineConfig, build_steps, parse_config
 from sal_lightning.pipeline.steps import ImportProxies, MakeProxies, Retrain
+from sal_lightning.scoring.coarse import CoarseConfig
+from sal_lightning.scoring.synthesis import SynthesisConfig
+from sal_lightning.stages.coarse import CoarseSettings
+from sal_lightning.stages.proxy_config import ProxyConfig
+from sal_lightning.stages.references import ReferenceSettings
+from sal_lightning.stages.scorer import ScorerSettings
 from sal_lightning.stages.select import SelectSettings
 
 
@@ -53,6 +59,14 @@ def test_a_section_is_its_settings_class() -> None:
         ({"root": "v", "coarse": {"batch_size": -8}}, r"^coarse: batch_size: expected an integer >= 1"),
         ({"root": "v", "retrain": {"max_steps": 0}}, r"^retrain: max_steps: expected an integer >= 1, got 0"),
         ({"root": "v", "trainer": {"devices": 0}}, r"^trainer: devices: expected a number >= 1"),
+        ({"root": "v", "coarse": {"b": -5}}, r"^coarse: b: expected a number >= 0"),
+        ({"root": "v", "select": {"keep": 0.6, "tau": 0.8}}, r"^select: tau and keep: both are set"),
+        (
+            {"root": "v", "scorer": {"method": "reference", "synthesis": {"samples_per_image": 5}}},
+            r"^scorer: synthesis: only method 'regression' synthesises",
+        ),
+        ({"root": "v", "proxies": {"cam_lr": -1}}, r"(?s)cam_lr: expected a number > 0"),
+        ({"root": "v", "evaluate": {"test_fuse": "median"}}, r"evaluate.*test_fuse"),
     ],
 )
 def test_bad_configurations_say_what_is_wrong(config: dict[str, Any], message: str) -> None:
@@ -72,3 +86,21 @@ def test_the_coco_pipeline_config_parses() -> None:
     assert "num_classes" not in tree.retrain.model and "num_classes" not in config.read_text()
     steps = tree.steps()
     assert [s.kind for s in steps][:3] == ["proxies", "references", "coarse"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (CoarseSettings, {"b": -5}, r"b: expected a number >= 0"),
+        (CoarseConfig, {"b": float("nan")}, r"b: expected a number >= 0"),
+        (CoarseConfig, {"definition": "f1"}, r"definition: expected 'paper' or 'fmeasure'"),
+        (ProxyConfig, {"seed": -1}, r"seed: expected an integer >= 0"),
+        (ProxyConfig, {"expand_weight": -1.0}, r"expand_weight: expected a number >= 0"),
+        (ScorerSettings, {"seed": -1}, r"seed: expected an integer >= 0"),
+        (SynthesisConfig, {"degraded_share": float("nan")}, r"degraded_share: expected a number >= 0"),
+        (ReferenceSettings, {"max_objects": 1.5}, r"max_objects: expected"),
+    ],
+)
+def test_documented_ranges_fail_at_construction(cls: Any, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)

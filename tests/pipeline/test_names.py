@@ -30,7 +30,7 @@ STAGES: dict[str, tuple[Callable[..., Any], set[str]]] = {
     "coarse": (score_coarse, set()),
     "scorer": (train_scorer, set()),
     "fine": (score_fine, set()),
-    "select": (select_scores, {"tau_coarse", "keep_coarse"}),  # the pipeline's second selection (P3)
+    "select": (select_scores, {"tau_coarse", "keep_coarse", "min_share"}),  # P3, and the step's check
     "retrain": (retrain, set()),
     "evaluate": (evaluate, set()),
     "report": (write_report, set()),

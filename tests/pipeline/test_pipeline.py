@@ -94,6 +94,14 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
     report = (killed / "report.md").read_text()
     assert "| P3 | coarse selection (SC) |" in report and (killed / "figures" / "overlays.png").is_file()
     assert "| oracle | oracle selection" in report and "oracle mIoU at that count (%)" in report
+    # what ran, from the configuration that ran it (tests/conf/pipeline.yaml)
+    assert "Evaluation: single scale 1, no flip, dense CRF." in report
+    assert "Fine scorer: method `regression` (MaskScorer), 1 epochs, batch 8" in report
+    assert re.search(
+        r"\| P4, P5: refined \(SF\) \| keep 0.5 \| [\d.]+ \| 6 \| 50.0 \| \d+ \| 6.0 \| [\d.]+ \| 31.2 ",
+        report,
+    )
+    assert re.search(r"\| oracle: P4's weights by true quality \| - \| - \| 6 \| 50.0 \|", report)
     assert not list(killed.rglob("*.tmp*")) and not list(killed.rglob("*.partial*"))
 
 
@@ -199,6 +207,9 @@ def test_imported_proxies_follow_their_source_folder(
         (("--retrain.max_steps", "0"), r"^retrain: max_steps: expected an integer >= 1, got 0"),
         (("--select.tau", "1.5"), r"^select: tau: expected a number in \[0, 1\], got 1.5"),
         (("--select.keep", "0"), r"^select: keep: expected a number in \(0, 1\], got 0"),
+        (("--select.tau", "0.8"), r"^select: tau and keep: both are set \(tau 0.8, keep 0.5\)"),
+        (("--select.mode", "score"), r"^select: keep: mode 'score' weighs every proxy by its score"),
+        (("--select.temperature", "0.1"), r"^select: temperature: only mode 'soft' uses it"),
         (("--coarse.batch_size", "-8"), r"^coarse: batch_size: expected an integer >= 1"),
         (("--scorer.model.widths", "x"), r"^scorer: model: unknown setting"),
         (("--proxies.cam_backbone", "nope"), r"^proxies: cam_backbone: name: expected"),
@@ -251,3 +262,66 @@ def test_the_oracle_without_ground_truth_fails_before_any_step(
     )  # fmt: skip
     assert run.returncode == 2 and "'oracle' ranks proxies by their true quality" in run.stderr, run.stderr
     assert not (tmp_path / "work" / "manifest.json").exists()
+
+
+def test_a_selection_that_keeps_too_few_fails_at_select_before_any_retraining(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    """Paper-style thresholds (tau, not keep) that keep nothing on this score scale: ``select``
+    fails with exit 2, naming the ``keep`` setting of the paper's Table IV share; nothing retrains."""
+    work = tmp_path / "work"
+    run = cli(
+        "--config", CONF, "--root", synthetic_voc, "--workdir", work, "--proxies",
+        synthetic_voc / "SegmentationClassAug", "--retrain.strong_ids", "null",
+        "--select.keep", "null", "--select.tau", "1.0", "--select.tau_coarse", "1.0",
+    )  # fmt: skip
+    last = run.stderr.strip().splitlines()[-1]  # after the progress bars of the steps that ran
+    error = last.removeprefix("sal-lightning pipeline: error: ")
+    assert run.returncode == 2 and error != last and run.stderr.count("error:") == 1, run.stderr
+    assert re.search(r"^select: the .* selection \(tau 1 on S[CF]\) keeps \d+ of 12 proxies", error), error
+    assert re.search(r"below min_share 0.05; the paper's Table IV keeps .*`keep(_coarse)?: 0\.3[14]`", error)
+    steps = json.loads((work / "manifest.json").read_text())["steps"]
+    assert steps["select"]["status"] == "failed" and not any(name.startswith("retrain") for name in steps)
+    assert not (work / "scores.csv").exists()
+
+
+def _without_ground_truth(root: Path, out: Path) -> Path:
+    """A copy of ``root`` with every ground-truth folder deleted."""
+    import shutil
+
+    from sal_lightning.data.layout import GT_DIRS
+
+    copy = Path(shutil.copytree(root, out))
+    for folder in GT_DIRS:
+        shutil.rmtree(copy / folder)
+    return copy
+
+
+def test_up_to_select_nothing_sees_the_ground_truth_and_the_soft_oracle_matches_p4(
+    synthetic_voc: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    """The pipeline up to ``select`` gives the same SC, SF and selections with every ground-truth
+    folder deleted; with ground truth, ``select: {keep: 0.6, mode: soft}`` gives the oracle the same
+    total weight as P4."""
+    proxies = tmp_path / "proxies"
+    make_corrupted_proxies(synthetic_voc, proxies, read_split(synthetic_voc, "train"), seed=2, progress=False)
+    blind = _without_ground_truth(synthetic_voc, tmp_path / "blind")
+    flags = ("--select.keep", "0.6", "--select.mode", "soft", "--retrain.variants", "[P2, P3, P4]")
+    for root, work in ((synthetic_voc, tmp_path / "seen"), (blind, tmp_path / "unseen")):
+        run = cli("--config", CONF, "--root", root, "--saliency", root / "saliency", "--workdir", work,
+                  "--proxies", proxies, *flags, "--until", "select")  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    seen, unseen = tmp_path / "seen", tmp_path / "unseen"
+    for table in ("coarse/scores.csv", "fine/scores.csv", "scores.csv", "selection/coarse.csv"):
+        assert read_scores(seen / table) == read_scores(unseen / table), table
+    assert not (unseen / "selection" / "oracle.csv").exists()
+    p4, oracle = read_scores(seen / "scores.csv"), read_scores(seen / "selection" / "oracle.csv")
+    assert 0 < sum(r["weight"] for r in p4.values()) < len(p4)
+    assert sum(r["weight"] for r in oracle.values()) == pytest.approx(sum(r["weight"] for r in p4.values()))
+    assert sorted(r["weight"] for r in oracle.values()) == pytest.approx(
+        sorted(r["weight"] for r in p4.values())
+    )
+    summary = json.loads((seen / "selection" / "summary.json").read_text())
+    assert summary["oracle"]["weight"] == pytest.approx(summary["sf"]["weight"])
+    assert summary["sf"]["selected"] == min(8, 12 - summary["sf"]["zeros"])  # ceil(0.6 x 12), zeros never
+    assert "selection sf (keep 0.6, soft (temperature 0.05)): threshold" in run.stdout

@@ -66,3 +66,42 @@ def test_sweep_tables_give_shares_and_miou_in_percent(tmp_path: Path) -> None:
     write_scores(tmp_path / "scores.csv", {f"i{k}": {"sf": k / 4} for k in range(4)})
     sweep_report(tmp_path / "scores.csv", tmp_path / "report", taus=(0.5,))
     assert "| 0.50 | 2 | 50.0 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_report_says_what_ran_and_the_papers_shares() -> None:
+    from sal_lightning.stages.evaluate import describe_inference
+    from sal_lightning.stages.report import inference_line, scorer_line
+    from sal_lightning.stages.sweep import selection_table
+
+    used = {"test_scales": [0.5, 0.75, 1.0], "test_fuse": "mean", "test_flip": False, "crf": True}
+    assert describe_inference(used) == "scales 0.5, 0.75, 1 fused by mean, no flip, dense CRF"
+    single = {"test_scales": [1.0], "test_fuse": "max", "test_flip": True, "crf": False}
+    assert describe_inference(single) == "single scale 1, fused with its flipped copy, no CRF"
+    same = {"P2": {"seed0": used, "seed1": used}, "P4": {"seed0": used}}
+    assert inference_line(same) == "Evaluation: scales 0.5, 0.75, 1 fused by mean, no flip, dense CRF."
+    mixed = inference_line({"P2": {"seed0": used}, "P4": {"seed0": single}})
+    assert mixed.startswith("Evaluation: P2: scales") and "P4: single scale 1" in mixed
+    trained = {"method": "reference", "network": "ReferenceNet", "max_epochs": 10, "batch_size": 16}
+    line = scorer_line({**trained, "samples": 400})
+    assert (
+        line == "Fine scorer: method `reference` (ReferenceNet), 10 epochs, batch 16, 400 training samples."
+    )
+
+    summary = {
+        "sf": {"threshold": 0.466, "selected": 240, "of": 400, "weight": 240.0, "zeros": 3,
+               "rule": "keep 0.6", "mean_true_miou": 0.75},
+        "sc": {"threshold": 0.8, "selected": 50, "of": 400, "weight": 50.0, "zeros": 3,
+               "rule": "tau 0.8", "mean_true_miou": 0.7},
+        "oracle": {"selected": 240, "weight": 240.0, "mean_true_miou": 0.8},
+        "all": {"of": 400, "mean_true_miou": 0.65},
+    }  # fmt: skip
+    table = selection_table(summary).splitlines()
+    assert (
+        table[2] == "| P3: coarse (SC) | tau 0.8 | 0.800 | 50 | 12.5 | 3 | 50.0 | 70.0 | 34.4 (SC >= 0.8) |"
+    )
+    assert table[3] == (
+        "| P4, P5: refined (SF) | keep 0.6 | 0.466 | 240 | 60.0 | 3 | 240.0 | 75.0 | "
+        "31.2 (ResNet-101, SF >= 0.85); 71.7 (VGG16, SF >= 0.55) |"
+    )
+    assert table[4].startswith("| oracle: P4's weights by true quality | - | - | 240 | 60.0 |")
+    assert table[5] == "| all proxies (P2) | - | - | 400 | 100.0 | - | 400.0 | 65.0 | - |"

@@ -32,3 +32,36 @@ def test_tau_sweep_and_correlations_by_hand() -> None:
     x, y = np.array([0.9, 0.6, 0.2]), np.array([0.95, 0.7, 0.1])
     assert corr["sf"]["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-6)
     assert corr["sf"]["spearman"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_zero_score_is_never_selected_by_the_sweep() -> None:
+    scores = {"a": {"sc": 0.0}, "b": {"sc": 0.4}, "c": {"sc": 0.0}}
+    assert [r["selected"] for r in tau_sweep(scores, "sc", (0.0, 0.5))] == [1, 0]
+
+
+def test_the_oracle_ranks_by_per_image_miou_on_generated_proxies(synthetic_voc, tmp_path) -> None:
+    """Proxies of known quality: ``proxy_miou`` is each proxy's mIoU over the classes in its ground
+    truth or itself (void ignored), as computed here independently, and the oracle's hard selection
+    is exactly the best proxies by it."""
+    from sal_lightning.data.io import read_label_png
+    from sal_lightning.data.layout import find_gt_mask, read_split
+    from sal_lightning.stages.corrupt import make_corrupted_proxies
+    from sal_lightning.stages.quality import proxy_miou, true_quality
+    from sal_lightning.stages.select import select_best
+
+    ids = read_split(synthetic_voc, "train")
+    make_corrupted_proxies(synthetic_voc, tmp_path / "p", ids, seed=1, progress=False)
+    measured = proxy_miou(true_quality(synthetic_voc, ids, tmp_path / "p", progress=False))
+    for image_id in ids:
+        gt = read_label_png(find_gt_mask(synthetic_voc, image_id))
+        proxy = read_label_png(tmp_path / "p" / f"{image_id}.png")
+        valid = gt != 255
+        g, p = gt[valid], np.where(proxy[valid] == 255, 0, proxy[valid])
+        ious = [((g == c) & (p == c)).sum() / ((g == c) | (p == c)).sum() for c in np.union1d(g, p)]
+        assert measured[image_id] == pytest.approx(float(np.mean(ious)), abs=1e-9)
+    assert len(set(measured.values())) > len(ids) // 2  # the corruptions spread the quality
+    rows = {i: {"sf": 0.5} for i in ids}
+    oracle = select_best(rows, measured, [1.0] * 5 + [0.0] * (len(ids) - 5))
+    chosen = [measured[i] for i in ids if oracle[i]["weight"]]
+    rest = [measured[i] for i in ids if not oracle[i]["weight"]]
+    assert len(chosen) == 5 and min(chosen) >= max(rest)

@@ -106,7 +106,10 @@ ACTIONS: dict[str, Action] = {
     ),
     "select": Action(
         "select:select_scores", "weights (Eq. 9) from sf or sc, with tau or keep", "scores",
-        lambda a, s: print(f"{s['selected']} of {s['of']} proxies selected (threshold {s['tau']:.4g})"),
+        lambda a, s: print(
+            f"{s['selected']} of {s['of']} proxies selected ({s['rule']}: threshold {s['threshold']:.4g}; "
+            f"{s['zeros']} zero scores; total weight {s['weight']:.4g})"
+        ),
         ("selection",),
     ),
     "sweep": Action(

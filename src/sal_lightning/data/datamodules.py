@@ -6,7 +6,7 @@ Their ``__init__`` arguments are plain typed values, so LightningCLI configs nam
       class_path: sal_lightning.data.VOCSegmentationDataModule
       init_args: {root: data/VOCdevkit/VOC2012, proxies: work/proxies, scores: work/scores.csv}
 
-Every batch follows the batch contract (DESIGN section 4): ``image`` float [B, 3, H, W], ``mask``
+Every batch follows the batch contract (docs/design.md, "Batches"): ``image`` float [B, 3, H, W], ``mask``
 long [B, H, W] (0..C, 255 ignored), ``tags`` float [B, C], ``weight`` float [B], ``id`` list[str], and
 ``size`` long [B, 2] (original sizes; whole-image batches are padded at the bottom/right, see
 :func:`~sal_lightning.data.transforms.pad_collate`). ``C`` is the root's: the foreground classes of

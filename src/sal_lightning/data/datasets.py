@@ -1,4 +1,4 @@
-"""VOC-format datasets yielding samples in the batch contract (DESIGN section 4).
+"""VOC-format datasets yielding samples in the batch contract (docs/design.md, "Batches").
 
 A sample is a dict: ``image`` float [3, H, W] (normalised), ``mask`` long [H, W] (0..C, 255 =
 ignore), ``tags`` float [C], ``weight`` float scalar tensor, ``id`` str, ``size`` (original H, W),

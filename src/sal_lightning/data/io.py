@@ -29,7 +29,8 @@ from sal_lightning.data.voc import IGNORE_INDEX, NUM_CLASSES, NUM_FOREGROUND, VO
 PathLike = str | os.PathLike[str]
 
 SCORE_COLUMNS: tuple[str, ...] = ("image_id", "ac", "cd", "sc", "p", "sf", "weight")
-"""Columns of ``scores.csv`` (DESIGN section 4); every column but ``image_id`` is a float, empty = NaN."""
+"""Columns of ``scores.csv`` (docs/design.md, "scores.csv"); every column but ``image_id`` is a float,
+empty = NaN."""
 
 
 @functools.lru_cache(maxsize=8)

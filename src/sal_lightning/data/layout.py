@@ -10,6 +10,7 @@ dict as PSA/IRN ship it, SBD's ``cls/<id>.mat`` files, or the ground-truth mask.
 from __future__ import annotations
 
 import os
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -270,8 +271,9 @@ def resolve_tags(
 
     source ``"auto"`` takes, per id, the first available of: ``Annotations/<id>.xml``; the
     ``cls_labels`` file (default ``<root>/cls_labels.npy`` when it exists); ``<sbd_dir>/cls/<id>.mat``
-    (``sbd_dir`` may be SBD's ``dataset`` folder or its ``cls`` folder); the mask (None). A named
-    source must cover every id, else ``FileNotFoundError``/``ValueError`` says how many are missing.
+    (``sbd_dir`` may be SBD's ``dataset`` folder or its ``cls`` folder); the mask (None: a one-line
+    notice on stderr says so, once per root). A named source must cover every id, else
+    ``FileNotFoundError``/``ValueError`` says how many are missing.
     """
     for image_id in ids:
         check_image_id(image_id)
@@ -330,4 +332,25 @@ def resolve_tags(
             out[image_id] = read_sbd_tags(sbd_cls / f"{image_id}.mat")
         else:
             out[image_id] = None
+    fallback = sum(v is None for v in out.values())
+    if fallback:
+        note_mask_tags(root, fallback, len(out))
     return out
+
+
+_NOTED: set[str] = set()
+
+
+def note_mask_tags(root: Path, count: int, total: int) -> None:
+    """Say once per root and process, in one line on stderr, that tags come from the ground-truth
+    masks (no XML, ``cls_labels`` or SBD file): the image-level labels are then read off the
+    pixel labels, which a weakly supervised run must know."""
+    if str(root) in _NOTED:
+        return
+    _NOTED.add(str(root))
+    print(
+        f"notice: tags of {count} of {total} images of {root} come from the ground-truth masks "
+        "(no Annotations XML, cls_labels.npy entry or SBD file for them)",
+        file=sys.stderr,
+        flush=True,
+    )

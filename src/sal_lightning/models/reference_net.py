@@ -5,7 +5,7 @@ object, or spills onto the background), and AC then misjudges a good proxy or a 
 paper answers with a regression network (:class:`~sal_lightning.models.MaskScorer`, Table I).
 ReferenceNet answers with a segmentation network that *learns* the reference: it is trained, on
 every proxy's image, on the pixels where two independent cues agree, the proxy's foreground and the
-saliency reference (:func:`~sal_lightning.data.scorer_data.agreement_labels`), and ignores the
+saliency reference (:func:`~sal_lightning.data.proxy_data.agreement_labels`), and ignores the
 pixels where they disagree. There it decides from what it learnt on the rest of the data, which is
 exactly where one of the two cues is wrong. A proxy's fine quality is then its AC against the
 network's foreground (Eq. 3 with the learned mask in place of ``H_i``), and ``SF = P * CD`` as in
@@ -38,9 +38,9 @@ class ReferenceNet(L.LightningModule):
 
     The network is segmentation-models-pytorch's U-Net (2 classes: background, foreground).
     Training batches: ``image`` float ``[B, 3, S, S]``, ``mask`` long ``[B, S, S]`` (0, 1, 255 =
-    ignore; :class:`~sal_lightning.data.scorer_data.AgreementDataset`). Prediction batches:
+    ignore; :class:`~sal_lightning.data.proxy_data.AgreementDataset`). Prediction batches:
     ``image`` and the proxy's binary foreground ``mask`` ``[B, S, S]``
-    (:class:`~sal_lightning.data.scorer_data.ProxyMaskDataset`); ``predict_step`` returns
+    (:class:`~sal_lightning.data.proxy_data.ProxyMaskDataset`); ``predict_step`` returns
     ``{"id": [...], "p": [B]}`` with ``p`` the AC of each proxy against the predicted foreground.
 
     Args:

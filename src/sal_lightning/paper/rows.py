@@ -132,7 +132,7 @@ ROWS: tuple[Row, ...] = (
         "the selected images given as a list",
         "hard weights; mean cross-entropy over the selected images' pixels; only selected images drawn",
         "`select: {{mode: soft}}`",
-        "the normalisation keeps the gradient scale when fewer images are selected (DESIGN 2)",
+        "the normalisation keeps the gradient scale when fewer images are selected (docs/design.md)",
     ),
     Row(
         "Attention loss (Eq. 12)",

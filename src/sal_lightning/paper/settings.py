@@ -60,9 +60,8 @@ def pipeline_settings(config: Any) -> dict[str, Any]:
     evaluate = tree.evaluate
     settings.update(test_scales=tuple(evaluate.test_scales), test_flip=evaluate.test_flip, crf=evaluate.crf)
     select = tree.select
-    settings["tau"] = select.tau if select.keep is None else None
-    coarse = select.coarse()
-    settings["tau_coarse"] = coarse.tau if coarse.keep is None else None
+    settings["tau"] = select.fixed_tau  # None where keep decides
+    settings["tau_coarse"] = select.coarse().fixed_tau
     scorer = tree.scorer
     settings.update(
         scorer_lr={**_defaults(MaskScorer), **scorer.model}.get("lr"),

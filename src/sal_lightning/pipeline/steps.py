@@ -7,13 +7,15 @@ Each step holds the data it works on (root, split) and its section of the config
     step1/                 step 1 work folder: cam.ckpt, cams/, seeds/, proxynet.ckpt, proxies/, p1/
     references/<id>.png    reference masks H_i (saliency + CRF)
     coarse/scores.csv      AC, CD, SC (Eq. 3-5)
-    scorer/                scorer training set (samples/), checkpoints, scorer.ckpt
+    scorer/                scorer training set (samples/), checkpoints, scorer.ckpt, scorer.json
     fine/scores.csv        + P and SF (Eq. 6-7)
     scores.csv             every column, ``weight`` from SF (Eq. 9): the paper's selection (P4, P5)
     selection/coarse.csv   the same table with ``weight`` from SC (coarse selection, P3)
     selection/oracle.csv   where ground truth exists: the oracle selection
+    selection/summary.json each selection's threshold, count, zero scores, total weight
     retrain/P2..P5/        seed<k>.ckpt: SALSegmenter retrained on the proxies
-    evaluation/            val predictions of P1..P5 (multi-scale + CRF), results.json
+    evaluation/            val predictions of P2..P5, results.json, inference.json (scales, fusion,
+                           flip, CRF as they ran)
     report.md, figures/    the ablation table, scorer correlations, tau sweep, overlays
 """
 
@@ -44,7 +46,14 @@ from sal_lightning.stages.references import ReferenceSettings, build_references
 from sal_lightning.stages.report import ReportSettings, write_report
 from sal_lightning.stages.retrain import VARIANTS, RetrainSettings, retrain, variant_runs
 from sal_lightning.stages.scorer import ScorerSettings, train_scorer
-from sal_lightning.stages.select import SelectSettings, select_best, select_rows
+from sal_lightning.stages.select import (
+    SelectSettings,
+    check_kept,
+    describe_summary,
+    mean_quality,
+    oracle_selection,
+    select_rows,
+)
 
 PROXIES = "step1/proxies"
 #: the table each retraining variant's weights come from (``None``: every proxy, weight 1)
@@ -54,6 +63,9 @@ SELECTIONS: dict[str | None, str | None] = {
     "fine": "scores.csv",
     "oracle": "selection/oracle.csv",
 }
+
+#: the table of each selection of the ``select`` step
+SELECTED = {"sf": "scores.csv", "sc": "selection/coarse.csv", "oracle": "selection/oracle.csv"}
 
 
 def _mean(values: Any) -> float:
@@ -208,6 +220,11 @@ class TrainScorer(Step):
         )  # fmt: skip
         with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
             shutil.copyfile(best, tmp)
+        settings = self.settings
+        trained: dict[str, Any] = {"method": settings.method, "network": settings.network.__name__}
+        trained |= {"model": settings.model, "max_epochs": settings.epochs, "batch_size": settings.batch}
+        trained["samples"] = samples
+        atomic_write_text(ctx.path("scorer/scorer.json"), json.dumps(trained, indent=2, default=str) + "\n")
         return {"method": self.settings.method, "samples": samples, "checkpoint": "scorer/scorer.ckpt"}
 
 
@@ -235,8 +252,11 @@ class FineScores(Step):
 @dataclass
 class Select(Step):
     """Weights (Eq. 9) from SF into ``scores.csv`` (P4, P5) and from SC into ``selection/coarse.csv``
-    (P3); where the split has ground truth, the oracle selection into ``selection/oracle.csv``: as
-    many proxies as the SF selection keeps, the best by their true mean IoU."""
+    (P3); a summary of both in ``selection/summary.json``. Where the split has ground truth, the
+    oracle selection into ``selection/oracle.csv``: P4's weights given to the proxies in the order
+    of their true per-image mIoU (:func:`~sal_lightning.stages.select.select_best`).
+
+    Fails before any retraining when a selection keeps fewer than ``min_share`` of the proxies."""
 
     kind: ClassVar[str] = "select"
     reads: ClassVar[tuple[str, ...]] = ("fine", PROXIES)
@@ -248,23 +268,23 @@ class Select(Step):
     def run(self, ctx: StepContext) -> dict[str, Any]:
         rows = read_scores(ctx.path("fine/scores.csv"))
         result: dict[str, Any] = {}
-        plans = (
-            ("scores.csv", "sf", self.settings.fine()),
-            ("selection/coarse.csv", "sc", self.settings.coarse()),
-        )
-        for artefact, column, selection in plans:
-            table, result[column] = select_rows(rows, column, selection)
-            config = {"step": "select", "score": column, "tau": result[column]["tau"], "keep": selection.keep}
-            write_scores(ctx.path(artefact), table, {**config, "mode": selection.mode})
+        tables: dict[str, Any] = {}
+        for column, selection in (("sf", self.settings.fine()), ("sc", self.settings.coarse())):
+            tables[column], result[column] = select_rows(rows, column, selection)
+            check_kept(column, result[column], selection, self.settings.min_share)
         ids = sorted(rows)
         if has_ground_truth(self.root, ids):
-            count = int(result["sf"]["selected"])
             quality = proxy_miou(true_quality(self.root, ids, ctx.path(PROXIES), progress=False))
-            table = select_best(rows, quality, count)
-            note = {"step": "select", "score": "true proxy mIoU (oracle)", "selected": count}
-            write_scores(ctx.path("selection/oracle.csv"), table, note)
-            kept = [quality[i] for i in ids if table[i]["weight"] > 0]
-            result["oracle"] = {"selected": count, "of": len(ids), "mean_true_miou": float(np.mean(kept))}
+            tables["oracle"], result["oracle"] = oracle_selection(rows, quality, tables["sf"])
+            for name, table in tables.items():  # one measure for every selection
+                result[name]["mean_true_miou"] = mean_quality(table, quality)
+            result["all"] = {"of": len(ids), "mean_true_miou": float(np.mean(list(quality.values())))}
+        for name, table in tables.items():
+            note = {"step": "select", "score": name, **result[name], "mode": self.settings.mode}
+            write_scores(ctx.path(SELECTED[name]), table, note)
+        atomic_write_text(ctx.path("selection/summary.json"), json.dumps(result, indent=2) + "\n")
+        for name in ("sf", "sc"):
+            print(f"  selection {describe_summary(name, result[name])}", flush=True)
         return result
 
 
@@ -317,7 +337,8 @@ class Retrain(Step):
 
 @dataclass
 class Evaluate(Step):
-    """P1..P5 on ``split`` with the full inference (multi-scale, dense CRF): mIoU per run.
+    """P1..P5 on ``split`` with the ``evaluate`` section's inference (scales, flip, dense CRF): mIoU
+    per run.
 
     P1 is the step 1 network (its predictions in ``step1/p1/proxies``); P2..P5 every
     ``retrain/<variant>/seed<k>.ckpt``. Predictions go to ``evaluation/<variant>/seed<k>/<id>.png``;

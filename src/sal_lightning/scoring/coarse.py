@@ -30,7 +30,7 @@ class CoarseConfig:
     """Settings of Eq. 3.
 
     Attributes:
-        b: exponent of the objectness term (paper: 0.1).
+        b: exponent of the objectness term, ``>= 0`` (paper: 0.1; 0: F has no effect).
         definition: ``"paper"`` (Eq. 3 as printed) or ``"fmeasure"`` (standard F1).
         objectness: ``F(B)``; the default edge-alignment :func:`mask_objectness`, ``None`` for F = 1.
             Must be picklable (a module-level function) to run under DDP.
@@ -39,6 +39,15 @@ class CoarseConfig:
     b: float = 0.1
     definition: Definition = "paper"
     objectness: ObjectnessFn | None = field(default=mask_objectness)
+
+    def __post_init__(self) -> None:
+        b_ok = isinstance(self.b, int | float) and not isinstance(self.b, bool) and self.b >= 0
+        if not b_ok:  # NaN fails too
+            raise ValueError(f"b: expected a number >= 0 (the objectness exponent), got {self.b!r}")
+        if self.definition not in ("paper", "fmeasure"):
+            raise ValueError(f"definition: expected 'paper' or 'fmeasure', got {self.definition!r}")
+        if self.objectness is not None and not callable(self.objectness):
+            raise ValueError(f"objectness: expected a callable or None, got {self.objectness!r}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view (the objectness function by qualified name)."""

@@ -62,7 +62,11 @@ class ReferenceConfig:
             t is None or t in ("adaptive", "otsu") or (isinstance(t, int | float) and 0.0 < float(t) < 1.0)
         ):
             raise ValueError(f"threshold: expected a number in (0, 1), 'adaptive', 'otsu' or None, got {t!r}")
-        if self.max_objects < 1:
+        if (
+            isinstance(self.max_objects, bool)
+            or not isinstance(self.max_objects, int)
+            or self.max_objects < 1
+        ):
             raise ValueError(f"max_objects: expected at least 1, got {self.max_objects}")
         if not 0.0 <= self.min_object_fraction < 1.0:
             raise ValueError(

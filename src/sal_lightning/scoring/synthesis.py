@@ -97,7 +97,7 @@ class SynthesisConfig:
                 f"positive_threshold ({self.positive_threshold})"
             )
         for name in ("samples_per_image", "degraded_share", "cutpaste_share"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:  # NaN fails too
                 raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)}")
         unknown = [d for d in self.degradations if d not in DEGRADATIONS]
         if unknown or not self.degradations:
@@ -106,8 +106,10 @@ class SynthesisConfig:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"{name}: expected 0 < low <= high, got {(lo, hi)}")
-        if self.max_tries < 1:
-            raise ValueError(f"max_tries: expected at least 1, got {self.max_tries}")
+        if isinstance(self.max_tries, bool) or not isinstance(self.max_tries, int) or self.max_tries < 1:
+            raise ValueError(f"max_tries: expected an integer >= 1, got {self.max_tries}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly view (stored beside the samples)."""

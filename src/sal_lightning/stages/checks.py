@@ -34,6 +34,15 @@ def check_share(argument: str, value: Any, low_open: bool = False) -> None:
         )
 
 
+def check_number(argument: str, value: Any, low: float = 0.0, strict: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a number ``>= low`` (``> low`` when ``strict``);
+    NaN and booleans are refused."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and (value > low if strict else value >= low)  # False for NaN
+    if not ok:
+        raise ValueError(f"{argument}: expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
+
+
 def check_positive(argument: str, values: Sequence[float]) -> None:
     """Raise ``ValueError`` unless ``values`` holds one or more positive numbers."""
     if not values or not all(isinstance(x, int | float) and x > 0 for x in values):

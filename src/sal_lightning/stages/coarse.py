@@ -39,6 +39,7 @@ class CoarseSettings(CoarseConfig):
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_at_least("batch_size", self.batch_size, 1)
         check_at_least("num_workers", self.num_workers, 0)
 

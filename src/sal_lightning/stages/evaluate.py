@@ -8,22 +8,29 @@ spread over seeds.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from sal_lightning._atomic import atomic_write_text
 from sal_lightning.callbacks.writers import SegmentationPredictionWriter
 from sal_lightning.data.datamodules import VOCSegmentationDataModule
 from sal_lightning.data.layout import read_split, resolve_voc_root
+from sal_lightning.models.inference import Fuse
 from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.stages.checks import check_at_least, check_positive
 from sal_lightning.stages.quality import label_quality
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer
 
 PathLike = str | os.PathLike[str]
+#: the settings of a prediction run that decide its figures, as the network ran them
+INFERENCE: tuple[str, ...] = ("test_scales", "test_fuse", "test_flip", "refine_at_inference", "crf")
+INFERENCE_FILE = "inference.json"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class EvaluateSettings:
     Attributes:
         test_scales: input scales fused (the released code's 0.5, 0.75, 1.0).
         test_flip: also fuse mirrored inputs (neither the paper nor the release does).
+        test_fuse: ``"mean"`` or ``"max"`` of the views' probabilities (the release: max).
         refine_at_inference: apply Eq. 11 at test time too (see ``docs/segmenter.md``).
         crf: refine with dense CRF (the paper's test setting).
         batch_size: images per predict step.
@@ -40,6 +48,7 @@ class EvaluateSettings:
 
     test_scales: tuple[float, ...] = (0.5, 0.75, 1.0)
     test_flip: bool = False
+    test_fuse: Fuse = "mean"
     refine_at_inference: bool = False
     crf: bool = True
     batch_size: int = 1
@@ -47,6 +56,8 @@ class EvaluateSettings:
     def __post_init__(self) -> None:
         check_positive("test_scales", self.test_scales)
         check_at_least("batch_size", self.batch_size, 1)
+        if self.test_fuse not in ("mean", "max"):
+            raise ValueError(f"test_fuse: expected 'mean' or 'max', got {self.test_fuse!r}")
 
 
 def predict_labels(
@@ -64,6 +75,7 @@ def predict_labels(
         map_location="cpu",
         test_scales=tuple(settings.test_scales),
         test_flip=settings.test_flip,
+        test_fuse=settings.test_fuse,
         refine_at_inference=settings.refine_at_inference,
         crf=settings.crf,
     )
@@ -72,7 +84,23 @@ def predict_labels(
     )
     loop = make_trainer(trainer, callbacks=[SegmentationPredictionWriter(out)])
     loop.predict(model, datamodule=data, return_predictions=False)
+    used = {name: getattr(model, name) for name in INFERENCE}  # as the network ran them
+    atomic_write_text(Path(out) / INFERENCE_FILE, json.dumps(used, indent=2) + "\n")
     return Path(out)
+
+
+def describe_inference(used: Mapping[str, Any]) -> str:
+    """The test-time inference of :data:`INFERENCE_FILE` in words: ``scales 0.5, 0.75, 1.0 fused
+    by mean, no flip, dense CRF``."""
+    scales = [float(s) for s in used["test_scales"]]
+    text = ", ".join(f"{s:g}" for s in scales)
+    views = f"scales {text} fused by {used['test_fuse']}" if len(scales) > 1 else f"single scale {text}"
+    if used["test_flip"]:
+        views += " with flipped copies" if len(scales) > 1 else ", fused with its flipped copy"
+    else:
+        views += ", no flip"
+    refine = ", Eq. 11 applied" if used.get("refine_at_inference") else ""
+    return f"{views}{refine}, {'dense CRF' if used['crf'] else 'no CRF'}"
 
 
 def evaluate(
@@ -87,10 +115,13 @@ def evaluate(
     """mIoU on ``split`` of every run: ``runs`` maps a variant to ``{"seed<k>": checkpoint}``.
 
     Predictions go to ``<out>/<variant>/<seed>/<id>.png``; with ``resume`` a run whose predictions
-    all exist is scored without predicting again. Returns ``{variant: {seed: mIoU}}``.
+    all exist is scored without predicting again. Returns ``{variant: {seed: mIoU}}``; the inference
+    each run used (its scales, fusion, flip, CRF: :data:`INFERENCE`) goes to
+    ``<out>/<variant>/<seed>/inference.json`` and, for all runs, ``<out>/inference.json``.
     """
     ids = read_split(resolve_voc_root(root), split)
     results: dict[str, dict[str, float]] = {}
+    inference: dict[str, dict[str, Any]] = {}
     for variant, seeds in runs.items():
         results[variant] = {}
         for seed, checkpoint in seeds.items():
@@ -98,6 +129,9 @@ def evaluate(
             if not (resume and all((folder / f"{i}.png").is_file() for i in ids)):
                 predict_labels(checkpoint, root, folder, split, settings, trainer)
             results[variant][seed] = label_quality(folder, root, ids).miou
+            used = folder / INFERENCE_FILE
+            inference.setdefault(variant, {})[seed] = json.loads(used.read_text()) if used.is_file() else {}
+    atomic_write_text(Path(out) / INFERENCE_FILE, json.dumps(inference, indent=2) + "\n")
     return results
 
 

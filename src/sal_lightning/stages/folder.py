@@ -57,7 +57,8 @@ def score_folder(
         saliency: folder of saliency PNGs, a callable, or ``None`` (the built-in method).
         reference: how saliency becomes a reference mask.
         coarse: the settings of Eq. 3.
-        checkpoint: a trained scorer's checkpoint; else ``scorer`` is trained on this folder.
+        checkpoint: a trained scorer's checkpoint; else ``scorer`` is trained on this folder (a
+            checkpoint with scorer settings other than the default is refused: they would do nothing).
         scorer: the scorer trained on this folder when no ``checkpoint`` is given (in ``scorer/``
             beside ``scores``; default: the library's reference method); ``None`` with no
             checkpoint: coarse scores only (``p`` and ``sf`` empty), and the weights follow SC.
@@ -66,6 +67,11 @@ def score_folder(
         num_workers: DataLoader worker processes.
         trainer: Lightning settings (``devices=N`` shards every loop across N processes).
     """
+    if checkpoint is not None and scorer is not None and scorer != REFERENCE_SCORER:
+        raise ValueError(
+            "checkpoint and scorer: a trained checkpoint scores the proxies, so the scorer settings "
+            "would train nothing; give one of them (--scorer null with --checkpoint)"
+        )
     rank = int(getattr(rank_zero_only, "rank", 0))  # set from the launcher's environment
     target = Path(scores)
     partial = target.with_name(f".{target.stem}.partial{target.suffix}")

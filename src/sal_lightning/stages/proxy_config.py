@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sal_lightning.stages.checks import build_on_meta, check_at_least, check_positive, check_share
+from sal_lightning.stages.checks import (
+    build_on_meta,
+    check_at_least,
+    check_number,
+    check_positive,
+    check_share,
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,15 @@ class ProxyConfig:
             check_share(name, getattr(self, name))
         check_positive("cam_scales", self.cam_scales)
         check_positive("test_scales", self.test_scales)
+        check_at_least("seed", self.seed, 0)
+        for name in ("cam_output_stride", "proxy_output_stride"):
+            check_at_least(name, getattr(self, name), 1)
+        if self.cam_conv7_channels is not None:
+            check_at_least("cam_conv7_channels", self.cam_conv7_channels, 1)
+        for name in ("cam_lr", "proxy_lr"):
+            check_number(name, getattr(self, name), strict=True)
+        for name in ("expand_weight", "constrain_weight"):
+            check_number(name, getattr(self, name))
 
     @property
     def needs_crf(self) -> bool:

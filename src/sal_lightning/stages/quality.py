@@ -4,7 +4,8 @@
   coverage, per-class IoU (seeds and proxies of step 1, predictions of P1..P5);
 - :func:`true_quality`: per proxy, its *true* AC (Eq. 3 with the ground-truth foreground as the
   reference, void pixels ignored, ``F = 1``) and its confusion matrix against the ground truth:
-  what the scores are measured against (Fig. 9) and what the oracle selection ranks by.
+  what the scores are measured against (Fig. 9);
+- :func:`proxy_miou`: per proxy, its mIoU against the ground truth: what the oracle selection ranks by.
 """
 
 from __future__ import annotations

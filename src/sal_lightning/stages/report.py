@@ -28,13 +28,14 @@ from sal_lightning.data.io import read_image, read_label_png, read_scores
 from sal_lightning.data.layout import find_gt_mask, read_split, resolve_voc_root, root_classes
 from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.stages.checks import check_at_least, check_share
-from sal_lightning.stages.evaluate import summarise
+from sal_lightning.stages.evaluate import describe_inference, summarise
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, true_quality
 from sal_lightning.stages.retrain import describe
 from sal_lightning.stages.sweep import (
     DEFAULT_TAUS,
     plot_correlations,
     score_correlations,
+    selection_table,
     sweep_table,
     tau_sweep,
 )
@@ -217,12 +218,27 @@ def plot_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], path: Path) 
     return path
 
 
-def _ablation(runs: Mapping[str, Mapping[str, float]]) -> list[str]:
+def inference_line(inference: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The evaluation's inference as it ran (``evaluation/inference.json``): one description when
+    every run used the same, else one per variant."""
+    described = {
+        variant: sorted({describe_inference(used) for used in seeds.values() if used})
+        for variant, seeds in inference.items()
+    }
+    texts = sorted({text for found in described.values() for text in found})
+    if not texts:
+        return "Evaluation: inference settings not recorded."
+    if len(texts) == 1:
+        return f"Evaluation: {texts[0]}."
+    return "Evaluation: " + "; ".join(f"{v}: {' / '.join(t)}" for v, t in described.items() if t) + "."
+
+
+def _ablation(runs: Mapping[str, Mapping[str, float]], inference: Mapping[str, Any]) -> list[str]:
     summary = summarise(runs)
     return [
         "## Ablation (Table VI)\n",
         "Every retraining (P2..P5) runs the same number of steps, so the rows compare label quality,",
-        "not training length. Evaluation: multi-scale + flip fusion and dense CRF.\n",
+        f"not training length. {inference_line(inference)} P1: step 1's own predictions.\n",
         ablation_table(summary, runs) + "\n",
         verdict(summary) + "\n",
         measured_with(runs) + "\n",
@@ -244,13 +260,33 @@ def _step1(quality: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def scorer_line(trained: Mapping[str, Any]) -> str:
+    """The fine scorer as it was trained (``scorer/scorer.json``), in one sentence."""
+    if not trained:
+        return "Fine scorer: not recorded."
+    return (
+        f"Fine scorer: method `{trained['method']}` ({trained['network']}), {trained['max_epochs']} epochs, "
+        f"batch {trained['batch_size']}, {trained['samples']} training samples."
+    )
+
+
+def _selection(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [
+        "## Selection (Eq. 9) and the paper's Table IV\n",
+        "Each selection's share of the proxies beside the share the paper keeps on VOC (10,582 proxies);",
+        "true quality: each proxy's mIoU against its ground truth, averaged with the selection's weights.\n",
+        selection_table(summary) + "\n",
+    ]
+
+
 def _scorer(
-    scores: Mapping[str, Mapping[str, float]], truth: TrueQuality, figures: Path
+    scores: Mapping[str, Mapping[str, float]], truth: TrueQuality, figures: Path, trained: Mapping[str, Any]
 ) -> tuple[list[str], Any]:
     corr = score_correlations(scores, truth.ac)
     lines = [
         "## Scorer quality (Fig. 9): correlation with the true AC\n",
-        "True AC: the F-measure of each proxy's foreground against the ground truth's.\n",
+        f"{scorer_line(trained)} True AC: the F-measure of each proxy's foreground against the ground "
+        "truth's.\n",
         "| score | Pearson | Spearman | images | paper (Pearson) |",
         "|---|---|---|---|---|",
     ]
@@ -263,6 +299,11 @@ def _scorer(
         plot_correlations(scores, truth.ac, figures / "correlations.png", tuple(corr))
         lines.append("\n![SC and SF against the true AC](figures/correlations.png)\n")
     return lines, corr
+
+
+def _json(path: Path) -> Any:
+    """A JSON artefact of an earlier step, or ``{}`` where it does not exist (older workdirs)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_report(
@@ -279,13 +320,17 @@ def write_report(
     work, voc = Path(workdir), resolve_voc_root(root)
     figures = work / "figures"
     runs: dict[str, dict[str, float]] = json.loads((work / "evaluation" / "results.json").read_text())
+    inference, selected, trained = (
+        _json(work / name)
+        for name in ("evaluation/inference.json", "selection/summary.json", "scorer/scorer.json")
+    )
     summary = summarise(runs)
     report: dict[str, Any] = {"ablation": summary, "runs": runs, "classes": list(root_classes(voc))}
     lines = [
         "# SAL-Net pipeline report\n",
         f"Data: `{root}` (proxies for split `{split}`, evaluation on `{val_split}`){_synthetic_note(voc)}.\n",
         classes_line(voc),
-        *_ablation(runs),
+        *_ablation(runs, inference),
     ]
     step1 = work / "step1" / "proxies.json"
     quality = json.loads(step1.read_text()) if step1.is_file() else {}
@@ -297,8 +342,11 @@ def write_report(
     truth = None
     if has_ground_truth(voc, ids):  # true AC: F-measure of the proxy's foreground against the GT's
         truth = true_quality(voc, ids, work / "step1" / "proxies", definition="fmeasure", progress=False)
-        scorer_lines, report["correlations"] = _scorer(scores, truth, figures)
+        scorer_lines, report["correlations"] = _scorer(scores, truth, figures, trained)
         lines += scorer_lines
+    if selected:
+        report["selection"] = selected
+        lines += _selection(selected)
     sweeps = {c: tau_sweep(scores, c, settings.taus, truth) for c in ("sc", "sf")}
     report["sweep"] = sweeps
     lines += ["## Threshold sweep (Table IV) on SF\n", sweep_table(sweeps["sf"]) + "\n"]

@@ -2,7 +2,8 @@
 
 :data:`VARIANTS` are the rows of the paper's ablation (Table VI): which selection the weights come
 from and whether the attention loss is on. Every variant runs the same ``max_steps`` (selecting
-fewer images means more passes over them, not fewer updates; DESIGN section 2).
+fewer images means more passes over them, not fewer updates; docs/design.md, "Equal steps for
+every row").
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ class VariantSpec:
     what: str
 
 
-#: the retraining variants of the paper's ablation (Table VI), and the oracle upper bound
+#: the retraining variants of the paper's ablation (Table VI), and the oracle: an upper reference (P4's
+#: weights given to the proxies in the order of their true per-image mIoU; not a maximum)
 VARIANTS: dict[str, VariantSpec] = {
     "P2": VariantSpec(None, False, "retrain on all proxies"),
     "P3": VariantSpec("coarse", False, "coarse selection (SC)"),
     "P4": VariantSpec("fine", False, "refined selection (SF)"),
     "P5": VariantSpec("fine", True, "refined selection + attention loss"),
-    "oracle": VariantSpec("oracle", False, "oracle selection: as many as P4, the best by true quality"),
+    "oracle": VariantSpec("oracle", False, "oracle selection: P4's weights by true quality"),
 }
 #: keyword arguments the retraining sets itself, from the variant and the pipeline's artefacts
 MODEL_SET: tuple[str, ...] = ("use_selection", "use_attention")

@@ -72,8 +72,14 @@ class ScorerSettings:
         for name in ("max_epochs", "batch_size"):
             if getattr(self, name) is not None:
                 check_at_least(name, getattr(self, name), 1)
+        check_at_least("seed", self.seed, 0)
         network = SCORERS[self.method][0]
         check_kwargs(network, self.model, "model")
+        if self.method == "reference" and self.synthesis != SynthesisConfig():
+            raise ValueError(
+                "synthesis: only method 'regression' synthesises a training set, so these settings "
+                "would do nothing with method 'reference'; remove them or set method: regression"
+            )
 
     @property
     def network(self) -> type[MaskScorer] | type[ReferenceNet]:

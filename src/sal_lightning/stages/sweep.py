@@ -5,6 +5,7 @@
   the mIoU of the selected proxies;
 - :func:`score_correlations` (Fig. 9): Pearson and Spearman correlation of SC and SF with the true
   AC (torchmetrics); :func:`plot_correlations` draws the scatter plots (matplotlib, Agg backend);
+- :func:`selection_table`: the ``select`` step's selections beside the shares of the paper's Table IV;
 - :func:`sweep_report`: all of it as ``report.md`` + ``report.json`` + ``correlations.png``
   (``sal-lightning score sweep``).
 """
@@ -28,6 +29,7 @@ from sal_lightning.data.layout import resolve_voc_root
 from sal_lightning.models.metrics import iou_from_confusion, mean_iou
 from sal_lightning.scoring.metrics import Definition
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, proxy_miou, true_quality
+from sal_lightning.stages.select import PAPER_TAUS, paper_share
 
 PathLike = str | os.PathLike[str]
 SweepColumn = Literal["sf", "sc", "ac", "p"]
@@ -46,12 +48,13 @@ def tau_sweep(
     truth: TrueQuality | None = None,
 ) -> list[dict[str, float]]:
     """Table IV: one row per ``tau`` with ``tau``, ``selected`` (count), ``fraction`` and, with
-    ``truth``, ``mean_true_ac`` and ``miou`` (of the selected proxies against the ground truth) and
-    ``oracle_miou``: the mIoU of as many proxies chosen by their true quality (:func:`proxy_miou`),
-    the most any score could reach at that count.
+    ``truth``, ``mean_true_ac`` and ``miou`` (the pooled mIoU of the selected proxies against the
+    ground truth) and ``oracle_miou``: the pooled mIoU of as many proxies chosen by their per-image
+    mIoU (:func:`proxy_miou`), an upper reference for a score at that count (not the maximum of the
+    pooled mIoU: ranking by per-image mIoU does not maximise it).
 
     ``scores``: ``{id: {column: value}}`` as :func:`~sal_lightning.data.io.read_scores` returns;
-    NaN scores are never selected.
+    Scores of 0 and NaN are never selected (as in :func:`~sal_lightning.stages.select.select`).
     """
     ids = sorted(scores)
     values = _column(scores, column, ids)
@@ -69,7 +72,7 @@ def tau_sweep(
         return float(mean_iou(iou_from_confusion(truth.pooled(chosen))))  # type: ignore[union-attr]
 
     for tau in taus:
-        chosen = [i for i, v in zip(ids, values, strict=True) if v >= tau]
+        chosen = [i for i, v in zip(ids, values, strict=True) if v >= tau and v > 0]  # 0: never selected
         row: dict[str, float] = {
             "tau": float(tau),
             "selected": float(len(chosen)),
@@ -159,6 +162,60 @@ def sweep_table(rows: Sequence[Mapping[str, float]]) -> str:
     for row in rows:
         cells = ["-" if math.isnan(float(row[k])) else fmt(float(row[k])) for k, _, fmt in shown]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _paper_shares(column: str, summary: Mapping[str, Any]) -> str:
+    if str(summary["rule"]).startswith("tau"):
+        at, share = paper_share(column, float(summary["threshold"]))
+        return f"{100 * share:.1f} ({column.upper()} >= {at:g})"
+    return "; ".join(
+        f"{100 * paper_share(column, tau)[1]:.1f} ({network}, {column.upper()} >= {tau:g})"
+        for network, tau in PAPER_TAUS[column].items()
+    )
+
+
+def selection_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table of the ``select`` step's summary (``selection/summary.json``): per selection
+    its rule, count, share, zero scores, total weight, mean true mIoU per image (where ground
+    truth exists) and the share the paper's Table IV keeps."""
+    names = {
+        "sc": "P3: coarse (SC)",
+        "sf": "P4, P5: refined (SF)",
+        "oracle": "oracle: P4's weights by true quality",
+    }
+    lines = [
+        "| selection | rule | threshold | selected | share (%) | zero scores | total weight | "
+        "mean true mIoU per image (%) | paper share (%, Table IV) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    of = summary["sf"]["of"]
+    for name in ("sc", "sf", "oracle"):
+        if name not in summary:
+            continue
+        s = summary[name]
+        truth = f"{100 * s['mean_true_miou']:.1f}" if "mean_true_miou" in s else "-"
+        cells = (
+            [s["rule"], f"{s['threshold']:.3f}", str(s["selected"]), f"{100 * s['selected'] / of:.1f}"]
+            + [str(s["zeros"]), f"{s['weight']:.1f}", truth, _paper_shares(name, s)]
+            if name != "oracle"
+            else [
+                "-",
+                "-",
+                str(s["selected"]),
+                f"{100 * s['selected'] / of:.1f}",
+                "-",
+                f"{s['weight']:.1f}",
+                truth,
+                "-",
+            ]
+        )
+        lines.append(f"| {names[name]} | " + " | ".join(cells) + " |")
+    if "all" in summary:
+        lines.append(
+            f"| all proxies (P2) | - | - | {of} | 100.0 | - | {of:.1f} | "
+            f"{100 * summary['all']['mean_true_miou']:.1f} | - |"
+        )
     return "\n".join(lines)
 
 
