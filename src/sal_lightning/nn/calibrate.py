@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +35,21 @@ def calibrate_batch_norm(network: DeepLab, batches: Iterable[Tensor]) -> int:
     norms = [m for m in network.backbone_module().modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        raise ValueError("batches: give at least one batch to estimate the batch-norm statistics from")
     saved = [(m.training, m.momentum) for m in norms]
     for module in norms:
         module.reset_running_stats()
         module.momentum = None  # a cumulative average over the batches
         module.train()
-    seen = 0
     with torch.no_grad():
-        for batch in batches:
+        for batch in chain([first], iterator):
             network.extract_features(batch)
-            seen += 1
     for module, (training, momentum) in zip(norms, saved, strict=True):
         module.train(training)
         module.momentum = momentum
-    if seen == 0:
-        raise ValueError("batches: give at least one batch to estimate the batch-norm statistics from")
     return len(norms)
 
 
