@@ -202,6 +202,7 @@ class Step1:
         if self.config.background == "cam":
             return None
         self.config.check_saliency(self.saliency)
+        assert self.saliency is not None  # checked
         path = Path(self.saliency) / f"{image_id}.png"
         gray = read_gray_png(path)
         if gray.shape != tuple(shape):

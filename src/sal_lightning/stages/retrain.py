@@ -97,7 +97,8 @@ class RetrainSettings:
         if "batch_size" in self.data:
             return int(self.data["batch_size"])
         for klass in VOCSegmentationDataModule.__mro__:  # the class that declares it
-            parameter = inspect.signature(klass.__init__).parameters.get("batch_size")
+            init = vars(klass).get("__init__")
+            parameter = None if init is None else inspect.signature(init).parameters.get("batch_size")
             if parameter is not None:
                 return int(parameter.default)
         raise TypeError("VOCSegmentationDataModule declares no batch_size")
