@@ -6,15 +6,18 @@ size of a PASCAL VOC image) with the configuration's crops (CAM 448, ProxyNet an
 scorer 256), scales and CRFs; weights files calibrated on the images (``nn.calibrate``) stand in for
 the initial weights. Trainings run ``--steps`` steps of ``--batch`` images; the retraining is P5
 (P2..P4 cost the same or less). Each stage runs in a process of its own (``--threads`` intra-op
-threads, CRF in the process), which reports:
+threads; the evaluation's CRF pool too runs in the process), which reports:
 
 - seconds per image: the process's CPU time over the images the stage handled (training: steps x
   batch), and its wall time (which a loaded machine inflates);
-- the split of the CPU time: network (every outermost ``nn.Module`` call, ``Tensor.backward`` and the
-  optimiser steps: the part a GPU runs), CRF (dense CRF), IO (image decoding, PNG / CAM files) and
-  the rest (data augmentation, seeds, scoring, Python);
+- the split of the CPU time: network (every outermost ``nn.Module`` call, ``Tensor.backward`` and
+  the optimiser steps: the part a GPU runs), CRF (dense CRF), IO (image decoding, PNG / CAM files)
+  and the rest (data augmentation, seeds, scoring, Python);
 - peak memory: the process's peak resident set size (``getrusage``), and its rise over the
-  process's size once the libraries are imported.
+  process's size once the stage's configuration is loaded.
+
+The time counts the stage's own work, as the pipeline runs it, without the pipeline's checks and
+the process start.
 
 ::
 
@@ -53,6 +56,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "coarse": ("coarse scores (Eq. 3-5)", "image"),
     "scorer": ("Table I scorer: training set + training", "training sample"),
     "fine": ("fine scores (Table I scorer)", "image"),
+    "select": ("selection (Eq. 9) and the oracle's true quality", "image"),
     "retrain-P5": ("retraining P5 (DeepLab v2 R101, crop 321)", "training image"),
     "evaluate": ("evaluation P5: scales 0.5/0.75/1 + CRF", "image"),
 }
@@ -97,6 +101,12 @@ def instrument(clock: Clock) -> None:
     for optimiser in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
         optimiser.step = clock.wrap("network", optimiser.step)  # type: ignore[method-assign]
     crf._run_crf = clock.wrap("crf", crf._run_crf)
+    pool_init = crf.CRFPool.__init__
+
+    def in_process(pool: crf.CRFPool, processes: int = 0, start_method: Any = "spawn") -> None:
+        pool_init(pool, 0, start_method)  # every CRF in this process, on its clock
+
+    crf.CRFPool.__init__ = in_process  # type: ignore[method-assign]
     names = (
         "read_image", "write_image", "read_label_png", "write_label_png", "read_gray_png", "write_gray_png",
         "read_reference", "write_reference", "read_cams", "write_cams",
@@ -113,32 +123,36 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_stage(stage: str, work: Path, setup: dict[str, Any]) -> int:
-    """Run one stage in ``work``; returns the number of units it handled."""
+def stage_work(stage: str, work: Path, setup: dict[str, Any]) -> Callable[[], Any]:
+    """The work of one stage in ``work``, ready to run: configuration loaded and checked, networks
+    not yet built (what a step does when the pipeline runs it, without the pipeline's checks)."""
     from sal_lightning.pipeline.config import build_pipeline, load_config
-    from sal_lightning.stages.proxies import Step1, run_proxies
+    from sal_lightning.pipeline.runner import StepContext
+    from sal_lightning.stages.proxies import Step1
 
     config = load_config(setup["config"])
     proxies = config.proxies
     assert not isinstance(proxies, str)
-    if stage in STEP1:
-        run_proxies(
-            config.root, work / "step1", config.train_split, config.saliency, proxies, steps=[stage],
-            resume=True, trainer=config.trainer,
-        )  # fmt: skip
-    elif stage == "p1":
-        step = Step1(
-            config.root, work / "step1" / "p1", config.val_split, proxies, config.saliency, config.trainer
-        )
-        step.predict_proxies(work / "step1" / "proxynet.ckpt", with_tags=False)
-    else:
-        build_pipeline(config, work).run(only=stage)
+    if stage in STEP1 or stage == "p1":
+        split, folder = (config.val_split, "step1/p1") if stage == "p1" else (config.train_split, "step1")
+        step1 = Step1(config.root, work / folder, split, proxies, config.saliency, config.trainer)
+        step1.workdir.mkdir(parents=True, exist_ok=True)
+        if stage == "p1":
+            return lambda: step1.predict_proxies(work / "step1" / "proxynet.ckpt", with_tags=False)
+        return lambda: step1.run(stage)  # type: ignore[arg-type]
+    step = next(s for s in build_pipeline(config, work).steps if s.name == stage)
+    context = StepContext(work, config.trainer, fresh=True)
+    return lambda: step.run(context)
+
+
+def units(stage: str, work: Path, setup: dict[str, Any]) -> int:
+    """The images (training: images trained on; scorer: samples) a finished stage handled."""
     if stage in ("cam", "train", "retrain-P5"):
-        return setup["steps"] * setup["batch"]
+        return int(setup["steps"] * setup["batch"])
     if stage == "scorer":
         index = work / "scorer" / "samples" / "samples.csv"
         return sum(1 for _ in index.open()) - 1
-    return setup["val" if stage in ("p1", "evaluate") else "train"]
+    return int(setup["val" if stage in ("p1", "evaluate") else "train"])
 
 
 def child(stage: str, work: Path) -> None:
@@ -149,11 +163,12 @@ def child(stage: str, work: Path) -> None:
     torch.set_num_threads(setup["threads"])
     clock = Clock()
     instrument(clock)
+    run = stage_work(stage, work, setup)
     base = rss_mib()
     wall, cpu = time.perf_counter(), time.process_time()
-    units = run_stage(stage, work, setup)
+    run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    row = {"stage": stage, "units": units, "wall": wall, "cpu": cpu, **clock.seconds}
+    row = {"stage": stage, "units": units(stage, work, setup), "wall": wall, "cpu": cpu, **clock.seconds}
     print(json.dumps({**row, "rss_mib": rss_mib(), "base_mib": base}), flush=True)
 
 
