@@ -11,8 +11,10 @@ threads; the evaluation's CRF pool too runs in the process), which reports:
 - seconds per image: the process's CPU time over the images the stage handled (training: steps x
   batch), and its wall time (which a loaded machine inflates);
 - the split of the CPU time: network (every outermost ``nn.Module`` call, ``Tensor.backward`` and
-  the optimiser steps: the part a GPU runs), CRF (dense CRF), IO (image decoding, PNG / CAM files)
-  and the rest (data augmentation, seeds, scoring, Python);
+  the optimiser steps: the part a GPU runs), data (the datasets' ``__getitem__``: cropping,
+  scaling, flipping, normalising), CRF (dense CRF), IO (image decoding, PNG / CAM files) and the
+  rest (seeds, scoring arithmetic, losses outside modules, checkpoint loading, the loops' Python),
+  each moment counted once, to the innermost of these calls;
 - peak memory: the process's peak resident set size (``getrusage``), and its rise over the
   process's size once the stage's configuration is loaded.
 
@@ -35,7 +37,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,28 +62,35 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluation P5: scales 0.5/0.75/1 + CRF", "image"),
 }
 STEP1 = ("cam", "cams", "seeds", "train", "predict")
+CATEGORIES = ("network", "data", "crf", "io")
 
 
 class Clock:
-    """Process CPU time spent inside wrapped calls, per category, counting only the outermost call
-    (CPU time, not wall time: other processes sharing the cores do not inflate it)."""
+    """Process CPU time by category, each moment counted once: to the innermost wrapped call running
+    (a PNG read inside a dataset's ``__getitem__`` is IO, the rest of it data). CPU time, not wall
+    time: other processes sharing the cores do not inflate it."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {"network": 0.0, "crf": 0.0, "io": 0.0}
-        self._depth = threading.local()
+        self.seconds: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
+        self._stack: list[str] = []
+        self._since = time.process_time()
+
+    def _switch(self) -> None:
+        now = time.process_time()
+        if self._stack:
+            self.seconds[self._stack[-1]] += now - self._since
+        self._since = now
 
     def wrap(self, category: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(self._depth, category, 0)
-            setattr(self._depth, category, depth + 1)
-            start = time.process_time()
+            self._switch()
+            self._stack.append(category)
             try:
                 return fn(*args, **kwargs)
             finally:
-                setattr(self._depth, category, depth)
-                if depth == 0:
-                    self.seconds[category] += time.process_time() - start
+                self._switch()
+                self._stack.pop()
 
         return timed
 
@@ -91,7 +99,10 @@ def instrument(clock: Clock) -> None:
     """Route the network, CRF and file calls of torch and of the library through ``clock``."""
     import torch
 
+    import sal_lightning.data.datasets as datasets
     import sal_lightning.data.io as io
+    import sal_lightning.data.proxy_data as proxy_data
+    import sal_lightning.data.scorer_data as scorer_data
     import sal_lightning.pipeline.steps  # noqa: F401  (every module that imports the IO functions)
     import sal_lightning.postprocess.crf as crf
     import sal_lightning.stages.proxies  # noqa: F401
@@ -101,6 +112,14 @@ def instrument(clock: Clock) -> None:
     for optimiser in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
         optimiser.step = clock.wrap("network", optimiser.step)  # type: ignore[method-assign]
     crf._run_crf = clock.wrap("crf", crf._run_crf)
+    for module in (datasets, proxy_data, scorer_data):
+        for value in list(vars(module).values()):
+            if (
+                isinstance(value, type)
+                and "__getitem__" in vars(value)
+                and value.__module__ == module.__name__
+            ):
+                value.__getitem__ = clock.wrap("data", value.__getitem__)  # type: ignore[method-assign]
     pool_init = crf.CRFPool.__init__
 
     def in_process(pool: crf.CRFPool, processes: int = 0, start_method: Any = "spawn") -> None:
@@ -218,13 +237,14 @@ def prepare(work: Path, args: argparse.Namespace) -> None:
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown table of the stages' rows."""
     lines = [
-        "| stage | per | CPU s | wall s | network | CRF | IO | other | peak RSS MiB (rise) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| stage | per | CPU s | wall s | network | data | CRF | IO | other | peak RSS MiB (rise) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         n = max(r["units"], 1)
-        other = max(r["cpu"] - r["network"] - r["crf"] - r["io"], 0.0)
-        shares = [f"{v / n:.2f} ({v / r['cpu']:.0%})" for v in (r["network"], r["crf"], r["io"], other)]
+        parts = [r[c] for c in CATEGORIES]
+        parts.append(max(r["cpu"] - sum(parts), 0.0))
+        shares = [f"{v / n:.2f} ({v / r['cpu']:.0%})" for v in parts]
         what, unit = STAGES[r["stage"]]
         peak = f"{r['rss_mib']:.0f} (+{r['rss_mib'] - r['base_mib']:.0f})"
         times = f"{r['cpu'] / n:.2f} | {r['wall'] / n:.2f}"
