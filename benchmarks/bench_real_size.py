@@ -218,7 +218,7 @@ def prepare(work: Path, args: argparse.Namespace) -> None:
         references={**raw["references"], "processes": 0},
         coarse={**raw["coarse"], "num_workers": 0},
         scorer={**raw["scorer"], "max_epochs": 1},
-        select={**raw["select"], "keep": 0.5, "keep_coarse": 0.5},
+        select={"mode": raw["select"]["mode"], "keep": 0.5, "keep_coarse": 0.5},
     )  # fmt: skip
     raw["proxies"].update(
         cam_encoder_weights=weights["cam"], proxy_encoder_weights=weights["deeplab"], num_workers=0,

@@ -27,7 +27,7 @@ from sal_lightning.nn.deeplab import DeepLab
 
 def calibrate_batch_norm(network: DeepLab, batches: Iterable[Tensor]) -> int:
     """Set the running mean and variance of every batch norm of ``network``'s backbone to their
-    averages over ``batches`` (each ``[B, 3, H, W]``, normalised as the network's inputs are).
+    averages over ``batches`` (each ``[B, 3, H, W]``, as the network's forward takes them).
 
     The other weights are not changed and every module keeps its train / eval mode. Returns the
     number of batch-norm layers calibrated (0: nothing to do, the batches are not read).
@@ -46,7 +46,7 @@ def calibrate_batch_norm(network: DeepLab, batches: Iterable[Tensor]) -> int:
         module.train()
     with torch.no_grad():
         for batch in chain([first], iterator):
-            network.extract_features(batch)
+            network(batch)  # the whole forward: whatever the network does to its input reaches the trunk
     for module, (training, momentum) in zip(norms, saved, strict=True):
         module.train(training)
         module.momentum = momentum
