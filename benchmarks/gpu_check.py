@@ -5,7 +5,8 @@ From a checkout, with synthetic inputs and nothing downloaded (``nox -s gpu`` ru
     python benchmarks/gpu_check.py                      # CUDA only; writes runs/gpu_check/gpu_check.{json,md}
     python benchmarks/gpu_check.py --device cpu --tiny  # the dry run of every part on a CPU (small sizes)
 
-It measures, at batch ``--batch`` (the paper's 7) and crop ``--crop`` (321), in fp32 and bf16:
+It measures, for the paper configuration's ResNet-101 network (``--backbone``), at batch ``--batch``
+(the paper's 7) and crop ``--crop`` (321), in fp32 and bf16:
 
 - training steps per second, images per second and peak memory of plain DeepLab v2 (the network
   alone, cross-entropy), P2 (``SALSegmenter`` without selection or attention) and P5 (selection
@@ -308,10 +309,22 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paper_backbone() -> str:
+    """The retraining network of ``examples/configs/pipeline_voc_resnet101.yaml``."""
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "pipeline_voc_resnet101.yaml"
+    return str(yaml.safe_load(config.read_text())["retrain"]["model"]["backbone"])
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run, with --tiny)")
-    parser.add_argument("--backbone", default="deeplabv2_resnet101", help="any build_deeplab name")
+    parser.add_argument(
+        "--backbone",
+        default=paper_backbone(),
+        help="any build_deeplab name (default: the paper configuration's)",
+    )
     parser.add_argument("--encoder-depth", type=int, default=None, help="smp encoder stages (tiny: 3)")
     parser.add_argument("--batch", type=int, default=7)
     parser.add_argument("--crop", type=int, default=321)
