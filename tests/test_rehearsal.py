@@ -108,7 +108,7 @@ def test_the_paper_resnet101_pipeline_runs_at_real_size(
 
     # every training ended on finite losses, and said what it trained on
     losses = {"cam": step1["result"]["cam_loss"], "proxynet": step1["result"]["proxynet_loss"]}
-    losses["scorer"] = records["scorer"]["result"]["loss"]
+    losses["scorer"] = json.loads((work / "scorer" / "checkpoints" / "training.json").read_text())["loss"]
     for variant in config.retrain.variants:
         run = records[f"retrain-{variant}"]["result"]["seed0"]
         assert run["steps"] == 2

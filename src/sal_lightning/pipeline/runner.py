@@ -110,8 +110,10 @@ class Step:
     def batch_sizes(self) -> dict[str, int]:
         """The training batch sizes of this step by setting name (``{"data.batch_size": 7}``);
         :meth:`Pipeline.check` checks that the trainer options can divide them (global batches).
-        The default: none."""
-        return {}
+        The default: those its ``settings`` declare with a ``batch_sizes()`` method, else none."""
+        settings = getattr(self, "settings", None)
+        sizes = getattr(settings, "batch_sizes", None)
+        return dict(sizes()) if callable(sizes) else {}
 
     def check(self) -> None:
         """Validate the configuration and the inputs from outside the workdir without doing any work.

@@ -43,7 +43,7 @@ from sal_lightning.stages.quality import has_ground_truth, label_quality, proxy_
 from sal_lightning.stages.references import ReferenceSettings, build_references
 from sal_lightning.stages.report import ReportSettings, write_report
 from sal_lightning.stages.retrain import VARIANTS, RetrainSettings, retrain, variant_runs
-from sal_lightning.stages.scorer import TRAINING_FILE, ScorerSettings, train_scorer
+from sal_lightning.stages.scorer import ScorerSettings, train_scorer
 from sal_lightning.stages.select import SelectSettings, select_best, select_rows
 
 PROXIES = "step1/proxies"
@@ -74,9 +74,6 @@ class MakeProxies(Step):
     saliency: str | None
     settings: ProxyConfig
 
-    def batch_sizes(self) -> dict[str, int]:
-        return {name: getattr(self.settings, name) for name in ("cam_batch_size", "proxy_batch_size")}
-
     def check(self) -> None:
         check_split(self.root, self.split, "train_split")
         check_split(self.root, self.val_split, "val_split")
@@ -94,9 +91,7 @@ class MakeProxies(Step):
         result: dict[str, Any] = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
         if "p1" in report:
             result["p1_val_miou"] = report["p1"]["miou"]
-        for network, trained in report["training"].items():
-            if "loss" in trained:
-                result[f"{network}_loss"] = trained["loss"]
+        result |= {f"{net}_loss": t["loss"] for net, t in report["training"].items() if "loss" in t}
         return result
 
 
@@ -204,9 +199,6 @@ class TrainScorer(Step):
     split: str
     settings: ScorerSettings
 
-    def batch_sizes(self) -> dict[str, int]:
-        return {"batch_size": self.settings.batch}
-
     def check(self) -> None:
         check_split(self.root, self.split, "train_split")
         self.settings.check()
@@ -218,9 +210,7 @@ class TrainScorer(Step):
         )  # fmt: skip
         with atomic_path(ctx.path("scorer/scorer.ckpt")) as tmp:
             shutil.copyfile(best, tmp)
-        result = {"method": self.settings.method, "samples": samples, "checkpoint": "scorer/scorer.ckpt"}
-        trained = json.loads((best.parent / TRAINING_FILE).read_text())
-        return {**result, "loss": trained.get("loss")}
+        return {"method": self.settings.method, "samples": samples, "checkpoint": "scorer/scorer.ckpt"}
 
 
 @dataclass
@@ -296,9 +286,6 @@ class Retrain(Step):
     @property
     def name(self) -> str:
         return f"retrain-{self.variant}"
-
-    def batch_sizes(self) -> dict[str, int]:
-        return {"data.batch_size": self.settings.batch_size}
 
     def check(self) -> None:
         check_split(self.root, self.train_split, "train_split")

@@ -103,6 +103,10 @@ class ProxyConfig:
         if self.background not in ("saliency", "cam"):
             raise ValueError(f"background: expected 'saliency' or 'cam', got {self.background!r}")
 
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch sizes by setting name (the pipeline checks them against the devices)."""
+        return {"cam_batch_size": self.cam_batch_size, "proxy_batch_size": self.proxy_batch_size}
+
     def check_saliency(self, saliency: object) -> None:
         """Refuse ``background="saliency"`` without saliency maps (``saliency`` is their folder)."""
         if self.background == "saliency" and saliency is None:

@@ -103,6 +103,10 @@ class RetrainSettings:
                 return int(parameter.default)
         raise TypeError("VOCSegmentationDataModule declares no batch_size")
 
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch size by setting name (the pipeline checks it against the devices)."""
+        return {"data.batch_size": self.batch_size}
+
     def check(self, root: str) -> None:
         """What needs the file system or builds objects: the strong ids' list, the network (on the
         meta device), dense CRF when asked for, and the data settings."""

@@ -95,6 +95,10 @@ class ScorerSettings:
         """``batch_size``, or the method's default."""
         return self.batch_size or SCORERS[self.method][2]
 
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch size by setting name (the pipeline checks it against the devices)."""
+        return {"batch_size": self.batch}
+
     def check(self) -> None:
         """Build the network on the meta device: a bad ``model`` setting fails now."""
         build_on_meta(self.network, self.model, "model")
