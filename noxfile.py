@@ -104,8 +104,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def gpu(session: nox.Session) -> None:
-    """On a CUDA machine only (never CI): the ``cuda``-marked tests, the segmenter benchmark of the
-    paper's ResNet-101 network on the GPU in bf16, and a short ResNet-101 fit at 321 px crops."""
+    """On a CUDA machine only (never CI): the ``cuda``-marked tests, then the GPU check
+    (``benchmarks/gpu_check.py``: the paper's networks at batch 7, crop 321 in fp32 and bf16,
+    inference, CRF, the Table I scorer, DDP scaling; a JSON and a markdown table in
+    ``runs/gpu_check``). Arguments after ``--`` go to the check."""
     session.run(
         "python",
         "-c",
@@ -113,10 +115,4 @@ def gpu(session: nox.Session) -> None:
         "f'nox -s gpu: no CUDA device is visible to torch {torch.__version__}; run it on a GPU machine')",
     )
     session.run("python", "-m", "pytest", "-m", "cuda", "tests")
-    session.run(
-        "python",
-        "benchmarks/bench_segmenter.py",
-        *("--backbone", "deeplabv2_resnet101", "--batch", "7", "--crop", "321"),
-        *("--device", "cuda", "--amp", "bf16", "--iters", "20"),
-    )
-    session.run("python", "benchmarks/gpu_fit.py", *session.posargs)
+    session.run("python", "benchmarks/gpu_check.py", *session.posargs)

@@ -126,3 +126,61 @@ def test_score_command_with_two_devices_matches_one(synthetic_voc: Path, tmp_pat
         assert "scores of 6 pseudo-labels" in done.stdout
         tables[devices] = read_scores(scores)
     assert tables["2"] == tables["1"]
+
+
+def test_a_pipeline_retraining_of_deeplab_v2_on_two_processes_keeps_batch_norm_frozen(
+    synthetic_voc: Path, tmp_path: Path
+) -> None:
+    """``sal-lightning pipeline --only retrain-P2 --trainer.devices 2``: DeepLab v2 with frozen batch
+    norm (weights calibrated here) trains on two CPU processes (gloo); the global batch of 4 is split
+    2 + 2, rank zero alone prints it, the loss is finite and the batch norm stays as loaded."""
+    import math
+
+    import torch
+    import yaml
+
+    from sal_lightning.nn.calibrate import write_calibrated_backbone
+
+    data = VOCSegmentationDataModule(str(synthetic_voc), val_split="train", eval_batch_size=4, num_workers=0)
+    data.setup("validate")
+    batches = [batch["image"] for batch in data.val_dataloader()]
+    build = {"encoder_depth": 3}  # a shallow trunk: stride 8 without dilated stages
+    weights = write_calibrated_backbone("deeplabv2_resnet18", tmp_path / "r18.pth", batches, **build)
+    config = yaml.safe_load((Path(__file__).parent / "conf" / "pipeline.yaml").read_text())
+    model = {"backbone": "deeplabv2_resnet18", "backbone_kwargs": build, "encoder_weights": str(weights)}
+    config["retrain"]["model"] = {**model, "lr": 0.01}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    base = [
+        sys.executable, "-m", "sal_lightning", "pipeline", "--config", str(tmp_path / "config.yaml"),
+        "--root", str(synthetic_voc), "--workdir", str(tmp_path / "work"),
+        "--proxies", str(synthetic_voc / "SegmentationClassAug"),
+    ]  # fmt: skip
+    ran = subprocess.run([*base, "--only", "proxies"], env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.batch_sizes", "global"]
+    ran = subprocess.run(
+        [*base, "--only", "retrain-P2", *ddp], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    lines = [line for line in ran.stdout.splitlines() if "global batch" in line]
+    assert lines == [
+        "SALSegmenter: global batch 4 = 2 per device x 2 devices x 1 node x 1 accumulated; "
+        "lr 0.01 (groups 0.01, 0.1, 0.2)"
+    ], ran.stdout[-2000:]
+
+    manifest = json.loads((tmp_path / "work" / "manifest.json").read_text())
+    run = manifest["steps"]["retrain-P2"]["result"]["seed0"]
+    assert run["steps"] == config["retrain"]["max_steps"] and math.isfinite(run["loss"])
+    trained = torch.load(tmp_path / "work" / "retrain" / "P2" / "seed0.ckpt", map_location="cpu")[
+        "state_dict"
+    ]
+    loaded = torch.load(weights, map_location="cpu")
+    norms = [
+        k
+        for k in loaded
+        if (".bn" in k or k.startswith("bn") or ".downsample.1." in k)
+        and not k.endswith("num_batches_tracked")
+    ]
+    assert norms and all(torch.equal(trained[f"net.encoder.{k}"], loaded[k]) for k in norms)
+    assert not torch.equal(trained["net.encoder.conv1.weight"], loaded["conv1.weight"])  # the convs trained

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sal_lightning.cli import main
 from sal_lightning.data.io import read_gray_png, read_label_png
@@ -19,7 +20,7 @@ def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path
     workdir = tmp_path / "step1"
     argv = [
         "proxies", "--config", CONF, "--root", synthetic_voc, "--workdir", workdir,
-        "--saliency", synthetic_voc / "saliency", "--val_split", "val",
+        "--saliency", synthetic_voc / "saliency", "--val_split", "val", "--predict_with_tags", "true",
     ]  # fmt: skip
     assert main(list(map(str, argv))) == 0
     ids = (synthetic_voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
@@ -54,3 +55,13 @@ def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path
     stamps = {p: p.stat().st_mtime_ns for p in (workdir / "proxies").iterdir()}
     assert main([*map(str, argv), "--steps", "[cams, seeds, predict]", "--resume"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (workdir / "proxies").iterdir()} == stamps
+
+
+def test_proxies_command_without_saliency_fails_at_once_naming_the_flag(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["proxies", "--config", CONF, "--root", synthetic_voc, "--workdir", tmp_path / "step1"]
+    assert main(list(map(str, argv))) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("sal-lightning proxies: error: saliency: ")
+    assert "give --saliency FOLDER" in error and not (tmp_path / "step1" / "cam.ckpt").exists()

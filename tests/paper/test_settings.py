@@ -46,7 +46,10 @@ def test_paper_config_holds_the_papers_values(name: str) -> None:
         expected = set(paper.PAPER[network]) | set(paper.RELEASED)
     else:
         settings = paper.segmenter_settings(yaml.safe_load((CONFIGS / name).read_text()))
-        step1_and_scoring = {"cam_backbone", "cam_conv7_channels", "proxy_backbone", "tau", "tau_coarse", "b"}
+        step1_and_scoring = {
+            "cam_backbone", "cam_conv7_channels", "proxy_backbone", "background", "predict_with_tags",
+            "tau", "tau_coarse", "b",
+        }  # fmt: skip
         expected = (
             (set(paper.PAPER[network]) | set(paper.RELEASED))
             - step1_and_scoring
@@ -123,3 +126,25 @@ def test_table_cells_name_every_paper_value() -> None:
     )
     rows = [line for line in table.splitlines()[2:]]
     assert len(rows) == len(paper.ROWS) and all(line.count(" | ") == 5 for line in rows)
+
+
+def test_the_paper_batch_is_the_global_batch_on_any_number_of_devices() -> None:
+    """The paper configurations read their batch sizes as global batches: on 2 devices the retraining
+    still takes 7 images a step (or the run stops, 7 being odd); Lightning's per-device reading would
+    make it 14, which the comparison with the paper reports."""
+    path = CONFIGS / "pipeline_voc_resnet101.yaml"
+    tree = load_config(path)
+    assert tree.trainer.batch_sizes == "global"
+    assert tree.proxies.background == "saliency" and tree.proxies.predict_with_tags is False  # type: ignore[union-attr]
+    on_two = load_config(path, trainer={"devices": 2, "batch_sizes": "global"})
+    assert paper.differences(paper.pipeline_settings(on_two), "resnet101") == {}
+    with pytest.raises(
+        ValueError, match="data.batch_size: the global batch 7 .* does not split over 2 device"
+    ):
+        on_two.trainer.local_batch(on_two.retrain.batch_size, "data.batch_size")
+    per_device = load_config(path, trainer={"devices": 2, "batch_sizes": "per_device"})
+    assert paper.differences(paper.pipeline_settings(per_device), "resnet101") == {"batch_size": (14, 7)}
+    untagged = yaml.safe_load(path.read_text())
+    untagged["proxies"] = {**untagged["proxies"], "predict_with_tags": True, "background": "cam"}
+    diff = paper.differences(paper.pipeline_settings(untagged), "resnet101")
+    assert diff == {"predict_with_tags": (True, False), "background": ("cam", "saliency")}

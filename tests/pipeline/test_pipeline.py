@@ -216,6 +216,19 @@ def test_imported_proxies_follow_their_source_folder(
         (("--proxies.cam_step", "3"), r"proxies.*cam_step"),
         (("--evaluate.test_scales", "[]"), r"^evaluate: test_scales: expected one or more positive numbers"),
         (("--trainer.devices", "0"), r"^trainer: devices: expected a number >= 1"),
+        (
+            ("--proxies.cam_steps", "2"),
+            r"^proxies: saliency: step 1 seeds the background .*--saliency FOLDER",
+        ),
+        (
+            ("--trainer.batch_sizes", "global", "--trainer.devices", "3"),
+            r"^scorer: batch_size: the global batch 8 \(trainer.batch_sizes: global\) does not split over 3 "
+            r"device\(s\) x 1 accumulated batch\(es\); .*accumulate_grad_batches.*batch_sizes: per_device",
+        ),
+        (
+            ("--trainer.batch_sizes", "global", "--trainer.accumulate_grad_batches", "8"),
+            r"^retrain-P2: data.batch_size: the global batch 4 \(trainer.batch_sizes: global\)",
+        ),
     ],
 )
 def test_a_bad_configuration_fails_before_any_step(

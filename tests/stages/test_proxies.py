@@ -57,3 +57,76 @@ def test_the_synthetic_cpu_example_config_is_the_preset() -> None:
         ProxyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
         == PRESETS["synthetic-cpu"]
     )
+
+
+def _tiny_config(**changes: object) -> ProxyConfig:
+    """tests/conf/proxies.yaml (step 1 in seconds) as a :class:`ProxyConfig`, with ``changes``."""
+    import yaml
+
+    settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "proxies.yaml").read_text())
+    for key in ("split", "trainer"):
+        settings.pop(key)
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return ProxyConfig(**{**settings, **changes})
+
+
+def test_step1_without_saliency_stops_before_any_work_naming_the_fix(
+    synthetic_voc: Path, tmp_path: Path
+) -> None:
+    from sal_lightning.stages.proxies import run_proxies
+
+    with pytest.raises(ValueError) as error:
+        run_proxies(synthetic_voc, tmp_path / "step1", "train", None, _tiny_config())
+    message = str(error.value)
+    assert message.startswith("saliency: step 1 seeds the background from saliency maps, as DSRG does")
+    assert "--saliency FOLDER" in message and "background: cam" in message
+    assert not (tmp_path / "step1").exists()  # nothing trained, nothing written
+    # the sub-steps that do not make seeds need no saliency
+    with pytest.raises(FileNotFoundError, match="CAM classifier checkpoint not found"):
+        run_proxies(synthetic_voc, tmp_path / "step1", "train", None, _tiny_config(), steps=["cams"])
+    with pytest.raises(ValueError, match="background: expected 'saliency' or 'cam', got 'sky'"):
+        _tiny_config(background="sky")
+
+
+def test_proxies_follow_predict_with_tags_and_cam_background_warns(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``background: cam`` runs without saliency after one warning line; ``predict_with_tags`` decides
+    whether the proxies can hold classes the image is not tagged with (a ProxyNet whose head is
+    noise predicts many classes: restricted, only the tagged ones remain)."""
+    import torch
+
+    from sal_lightning.data.layout import read_xml_tags
+    from sal_lightning.models.proxy import ProxyNet
+    from sal_lightning.stages.proxies import Step1, run_proxies
+
+    work = tmp_path / "step1"
+    config = _tiny_config(background="cam")
+    run_proxies(synthetic_voc, work, "train", None, config, steps=["cam", "cams", "seeds", "train"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING: step 1")]
+    assert len(warnings) == 1 and "lowest 30% of the CAMs (background: cam)" in warnings[0]
+    assert len(list((work / "seeds").glob("*.png"))) == 12
+
+    model = ProxyNet.load_from_checkpoint(work / "proxynet.ckpt", map_location="cpu")
+    torch.manual_seed(0)
+    for parameter in model.net.head_parameters():
+        torch.nn.init.normal_(parameter, std=3.0)
+    checkpoint = torch.load(work / "proxynet.ckpt", map_location="cpu", weights_only=False)
+    checkpoint["state_dict"] = model.state_dict()
+    torch.save(checkpoint, work / "noisy.ckpt")
+
+    untagged = {}
+    for with_tags in (False, True):
+        step = Step1(
+            synthetic_voc, tmp_path / f"tags-{with_tags}", "train", _tiny_config(predict_with_tags=with_tags)
+        )
+        folder = step.predict_proxies(work / "noisy.ckpt")
+        untagged[with_tags] = 0
+        for png in sorted(folder.glob("*.png")):
+            tagged = set(
+                (
+                    np.flatnonzero(read_xml_tags(synthetic_voc / "Annotations" / f"{png.stem}.xml")) + 1
+                ).tolist()
+            )
+            untagged[with_tags] += len(set(np.unique(read_label_png(png)).tolist()) - tagged - {0})
+    assert untagged[True] == 0 and untagged[False] > 0, untagged

@@ -19,8 +19,10 @@ computed at the network's output stride (41 x 41 for a 321 crop), where
   (:data:`~sal_lightning.postprocess.crf.SEC_TRAIN_CRF`). The CRFs of a batch run in the CRF
   process pool while the seeds grow and the other losses are computed.
 
-``predict`` writes proxies: the multi-scale + flip probabilities restricted to each image's tags
-(``predict_with_tags``), refined by the dense CRF (``crf=True``), one label map per image for
+``predict`` writes proxies: the multi-scale + flip probabilities, restricted to each image's tags
+when ``predict_with_tags`` (off by default: the network's own prediction, which can hold untagged
+classes, as the paper's class distribution CD of Eq. 4 assumes), refined by the dense CRF
+(``crf=True``), one label map per image for
 :class:`~sal_lightning.callbacks.SegmentationPredictionWriter`. ``validate`` / ``test`` do not use
 tags: they measure the network itself (the paper's P1 row).
 """
@@ -107,7 +109,8 @@ class ProxyNet(SALSegmenter):
         train_crf_params: CRF of the constrain loss (``None``: SEC's, DeepLab's positions / 12).
         grow: DSRG region growing of the seeds at every step.
         grow_fg_threshold, grow_bg_threshold: growth thresholds (0.85, 0.99).
-        predict_with_tags: restrict predicted proxies to each image's tagged classes.
+        predict_with_tags: restrict predicted proxies to each image's tagged classes (off: the
+            network's own prediction).
         test_flip, crf: fuse mirrored inputs and refine with dense CRF when predicting proxies (on).
         kwargs: the other arguments of :class:`~sal_lightning.models.SALSegmenter`: the DeepLab
             network (``backbone``, ``output_stride``, ``backbone_kwargs``...), SGD with DeepLab's
@@ -128,7 +131,7 @@ class ProxyNet(SALSegmenter):
         grow: bool = True,
         grow_fg_threshold: float = 0.85,
         grow_bg_threshold: float = 0.99,
-        predict_with_tags: bool = True,
+        predict_with_tags: bool = False,
         test_flip: bool = True,
         crf: bool = True,
         **kwargs: Any,

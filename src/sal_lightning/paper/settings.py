@@ -48,14 +48,20 @@ def pipeline_settings(config: Any) -> dict[str, Any]:
     mapping of its YAML file, which is checked first).
 
     Every name of :data:`PAPER` / :data:`RELEASED` that the pipeline sets is read from its
-    sections, defaults included; test-time settings come from ``evaluate``. Step 1 names
-    (``cam_*``, ``proxy_backbone``) are absent when the proxies are imported.
+    sections, defaults included; test-time settings come from ``evaluate``. ``batch_size`` is the
+    retraining's global batch: ``retrain.data.batch_size`` as is with ``trainer.batch_sizes:
+    global``, else times the devices, nodes and accumulated batches of ``trainer``. Step 1 names
+    (``cam_*``, ``proxy_backbone``, ``background``, ``predict_with_tags``) are absent when the
+    proxies are imported.
     """
     from sal_lightning.models.scorer import MaskScorer
     from sal_lightning.pipeline.config import parse_config
 
     tree = parse_config(config)
     settings = _model_settings(tree.retrain.model, tree.retrain.data)
+    trainer = tree.trainer
+    if trainer.batch_sizes == "per_device":
+        settings["batch_size"] *= trainer.world_size() * trainer.accumulate_grad_batches
     settings["max_steps"] = tree.retrain.max_steps
     evaluate = tree.evaluate
     settings.update(test_scales=tuple(evaluate.test_scales), test_flip=evaluate.test_flip, crf=evaluate.crf)
@@ -74,6 +80,8 @@ def pipeline_settings(config: Any) -> dict[str, Any]:
             cam_backbone=tree.proxies.cam_backbone,
             cam_conv7_channels=tree.proxies.cam_conv7_channels,
             proxy_backbone=tree.proxies.proxy_backbone,
+            background=tree.proxies.background,
+            predict_with_tags=tree.proxies.predict_with_tags,
         )
     return settings
 

@@ -10,11 +10,13 @@ NETWORKS = ("vgg16", "resnet101")
 _COMMON: dict[str, Any] = {
     "cam_backbone": "vgg16_aspp",  # its trunk: VGG16 conv layers (Sec. III-A)
     "cam_conv7_channels": 1024,  # conv6 / conv7, GAP on conv7, a linear classifier
+    "background": "saliency",  # step 1 is DSRG [12]: background seeds from saliency maps
+    "predict_with_tags": False,  # proxies can hold untagged classes (Eq. 4, Figs. 4 and 6)
     "output_stride": 8,
     "momentum": 0.9,
     "weight_decay": 5e-4,
     "poly_power": 0.9,
-    "batch_size": 7,
+    "batch_size": 7,  # the global batch (one GPU, Table XI)
     "crop_size": 321,
     "lambda_atten": 2.0,
     "branch_rates": (1, 3, 6, 9),

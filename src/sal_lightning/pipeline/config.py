@@ -8,7 +8,7 @@ optional; the defaults are the paper's::
     root: data/VOCdevkit/VOC2012       # a VOC-layout root
     train_split: train_aug              # images whose proxies are scored and trained on
     val_split: val                      # evaluation split (P1..P5)
-    saliency: null                      # grayscale saliency PNGs; null: the built-in method
+    saliency: data/saliency             # grayscale saliency PNGs: step 1's background, the references
     trainer: {accelerator: auto, devices: 1}      # every Lightning Trainer of every step
     proxies: {proxy_backbone: vgg16_aspp}         # step 1 settings; or a folder of PNGs to import
     references: {crf: true, processes: 4}
@@ -67,7 +67,9 @@ class PipelineConfig:
         root: the VOC-layout data root (the folder holding ``JPEGImages/``).
         train_split: the images whose proxies are made, scored and trained on.
         val_split: the evaluation split (P1..P5).
-        saliency: a folder of grayscale saliency PNGs ``<id>.png``; null: the built-in method.
+        saliency: a folder of grayscale saliency PNGs ``<id>.png``: the background seeds of step 1
+            (needed unless ``proxies.background`` is ``cam``) and the reference masks (null: a
+            built-in method).
         trainer: the settings of every Lightning Trainer of every step.
         proxies: step 1's settings, or a folder of pseudo-labels (one PNG per id) imported
             instead of running step 1.

@@ -107,6 +107,14 @@ class Step:
             config["source_hashes"] = {name: folder_hash(getattr(self, name)) for name in self.sources}
         return config
 
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch sizes of this step by setting name (``{"data.batch_size": 7}``);
+        :meth:`Pipeline.check` checks that the trainer options can divide them (global batches).
+        The default: those its ``settings`` declare with a ``batch_sizes()`` method, else none."""
+        settings = getattr(self, "settings", None)
+        sizes = getattr(settings, "batch_sizes", None)
+        return dict(sizes()) if callable(sizes) else {}
+
     def check(self) -> None:
         """Validate the configuration and the inputs from outside the workdir without doing any work.
 
@@ -188,13 +196,17 @@ class Pipeline:
         raise ValueError(f"{argument}: no step named {name!r}; steps are {[s.name for s in self.steps]}")
 
     def check(self) -> None:
-        """Every step's :meth:`Step.check`, then whether the workdir can be written: before any work.
+        """Every step's :meth:`Step.check` and training batch sizes (:meth:`Step.batch_sizes`, which
+        the trainer options must divide when they are global batches), then whether the workdir can
+        be written: before any work.
 
         Errors name the step: ``retrain-P2: model.backbone: ...``.
         """
         for step in self.steps:
             try:
                 step.check()
+                for name, batch in step.batch_sizes().items():
+                    self.trainer.local_batch(batch, name)
             except (ValueError, OSError, ImportError) as err:
                 try:
                     named = type(err)(f"{step.name}: {err}")

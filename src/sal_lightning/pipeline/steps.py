@@ -93,6 +93,7 @@ class MakeProxies(Step):
         check_networks(self.settings)
         if self.settings.needs_crf:
             check_crf("step 1's dense CRF (crf or constrain_weight)")
+        self.settings.check_saliency(self.saliency)
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         report = run_proxies(
@@ -102,6 +103,7 @@ class MakeProxies(Step):
         result: dict[str, Any] = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
         if "p1" in report:
             result["p1_val_miou"] = report["p1"]["miou"]
+        result |= {f"{net}_loss": t["loss"] for net, t in report["training"].items() if "loss" in t}
         return result
 
 

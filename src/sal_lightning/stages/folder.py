@@ -80,6 +80,8 @@ def score_folder(
             leftover.unlink(missing_ok=True)
     ids = resolve_ids(root, split, proxies)
     train = checkpoint is None and scorer is not None
+    if train and scorer is not None:  # a global batch that does not divide fails before any work
+        (trainer or TrainerOptions()).local_batch(scorer.batch, "scorer.batch_size")
     if train and references is None:
         references = target.parent / "references"
     score_coarse(

@@ -11,7 +11,8 @@ Each method of :class:`Step1` does one sub-step in a work folder and can be call
       proxynet.ckpt       ProxyNet weights                           Step1.train_proxy_net()
       proxies/<id>.png    proxy annotations G_i                      Step1.predict_proxies()
       p1/proxies/<id>.png ProxyNet on the evaluation split, no tags  run_proxies(val_split=...)
-      proxies.json        seed and proxy quality vs ground truth     run_proxies()
+      proxies.json        seed and proxy quality vs ground truth,    run_proxies()
+                          the trainings' steps and final losses
 
 Per-image sub-steps skip the ids whose file exists (an interrupted run resumes); every file is
 written atomically. ``trainer`` (:class:`~sal_lightning.stages.trainer.TrainerOptions`) goes to
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +46,13 @@ from sal_lightning.models.proxy import ProxyNet
 from sal_lightning.stages.checks import model_classes
 from sal_lightning.stages.proxy_config import ProxyConfig, check_networks
 from sal_lightning.stages.quality import label_quality
-from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
+from sal_lightning.stages.trainer import (
+    TrainerOptions,
+    final_losses,
+    make_trainer,
+    save_checkpoint,
+    seed_everything,
+)
 
 PathLike = str | os.PathLike[str]
 SubStep = Literal["cam", "cams", "seeds", "train", "predict"]
@@ -75,9 +83,11 @@ class Step1:
         workdir: the work folder (see the module docstring).
         split: the images to label (their tags train the networks).
         config: the settings of step 1.
-        saliency: a folder of grayscale saliency PNGs for the background seeds (``None``: the
-            lowest-CAM pixels).
+        saliency: a folder of grayscale saliency PNGs for the background seeds (used with
+            ``config.background="saliency"``).
         trainer: the settings of every Trainer.
+        trained: what each training of this object ended at: ``{"cam" | "proxynet": {"steps",
+            "loss", ...}}`` (the last step's logged loss terms).
     """
 
     root: PathLike
@@ -86,6 +96,7 @@ class Step1:
     config: ProxyConfig = field(default_factory=ProxyConfig)
     saliency: PathLike | None = None
     trainer: TrainerOptions | None = None
+    trained: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
 
     def _todo(self, out: Path, suffix: str) -> str | None:
         """A list file of the ids without ``out/<id><suffix>`` (None when all are done)."""
@@ -121,7 +132,12 @@ class Step1:
         """Train ``model`` for ``steps`` and save it as ``workdir/<checkpoint>``."""
         loop = make_trainer(self.trainer, max_steps=steps, limit_val_batches=0)
         loop.fit(model, datamodule=data)
+        self.trained[Path(checkpoint).stem] = {"steps": loop.global_step, **final_losses(loop)}
         return save_checkpoint(loop, self.workdir / checkpoint)
+
+    def _batch(self, name: str) -> int:
+        """The per-device batch of the setting ``name`` (the trainer options divide global ones)."""
+        return (self.trainer or TrainerOptions()).local_batch(getattr(self.config, name), name)
 
     def train_cam(self) -> Path:
         """Train the CAM classifier on the tags of the split; returns ``workdir/cam.ckpt``."""
@@ -138,7 +154,7 @@ class Step1:
             str(self.root),
             train_split=self.split,
             crop_size=config.cam_crop_size,
-            batch_size=config.cam_batch_size,
+            batch_size=self._batch("cam_batch_size"),
             num_workers=config.num_workers,
         )
         return self._fit(model, data, config.cam_steps, "cam.ckpt")
@@ -181,9 +197,12 @@ class Step1:
         return out
 
     def _saliency(self, image_id: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-        """The saliency of ``image_id`` as float ``[1, H, W]`` in [0, 1] (``None`` without a folder)."""
-        if self.saliency is None:
+        """The saliency of ``image_id`` as float ``[1, H, W]`` in [0, 1] (``None`` with
+        ``background="cam"``)."""
+        if self.config.background == "cam":
             return None
+        self.config.check_saliency(self.saliency)
+        assert self.saliency is not None  # checked
         path = Path(self.saliency) / f"{image_id}.png"
         gray = read_gray_png(path)
         if gray.shape != tuple(shape):
@@ -211,17 +230,17 @@ class Step1:
             train_split=self.split,
             proxies=str(self.workdir / "seeds"),
             crop_size=config.proxy_crop_size,
-            batch_size=config.proxy_batch_size,
+            batch_size=self._batch("proxy_batch_size"),
             num_workers=config.num_workers,
         )
         return self._fit(model, data, config.proxy_steps, "proxynet.ckpt")
 
-    def predict_proxies(self, checkpoint: PathLike | None = None, with_tags: bool = True) -> Path:
-        """Write ``workdir/proxies/<id>.png`` (multi-scale, tags, CRF) for the ids of the split that
+    def predict_proxies(self, checkpoint: PathLike | None = None, with_tags: bool | None = None) -> Path:
+        """Write ``workdir/proxies/<id>.png`` (multi-scale, CRF) for the ids of the split that
         have none yet, with the ProxyNet of ``checkpoint`` (default ``workdir/proxynet.ckpt``).
 
-        ``with_tags=False`` predicts without restricting to the image tags: the network on its own,
-        as for the paper's P1 row on val.
+        ``with_tags``: restrict the proxies to the image tags (``None``: the configuration's
+        ``predict_with_tags``); ``False`` is the network on its own, as for the paper's P1 row on val.
         """
         out = self.workdir / "proxies"
         todo = self._todo(out, ".png")
@@ -233,7 +252,8 @@ class Step1:
         config = self.config
         model = ProxyNet.load_from_checkpoint(
             ckpt, map_location="cpu", test_scales=tuple(config.test_scales), crf=config.crf,
-            crf_processes=config.crf_processes, predict_with_tags=with_tags,
+            crf_processes=config.crf_processes,
+            predict_with_tags=config.predict_with_tags if with_tags is None else with_tags,
         )  # fmt: skip
         self._predict(model, todo, SegmentationPredictionWriter(out))
         return out
@@ -264,8 +284,8 @@ def run_proxies(
         root: the VOC root.
         workdir: the work folder (see the module docstring).
         split: the images to label (their tags train the networks).
-        saliency: a folder of grayscale saliency PNGs for the background seeds (``None``: the
-            lowest-CAM pixels).
+        saliency: a folder of grayscale saliency PNGs for the background seeds; needed by the
+            ``seeds`` sub-step unless ``config.background`` is ``"cam"``.
         config: the settings of step 1 (the paper's by default).
         steps: the sub-steps to run, in order: ``cam``, ``cams``, ``seeds``, ``train``, ``predict``.
         resume: keep what an earlier run finished (a training sub-step whose checkpoint exists is
@@ -275,14 +295,20 @@ def run_proxies(
             into ``workdir/p1``.
         trainer: the settings of every Trainer (``devices=N`` shards the predict loops).
 
-    Returns a report (also written to ``workdir/proxies.json``): the configuration, and the seed,
-    proxy and P1 quality against the ground truth where it exists (:class:`LabelQuality` as dicts).
+    Returns a report (also written to ``workdir/proxies.json``): the configuration, the steps and
+    final losses of the trainings run (``training``), and the seed, proxy and P1 quality against the
+    ground truth where it exists (:class:`LabelQuality` as dicts).
     """
     config = config or ProxyConfig()
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"steps: unknown {unknown}, expected some of {list(STEPS)}")
     check_networks(config)
+    if "seeds" in steps:
+        config.check_saliency(saliency)
+        warning = config.warning()
+        if warning is not None:
+            print(warning, file=sys.stderr, flush=True)
     work = Step1(root, Path(workdir), split, config, saliency, trainer)
     work.workdir.mkdir(parents=True, exist_ok=True)
     for step in (s for s in STEPS if s in steps):
@@ -293,6 +319,7 @@ def run_proxies(
             continue
         work.run(step)
     report: dict[str, Any] = {"config": asdict(config), "split": split, "saliency": saliency}
+    report["training"] = work.trained
     _add_quality(report, root, split, {"seeds": work.workdir / "seeds", "proxies": work.workdir / "proxies"})
     if val_split is not None:
         p1 = Step1(root, work.workdir / "p1", val_split, config, saliency, trainer)

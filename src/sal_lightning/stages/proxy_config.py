@@ -4,7 +4,7 @@ check that both of its networks can be built."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sal_lightning.stages.checks import (
     build_on_meta,
@@ -37,8 +37,12 @@ class ProxyConfig:
         cam_crop_size: the CAM network's training crop.
         cam_scales: input scales fused (with flips) when extracting CAMs.
         fg_ratio: foreground seeds where a tagged class's CAM > ratio x its maximum.
+        background: where the background seeds come from: ``"saliency"`` (DSRG's: the pixels whose
+            saliency is below ``bg_saliency``; the saliency maps must be given) or ``"cam"`` (the
+            ``bg_quantile`` share of the pixels with the lowest CAMs; no saliency needed, weaker
+            proxies).
         bg_saliency: background seeds where the saliency is below it.
-        bg_quantile: without saliency, the share of lowest-CAM pixels seeded as background.
+        bg_quantile: with ``background="cam"``, the share of lowest-CAM pixels seeded as background.
         proxy_backbone: the ProxyNet (a ``build_deeplab`` name; DeepLab v2 on the Caffe ResNet-101,
             the paper's, by default).
         proxy_backbone_kwargs: further ``build_deeplab`` arguments of the ProxyNet.
@@ -56,6 +60,9 @@ class ProxyConfig:
         test_scales: input scales fused (with flips) when predicting the proxies.
         crf: refine the proxies with dense CRF.
         crf_processes: CRF worker processes (``None``: the CPU cores per device; 0: in the process).
+        predict_with_tags: restrict the proxies to each image's tagged classes (and background);
+            off, the ProxyNet's own prediction, which can hold untagged classes (the paper's: its
+            class distribution CD, Eq. 4, scores the pixels of untagged classes).
     """
 
     num_workers: int = 4
@@ -71,6 +78,7 @@ class ProxyConfig:
     cam_crop_size: int = 448
     cam_scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
     fg_ratio: float = 0.2
+    background: Literal["saliency", "cam"] = "saliency"
     bg_saliency: float = 0.06
     bg_quantile: float = 0.3
     proxy_backbone: str = "deeplabv2_caffe_resnet101"
@@ -88,6 +96,7 @@ class ProxyConfig:
     test_scales: tuple[float, ...] = (0.5, 0.75, 1.0)
     crf: bool = True
     crf_processes: int | None = None
+    predict_with_tags: bool = False
 
     def __post_init__(self) -> None:
         for name in ("cam_steps", "cam_batch_size", "cam_crop_size", "proxy_steps", "proxy_batch_size"):
@@ -109,6 +118,32 @@ class ProxyConfig:
             check_number(name, getattr(self, name), strict=True)
         for name in ("expand_weight", "constrain_weight"):
             check_number(name, getattr(self, name))
+        if self.background not in ("saliency", "cam"):
+            raise ValueError(f"background: expected 'saliency' or 'cam', got {self.background!r}")
+
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch sizes by setting name (the pipeline checks them against the devices)."""
+        return {"cam_batch_size": self.cam_batch_size, "proxy_batch_size": self.proxy_batch_size}
+
+    def check_saliency(self, saliency: object) -> None:
+        """Refuse ``background="saliency"`` without saliency maps (``saliency`` is their folder)."""
+        if self.background == "saliency" and saliency is None:
+            raise ValueError(
+                "saliency: step 1 seeds the background from saliency maps, as DSRG does "
+                "(background: saliency, the paper's); give --saliency FOLDER (one grayscale PNG per "
+                "image id), or set background: cam (--proxies.background cam in a pipeline) to seed it "
+                "from the lowest CAMs instead (weaker proxies, docs/proxies.md)"
+            )
+
+    def warning(self) -> str | None:
+        """The warning line of a run without saliency maps (``background="cam"``), else ``None``."""
+        if self.background != "cam":
+            return None
+        return (
+            f"WARNING: step 1 seeds the background from the lowest {self.bg_quantile:.0%} of the CAMs "
+            f"(background: cam), not from saliency maps as DSRG does; expect weaker proxies "
+            f"(docs/proxies.md measures the loss)"
+        )
 
     @property
     def needs_crf(self) -> bool:
@@ -130,8 +165,8 @@ class ProxyConfig:
 #: named starting configurations: the paper's step 1 of SAL-Net-ResNet101 (``paper-resnet101``, also
 #: called ``paper``: the defaults) and of SAL-Net-VGG16 (``paper-vgg16``: DSRG on VGG16
 #: DeepLab-ASPP), both with the VGG16 CAM network, and a small from-scratch CPU run on the synthetic
-#: data (ResNet-18 trunks, 64 px images; the figures in docs/proxies.md, and
-#: ``examples/configs/proxies_synthetic_cpu.yaml`` for the command line)
+#: data (ResNet-18 trunks, 64 px images, proxies restricted to the tags; the figures in
+#: docs/proxies.md, and ``examples/configs/proxies_synthetic_cpu.yaml`` for the command line)
 PRESETS: dict[str, ProxyConfig] = {
     "paper-resnet101": ProxyConfig(),
     "paper-vgg16": ProxyConfig(proxy_backbone="vgg16_aspp"),
@@ -154,6 +189,7 @@ PRESETS: dict[str, ProxyConfig] = {
         proxy_crop_size=65,
         test_scales=(0.75, 1.0, 1.25),
         crf_processes=0,
+        predict_with_tags=True,
     ),
 }
 

@@ -8,6 +8,7 @@ every row").
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,13 @@ from sal_lightning.stages.checks import (
     check_kwargs,
     model_classes,
 )
-from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
+from sal_lightning.stages.trainer import (
+    TrainerOptions,
+    final_losses,
+    make_trainer,
+    save_checkpoint,
+    seed_everything,
+)
 
 PathLike = str | os.PathLike[str]
 Variant = Literal["P2", "P3", "P4", "P5", "oracle"]
@@ -63,7 +70,8 @@ class RetrainSettings:
         model: :class:`~sal_lightning.SALSegmenter` arguments (the variant sets ``use_selection``
             and ``use_attention``).
         data: :class:`~sal_lightning.VOCSegmentationDataModule` arguments (the step sets the root,
-            splits, proxies, scores and strong ids).
+            splits, proxies, scores and strong ids); its ``batch_size`` is per device, or the
+            global batch with the trainer option ``batch_sizes: global``.
         strong_ids: a list file of ids trained on their ground truth with weight 1 (the
             semi-supervised setting of Table IX).
     """
@@ -84,6 +92,22 @@ class RetrainSettings:
         check_at_least("max_steps", self.max_steps, 1)
         check_kwargs(SALSegmenter, self.model, "model", MODEL_SET)
         check_kwargs(VOCSegmentationDataModule, self.data, "data", DATA_SET)
+
+    @property
+    def batch_size(self) -> int:
+        """The training batch size of ``data`` (the data module's default when unset)."""
+        if "batch_size" in self.data:
+            return int(self.data["batch_size"])
+        for klass in VOCSegmentationDataModule.__mro__:  # the class that declares it
+            init = vars(klass).get("__init__")
+            parameter = None if init is None else inspect.signature(init).parameters.get("batch_size")
+            if parameter is not None:
+                return int(parameter.default)
+        raise TypeError("VOCSegmentationDataModule declares no batch_size")
+
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch size by setting name (the pipeline checks it against the devices)."""
+        return {"data.batch_size": self.batch_size}
 
     def check(self, root: str) -> None:
         """What needs the file system or builds objects: the strong ids' list, the network (on the
@@ -115,9 +139,11 @@ def retrain(
 
     ``scores``: a ``scores.csv`` whose ``weight`` column selects the proxies (``None``: all of
     them, ``use_selection=False``). With ``resume`` the seeds whose checkpoint exists are skipped.
-    Returns ``{"seed<k>": {"steps", "images"}}`` of the runs done.
+    Returns ``{"seed<k>": {"steps", "images", "loss"}}`` of the runs done (``loss``: the last
+    step's).
     """
     settings = settings or RetrainSettings()
+    batch = (trainer or TrainerOptions()).local_batch(settings.batch_size, "data.batch_size")
     folder = Path(out)
     result: dict[str, Any] = {}
     for seed in settings.seeds:
@@ -133,6 +159,7 @@ def retrain(
             str(root),
             **{
                 **settings.data,
+                "batch_size": batch,
                 "train_split": train_split,
                 "val_split": val_split,
                 "proxies": str(proxies),
@@ -144,7 +171,8 @@ def retrain(
         loop.fit(model, datamodule=data)
         save_checkpoint(loop, ckpt)
         images = len(data.train_dataset) if data.train_dataset is not None else 0  # type: ignore[arg-type]
-        result[f"seed{seed}"] = {"steps": loop.global_step, "images": images}
+        loss = final_losses(loop).get("loss")
+        result[f"seed{seed}"] = {"steps": loop.global_step, "images": images, "loss": loss}
     return result
 
 

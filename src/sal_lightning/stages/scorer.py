@@ -10,11 +10,13 @@ Two scorers, one entry point (:func:`train_scorer`, settings :class:`ScorerSetti
   foreground from the pixels where the proxies and their reference masks agree
   (:func:`train_reference_net`).
 
-:func:`load_scorer` reads either kind back from its checkpoint.
+:func:`load_scorer` reads either kind back from its checkpoint. Beside the checkpoints,
+``training.json`` holds the steps and the last step's loss of the training.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
+from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.datamodules import MaskScorerDataModule, make_loader
 from sal_lightning.data.layout import resolve_ids
 from sal_lightning.data.proxy_data import AgreementDataset
@@ -32,7 +35,7 @@ from sal_lightning.models.reference_net import ReferenceNet
 from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.synthesis import SynthesisConfig
 from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs
-from sal_lightning.stages.trainer import TrainerOptions, make_trainer, seed_everything
+from sal_lightning.stages.trainer import TrainerOptions, final_losses, make_trainer, seed_everything
 from sal_lightning.stages.trainset import build_scorer_training_set
 
 PathLike = str | os.PathLike[str]
@@ -42,6 +45,8 @@ SCORERS: dict[str, tuple[type[MaskScorer] | type[ReferenceNet], int, int]] = {
     "regression": (MaskScorer, 50, 8),
     "reference": (ReferenceNet, 10, 16),
 }
+#: the file beside a scorer's checkpoints with its training's steps and final losses
+TRAINING_FILE = "training.json"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ class ScorerSettings:
         """``batch_size``, or the method's default."""
         return self.batch_size or SCORERS[self.method][2]
 
+    def batch_sizes(self) -> dict[str, int]:
+        """The training batch size by setting name (the pipeline checks it against the devices)."""
+        return {"batch_size": self.batch}
+
     def check(self) -> None:
         """Build the network on the meta device: a bad ``model`` setting fails now."""
         build_on_meta(self.network, self.model, "model")
@@ -114,6 +123,10 @@ def _fit(
         loop.fit(model, datamodule=data)
     else:
         loop.fit(model, data)
+    if loop.is_global_zero and checkpoint.dirpath is not None:
+        summary = {"steps": loop.global_step, **final_losses(loop)}
+        atomic_write_text(Path(checkpoint.dirpath) / TRAINING_FILE, json.dumps(summary, indent=2) + "\n")
+    loop.strategy.barrier("scorer-training-summary")
 
 
 def train_mask_scorer(
@@ -130,7 +143,8 @@ def train_mask_scorer(
     """Fit a :class:`MaskScorer` (paper: lr 1e-5, batch 8, 50 epochs) on a sample folder.
 
     Checkpoints go to ``out``; returns the best one by ``val/loss`` (the last one when there is
-    no validation split).
+    no validation split). ``batch_size`` is per device, or global with
+    ``trainer.batch_sizes="global"``.
     """
     seed_everything(seed)
     model = model or MaskScorer()
@@ -139,7 +153,7 @@ def train_mask_scorer(
         input_size=int(model.hparams["input_size"]),
         val_fraction=val_fraction,
         seed=seed,
-        batch_size=batch_size,
+        batch_size=(trainer or TrainerOptions()).local_batch(batch_size, "batch_size"),
         num_workers=num_workers,
     )
     monitor = "val/loss" if val_fraction > 0 else None
@@ -170,7 +184,8 @@ def train_reference_net(
     ids = resolve_ids(root, split, proxies)
     dataset = AgreementDataset(root, ids, proxies, references, int(model.hparams["input_size"]), hflip=True)
     checkpoint = ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)
-    loader = make_loader(dataset, batch_size, train=True, num_workers=num_workers, drop_last=False)
+    batch = (trainer or TrainerOptions()).local_batch(batch_size, "batch_size")
+    loader = make_loader(dataset, batch, train=True, num_workers=num_workers, drop_last=False)
     _fit(model, loader, checkpoint, trainer, max_epochs)
     return Path(checkpoint.last_model_path)
 

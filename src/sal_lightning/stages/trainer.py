@@ -4,7 +4,14 @@
 ``trainer`` of a pipeline configuration, as ``--trainer.devices 2`` on every command line, and as
 ``trainer=TrainerOptions(devices=2)`` in Python. :func:`make_trainer` layers them over the
 stage's own settings (``max_steps``, callbacks...) and the library's quiet defaults (no logger, no
-checkpointing unless asked, no model summary, no sanity validation).
+checkpointing unless asked, no model summary, no sanity validation), and a :class:`TrainingLine`
+that prints each training's global batch and learning rate when it starts.
+
+Lightning's batch size is per device: ``batch_size: 7`` on 4 devices trains on 28 images a step.
+``TrainerOptions(batch_sizes="global")`` reads the training batch sizes of a configuration as
+global batches instead: each device gets ``batch / (devices x num_nodes x accumulate_grad_batches)``
+(:meth:`TrainerOptions.local_batch`), and a batch that does not split evenly is refused before any
+work starts.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 
@@ -40,6 +47,11 @@ class TrainerOptions:
         precision: ``"32-true"`` (Lightning's default when unset), ``"bf16-mixed"``, ``"16-mixed"``...
         enable_progress_bar: Lightning's progress bars; unset: each stage's default (bars where a
             stage trains).
+        accumulate_grad_batches: batches whose gradients are summed into one optimiser step.
+        batch_sizes: how the training batch sizes of the stages are read: ``"per_device"``
+            (Lightning's convention: the global batch is the batch x devices x nodes x
+            accumulation) or ``"global"`` (the batch is the global one, divided among the devices,
+            nodes and accumulated batches; it must divide evenly).
     """
 
     accelerator: str = "auto"
@@ -48,6 +60,8 @@ class TrainerOptions:
     num_nodes: int = 1
     precision: str | None = None
     enable_progress_bar: bool | None = None
+    accumulate_grad_batches: int = 1
+    batch_sizes: Literal["per_device", "global"] = "per_device"
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, bool) or (isinstance(self.devices, int) and self.devices < -1):
@@ -56,11 +70,50 @@ class TrainerOptions:
             raise ValueError("devices: expected a number >= 1, -1, 'auto' or a list, got 0")
         if self.num_nodes < 1:
             raise ValueError(f"num_nodes: expected an integer >= 1, got {self.num_nodes}")
+        if isinstance(self.accumulate_grad_batches, bool) or self.accumulate_grad_batches < 1:
+            raise ValueError(
+                f"accumulate_grad_batches: expected an integer >= 1, got {self.accumulate_grad_batches!r}"
+            )
+        if self.batch_sizes not in ("per_device", "global"):
+            raise ValueError(f"batch_sizes: expected 'per_device' or 'global', got {self.batch_sizes!r}")
 
     @property
     def distributed(self) -> bool:
         """Whether more than one process may run (more than one device or node)."""
         return str(self.devices) != "1" or self.num_nodes != 1
+
+    def world_size(self) -> int:
+        """The processes a training runs on: devices per node x nodes (``"auto"`` and ``-1`` as
+        Lightning resolves them on this machine)."""
+        devices = str(self.devices).strip()
+        if devices.isdigit():
+            count = int(devices)
+        elif "," in devices or devices.startswith("["):
+            count = len([d for d in devices.strip("[]").split(",") if d.strip()])
+        else:  # "auto", -1: what Lightning finds
+            count = pl.Trainer(**{**QUIET, **self.kwargs(), "enable_progress_bar": False}).num_devices
+        return count * self.num_nodes
+
+    def local_batch(self, batch: int, name: str = "batch_size") -> int:
+        """The per-device batch of the training batch size ``batch`` (the setting ``name``).
+
+        ``batch_sizes="per_device"``: ``batch`` itself. ``"global"``: ``batch`` divided by
+        devices x nodes x ``accumulate_grad_batches``; ``ValueError`` naming ``name`` and the ways
+        out when it does not divide evenly.
+        """
+        if self.batch_sizes == "per_device":
+            return batch
+        world = self.world_size()
+        parts = world * self.accumulate_grad_batches
+        if batch % parts:
+            raise ValueError(
+                f"{name}: the global batch {batch} (trainer.batch_sizes: global) does not split over "
+                f"{world} device(s) x {self.accumulate_grad_batches} accumulated batch(es); give a "
+                f"global batch divisible by {parts}, or a trainer.accumulate_grad_batches x "
+                f"devices x num_nodes that divides {batch}, or trainer.batch_sizes: per_device "
+                f"(then {batch} per device, a global batch of {batch * parts})"
+            )
+        return batch // parts
 
     def with_progress(self, default: bool) -> TrainerOptions:
         """These options, with ``enable_progress_bar`` set to ``default`` when the user left it unset."""
@@ -75,6 +128,7 @@ class TrainerOptions:
             "devices": self.devices,
             "strategy": "ddp" if self.strategy == "auto" and self.distributed else self.strategy,
             "num_nodes": self.num_nodes,
+            "accumulate_grad_batches": self.accumulate_grad_batches,
         }
         if self.precision is not None:
             out["precision"] = self.precision
@@ -83,14 +137,63 @@ class TrainerOptions:
         return out
 
 
+class TrainingLine(pl.Callback):
+    """Print one line on rank zero when a training starts: the network, its effective global batch
+    (per-device batch x devices x nodes x accumulated batches) and its learning rates::
+
+        SALSegmenter: global batch 7 = 7 per device x 1 device x 1 node x 1 accumulated; lr 0.0001
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            print(training_line(trainer, pl_module), flush=True)
+
+
+def _per_device_batch(trainer: pl.Trainer) -> int | None:
+    loader = trainer.train_dataloader
+    size = getattr(loader, "batch_size", None)
+    if size is None:
+        size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
+def training_line(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
+    """The line :class:`TrainingLine` prints (the batch and learning rates of a started training)."""
+    batch = _per_device_batch(trainer)
+    devices, nodes, accumulate = trainer.num_devices, trainer.num_nodes, trainer.accumulate_grad_batches
+    split = (
+        f"{batch} per device x {devices} device{'s' * (devices != 1)} x {nodes} node{'s' * (nodes != 1)}"
+        f" x {accumulate} accumulated"
+    )
+    size = "unknown" if batch is None else str(batch * devices * nodes * accumulate)
+    rates = [g.get("initial_lr", g["lr"]) for o in trainer.optimizers for g in o.param_groups]
+    base = pl_module.hparams.get("lr", rates[0] if rates else None)
+    lr = f"lr {base:g}" if isinstance(base, int | float) else "lr unknown"
+    distinct = sorted(set(rates))
+    if len(distinct) > 1:
+        lr += " (groups " + ", ".join(f"{r:g}" for r in distinct) + ")"
+    return f"{type(pl_module).__name__}: global batch {size} = {split}; {lr}"
+
+
 def make_trainer(
     options: TrainerOptions | None = None, callbacks: Sequence[pl.Callback] = (), **settings: Any
 ) -> pl.Trainer:
     """A ``Trainer`` with :data:`QUIET` defaults, then the stage's ``settings`` (``max_steps``,
-    ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added."""
+    ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added, and a
+    :class:`TrainingLine`."""
     kwargs = {**QUIET, **settings, **(options or TrainerOptions()).kwargs()}
-    kwargs["callbacks"] = list(callbacks)
+    kwargs["callbacks"] = [*callbacks, TrainingLine()]
     return pl.Trainer(**kwargs)
+
+
+def final_losses(trainer: pl.Trainer) -> dict[str, float]:
+    """The loss terms the last training step logged (``train/loss``, ``train/loss_seed``...) as
+    ``{"loss": ..., "loss_seed": ...}``: what a finished training reports."""
+    return {
+        key.split("/", 1)[1]: float(value)
+        for key, value in trainer.callback_metrics.items()
+        if key.startswith("train/loss")
+    }
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,73 @@
+"""The Trainer factory: global batches on N devices, the line every training prints, final losses."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from sal_lightning.stages.retrain import RetrainSettings, retrain
+from sal_lightning.stages.trainer import TrainerOptions
+
+TINY = {"backbone": "deeplabv3_resnet18", "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 8}}
+
+
+def test_world_size_counts_devices_and_nodes() -> None:
+    assert TrainerOptions(devices=2, num_nodes=3).world_size() == 6
+    assert TrainerOptions(devices="0,1").world_size() == 2
+    assert TrainerOptions(devices="3").world_size() == 3
+    assert TrainerOptions(accelerator="cpu", devices="auto").world_size() == 1  # as Lightning resolves it
+
+
+def test_global_batches_are_divided_or_refused_with_the_ways_out() -> None:
+    per_device = TrainerOptions(devices=4)
+    assert per_device.local_batch(7) == 7  # Lightning's convention: 7 on each of 4 devices
+    assert TrainerOptions(devices=2, batch_sizes="global").local_batch(8) == 4
+    assert (
+        TrainerOptions(devices=2, num_nodes=2, accumulate_grad_batches=2, batch_sizes="global").local_batch(8)
+        == 1
+    )
+    assert TrainerOptions(accumulate_grad_batches=7, batch_sizes="global").local_batch(7) == 1
+    with pytest.raises(ValueError) as error:
+        TrainerOptions(devices=2, batch_sizes="global").local_batch(7, "data.batch_size")
+    message = str(error.value)
+    assert message.startswith(
+        "data.batch_size: the global batch 7 (trainer.batch_sizes: global) does not split"
+    )
+    assert "divisible by 2" in message and "accumulate_grad_batches" in message
+    assert "batch_sizes: per_device (then 7 per device, a global batch of 14)" in message
+    with pytest.raises(ValueError, match="batch_sizes: expected 'per_device' or 'global', got 'total'"):
+        TrainerOptions(batch_sizes="total")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="accumulate_grad_batches: expected an integer >= 1, got 0"):
+        TrainerOptions(accumulate_grad_batches=0)
+
+
+def test_a_retraining_prints_its_global_batch_and_reports_its_loss(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A global batch of 4 over 2 accumulated batches: 2 images per step on the one device, one line
+    naming the split and the learning rates, and the last step's finite loss in the result."""
+    settings = RetrainSettings(
+        seeds=(0,),
+        max_steps=2,
+        model={**TINY, "lr": 0.01},
+        data={"crop_size": 32, "batch_size": 4, "num_workers": 0},
+    )
+    options = TrainerOptions(
+        accelerator="cpu", accumulate_grad_batches=2, batch_sizes="global", enable_progress_bar=False
+    )
+    proxies = synthetic_voc / "SegmentationClassAug"  # any folder of label PNGs
+    result = retrain(
+        synthetic_voc, proxies, tmp_path / "P2", settings=settings, train_split="train", trainer=options
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if "global batch" in line]
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r"SALSegmenter: global batch 4 = 2 per device x 1 device x 1 node x 2 accumulated; "
+        r"lr 0\.01 \(groups 0\.01, 0\.1, 0\.2\)",
+        lines[0],
+    ), lines[0]
+    run = result["seed0"]
+    assert run["steps"] == 2 and run["images"] == 12 and math.isfinite(run["loss"]) and run["loss"] > 0
