@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from sal_lightning.data.datasets import VOCDataset
 from sal_lightning.data.io import PathLike, read_gray_png, read_image, read_label_png
 from sal_lightning.data.layout import SPLIT_NAMES, resolve_voc_root, root_classes, split_path
 
@@ -33,6 +32,8 @@ def check_root(
         proxies: also check this folder of proxy PNGs (one per id).
         saliency: also check this folder of saliency PNGs (one per id).
     """
+    from sal_lightning.data.datasets import VOCDataset
+
     voc = resolve_voc_root(root)
     classes = root_classes(voc)
     if split is None:

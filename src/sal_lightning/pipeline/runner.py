@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sal_lightning._atomic import atomic_write_text, check_writable
+from sal_lightning._threads import apply_threads
 from sal_lightning._versions import library_versions
 from sal_lightning.pipeline.manifest import (
     alive,
@@ -41,7 +42,7 @@ from sal_lightning.pipeline.manifest import (
     jsonable,
     now,
 )
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.trainer import TrainerOptions, cpu_processes
 
 MANIFEST = "manifest.json"
 #: step names of 0.1 that ``--from``, ``--only`` and ``--until`` still accept
@@ -258,6 +259,7 @@ class Pipeline:
         if start is not None and last is not None and last < start:
             raise ValueError(f"until: step {until!r} comes before from_step {from_step!r}")
         self.check()
+        apply_threads(cpu_processes(self.trainer.accelerator, self.trainer.devices))
         manifest = self.manifest()
         manifest["library"] = library_versions()
         forced_from = start if start is not None else (single if single is not None else None)

@@ -8,6 +8,7 @@ fails in the first second whether it came from Python, a YAML file or a command 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import warnings
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
-from sal_lightning.nn.weights import WEIGHT_SUFFIXES
 
 
 def check_at_least(argument: str, value: Any, minimum: int) -> None:
@@ -90,11 +90,28 @@ def parameter_names(target: Callable[..., Any]) -> list[str]:
     return names
 
 
+def resolve(target: Callable[..., Any] | str) -> Any:
+    """``target`` itself, or the object a ``"package.module:Name"`` string names (imported now)."""
+    if not isinstance(target, str):
+        return target
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def check_kwargs(
-    target: Callable[..., Any], kwargs: Mapping[str, Any], argument: str, reserved: tuple[str, ...] = ()
+    target: Callable[..., Any] | str,
+    kwargs: Mapping[str, Any],
+    argument: str,
+    reserved: tuple[str, ...] = (),
 ) -> None:
     """Raise ``ValueError`` for a key of ``kwargs`` that ``target``'s signature does not take, or that
-    the stage sets itself (``reserved``); the message lists the keys it takes."""
+    the stage sets itself (``reserved``); the message lists the keys it takes.
+
+    ``target`` may be a ``"module:Name"`` string, imported only when ``kwargs`` has keys to check
+    (so default settings are read without importing torch or Lightning)."""
+    if not kwargs:
+        return
+    target = resolve(target)
     names = parameter_names(target)
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
@@ -108,12 +125,15 @@ def check_kwargs(
         )
 
 
-def build_on_meta(factory: Callable[..., Any], kwargs: Mapping[str, Any], argument: str) -> None:
+def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], argument: str) -> None:
     """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded: a
     hub ``encoder_weights`` name is dropped, a weights file only has to exist), so every check its
     constructor makes (backbone names, sizes...) runs now; raise ``ValueError`` naming ``argument``."""
     import torch
 
+    from sal_lightning.nn.weights import WEIGHT_SUFFIXES
+
+    factory = resolve(factory)
     kwargs = dict(kwargs)
     for key in [k for k in kwargs if k.endswith("encoder_weights")]:
         value = kwargs.pop(key)

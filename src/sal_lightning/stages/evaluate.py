@@ -15,10 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sal_lightning.callbacks.writers import SegmentationPredictionWriter
-from sal_lightning.data.datamodules import VOCSegmentationDataModule
 from sal_lightning.data.layout import read_split, resolve_voc_root
-from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.stages.checks import check_at_least, check_positive
 from sal_lightning.stages.quality import label_quality
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer
@@ -58,6 +55,10 @@ def predict_labels(
     trainer: TrainerOptions | None = None,
 ) -> Path:
     """Write ``<out>/<id>.png`` for every image of ``split`` with a :class:`SALSegmenter` checkpoint."""
+    from sal_lightning.callbacks.writers import SegmentationPredictionWriter
+    from sal_lightning.data.datamodules import VOCSegmentationDataModule
+    from sal_lightning.models.segmenter import SALSegmenter
+
     settings = settings or EvaluateSettings()
     model = SALSegmenter.load_from_checkpoint(
         str(checkpoint),

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from sal_lightning.data.io import read_image, write_reference
 from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root, split_path
-from sal_lightning.data.proxy_data import SaliencySource, load_saliency
+from sal_lightning.data.saliency import SaliencySource, load_saliency
 from sal_lightning.scoring.references import ReferenceConfig, reference_mask
 from sal_lightning.stages.checks import check_at_least
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sal_lightning.data.datamodules import VOCSegmentationDataModule
-from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.stages.checks import (
     build_on_meta,
     check_at_least,
@@ -25,6 +23,8 @@ from sal_lightning.stages.checks import (
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer, save_checkpoint, seed_everything
 
 PathLike = str | os.PathLike[str]
+MODEL = "sal_lightning.models.segmenter:SALSegmenter"
+DATA = "sal_lightning.data.datamodules:VOCSegmentationDataModule"
 Variant = Literal["P2", "P3", "P4", "P5", "oracle"]
 
 
@@ -80,15 +80,17 @@ class RetrainSettings:
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         check_at_least("max_steps", self.max_steps, 1)
-        check_kwargs(SALSegmenter, self.model, "model", MODEL_SET)
-        check_kwargs(VOCSegmentationDataModule, self.data, "data", DATA_SET)
+        check_kwargs(MODEL, self.model, "model", MODEL_SET)
+        check_kwargs(DATA, self.data, "data", DATA_SET)
 
     def check(self, root: str) -> None:
         """What needs the file system or builds objects: the strong ids' list, the network (on the
         meta device), dense CRF when asked for, and the data settings."""
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+
         if self.strong_ids is not None and not Path(self.strong_ids).is_file():
             raise FileNotFoundError(f"strong_ids: id list {self.strong_ids} not found")
-        build_on_meta(SALSegmenter, self.model, "model")
+        build_on_meta(MODEL, self.model, "model")
         if self.model.get("crf"):
             check_crf("model.crf")
         try:
@@ -115,6 +117,9 @@ def retrain(
     them, ``use_selection=False``). With ``resume`` the seeds whose checkpoint exists are skipped.
     Returns ``{"seed<k>": {"steps", "images"}}`` of the runs done.
     """
+    from sal_lightning.data.datamodules import VOCSegmentationDataModule
+    from sal_lightning.models.segmenter import SALSegmenter
+
     settings = settings or RetrainSettings()
     folder = Path(out)
     result: dict[str, Any] = {}

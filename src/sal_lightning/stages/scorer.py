@@ -19,28 +19,29 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
-
-from sal_lightning.data.datamodules import MaskScorerDataModule, make_loader
 from sal_lightning.data.layout import resolve_ids
-from sal_lightning.data.proxy_data import AgreementDataset
-from sal_lightning.models.reference_net import ReferenceNet
-from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.synthesis import SynthesisConfig
-from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs
+from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs, resolve
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer, seed_everything
-from sal_lightning.stages.trainset import build_scorer_training_set
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    pass
+else:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
 
 PathLike = str | os.PathLike[str]
 ScorerMethod = Literal["regression", "reference"]
-#: each method's network, and its epochs and batch size when unset
-SCORERS: dict[str, tuple[type[MaskScorer] | type[ReferenceNet], int, int]] = {
-    "regression": (MaskScorer, 50, 8),
-    "reference": (ReferenceNet, 10, 16),
+#: each method's network (imported when used), and its epochs and batch size when unset
+SCORERS: dict[str, tuple[str, int, int]] = {
+    "regression": ("sal_lightning.models.scorer:MaskScorer", 50, 8),
+    "reference": ("sal_lightning.models.reference_net:ReferenceNet", 10, 16),
 }
 
 
@@ -72,13 +73,12 @@ class ScorerSettings:
         for name in ("max_epochs", "batch_size"):
             if getattr(self, name) is not None:
                 check_at_least(name, getattr(self, name), 1)
-        network = SCORERS[self.method][0]
-        check_kwargs(network, self.model, "model")
+        check_kwargs(SCORERS[self.method][0], self.model, "model")
 
     @property
     def network(self) -> type[MaskScorer] | type[ReferenceNet]:
         """The method's LightningModule class."""
-        return SCORERS[self.method][0]
+        return resolve(SCORERS[self.method][0])  # type: ignore[no-any-return]
 
     @property
     def epochs(self) -> int:
@@ -102,6 +102,8 @@ def _fit(
     trainer: TrainerOptions | None,
     epochs: int,
 ) -> None:
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+
     # not deterministic=True: adaptive average pooling has no deterministic CUDA backward
     loop = make_trainer(trainer, callbacks=[checkpoint], max_epochs=epochs, enable_checkpointing=True)
     if isinstance(data, MaskScorerDataModule):
@@ -126,6 +128,11 @@ def train_mask_scorer(
     Checkpoints go to ``out``; returns the best one by ``val/loss`` (the last one when there is
     no validation split).
     """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+    from sal_lightning.models.scorer import MaskScorer
+
     seed_everything(seed)
     model = model or MaskScorer()
     data = MaskScorerDataModule(
@@ -159,6 +166,12 @@ def train_reference_net(
 ) -> Path:
     """Fit a :class:`ReferenceNet` on the agreement of the proxies and their reference masks; returns
     the checkpoint written to ``out`` (``last.ckpt``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sal_lightning.data.datamodules import make_loader
+    from sal_lightning.data.proxy_data import AgreementDataset
+    from sal_lightning.models.reference_net import ReferenceNet
+
     seed_everything(seed)
     model = model or ReferenceNet()
     ids = resolve_ids(root, split, proxies)
@@ -185,13 +198,15 @@ def train_scorer(
     (synthesised into ``workdir/samples`` for ``"regression"``; the images for ``"reference"``).
     ``scores``: the coarse scores, whose ``ac`` column the regression training set reuses.
     """
+    from sal_lightning.stages.trainset import build_scorer_training_set
+
     settings = settings or ScorerSettings()
     work = Path(workdir)
     ids = resolve_ids(root, split, proxies)
     if settings.method == "reference":
         seed_everything(settings.seed)  # the initial weights too
         best = train_reference_net(
-            root, proxies, references, work / "checkpoints", ids, ReferenceNet(**settings.model),
+            root, proxies, references, work / "checkpoints", ids, settings.network(**settings.model),
             settings.epochs, settings.batch, seed=settings.seed, trainer=trainer,
         )  # fmt: skip
         return best, len(ids)
@@ -200,7 +215,7 @@ def train_scorer(
     )
     seed_everything(settings.seed)  # the initial weights too
     best = train_mask_scorer(
-        samples, work / "checkpoints", MaskScorer(**settings.model), settings.epochs, settings.batch,
+        samples, work / "checkpoints", settings.network(**settings.model), settings.epochs, settings.batch,
         seed=settings.seed, trainer=trainer,
     )  # fmt: skip
     index = samples / "samples.csv"
@@ -209,6 +224,11 @@ def train_scorer(
 
 def load_scorer(checkpoint: PathLike) -> MaskScorer | ReferenceNet:
     """A trained :class:`MaskScorer` or :class:`ReferenceNet` from its checkpoint file (on the CPU)."""
+    import torch
+
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
+
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: {path} not found")

@@ -14,14 +14,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
 from sal_lightning.data.io import read_scores, write_scores
-from sal_lightning.losses.selection import WeightMode, selection_weights
 from sal_lightning.stages.checks import check_share
+
+if not TYPE_CHECKING:  # losses.selection.WeightMode, read without importing torch
+    WeightMode = Literal["hard", "soft", "score"]
+else:
+    from sal_lightning.losses.selection import WeightMode
 
 PathLike = str | os.PathLike[str]
 Rows = dict[str, dict[str, float]]
@@ -106,6 +109,10 @@ def threshold_for(values: Sequence[float], tau: float, keep: float | None) -> fl
 
 def select(values: Sequence[float], selection: Selection) -> tuple[list[float], float]:
     """Weights of ``values`` (NaN: weight 0) and the threshold used."""
+    import torch
+
+    from sal_lightning.losses.selection import selection_weights
+
     threshold = threshold_for(values, selection.tau, selection.keep)
     scores = torch.tensor(list(values), dtype=torch.float64)
     weights = selection_weights(scores, threshold, selection.mode, selection.temperature)

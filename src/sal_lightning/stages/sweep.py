@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
-from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning.data.io import read_scores
 from sal_lightning.data.layout import resolve_voc_root
-from sal_lightning.models.metrics import iou_from_confusion, mean_iou
 from sal_lightning.scoring.metrics import Definition
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, proxy_miou, true_quality
 
@@ -53,6 +50,8 @@ def tau_sweep(
     ``scores``: ``{id: {column: value}}`` as :func:`~sal_lightning.data.io.read_scores` returns;
     NaN scores are never selected.
     """
+    from sal_lightning.models.metrics import iou_from_confusion, mean_iou
+
     ids = sorted(scores)
     values = _column(scores, column, ids)
     if np.isnan(values).all():
@@ -91,6 +90,9 @@ def score_correlations(
 ) -> dict[str, dict[str, float]]:
     """Fig. 9's numbers: ``{column: {"pearson", "spearman", "n"}}`` of each score column against the
     true AC, over ids with both values (columns without values are skipped)."""
+    import torch
+    from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
+
     out: dict[str, dict[str, float]] = {}
     for column in columns:
         ids = [i for i in sorted(scores) if i in truth and not math.isnan(scores[i].get(column, math.nan))]

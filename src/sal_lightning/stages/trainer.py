@@ -13,9 +13,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning.pytorch as pl
+from sal_lightning._lazy import lazy_module
+from sal_lightning._threads import apply_threads
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    pl = lazy_module("lightning.pytorch")
+else:
+    import lightning.pytorch as pl
 
 #: settings of every Trainer a stage builds, unless the stage or the user sets them
 QUIET: dict[str, Any] = {
@@ -90,7 +96,16 @@ def make_trainer(
     ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added."""
     kwargs = {**QUIET, **settings, **(options or TrainerOptions()).kwargs()}
     kwargs["callbacks"] = list(callbacks)
+    apply_threads(cpu_processes(kwargs["accelerator"], kwargs["devices"]))
     return pl.Trainer(**kwargs)
+
+
+def cpu_processes(accelerator: Any, devices: Any) -> int:
+    """The processes a Trainer runs on this machine's CPUs (its DDP ranks; 1 on an accelerator)."""
+    import torch
+
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    return devices if on_cpu and isinstance(devices, int) and devices > 1 else 1
 
 
 def seed_everything(seed: int) -> None:
