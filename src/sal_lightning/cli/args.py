@@ -21,11 +21,14 @@ import docstring_parser
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
 from sal_lightning._threads import apply_threads
+from sal_lightning.cli.help import SentenceHelpFormatter
 
 
 def command_parser(prog: str, description: str, config: bool = True) -> ArgumentParser:
     """A jsonargparse parser that raises instead of exiting (the entry point reports errors)."""
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    parser = ArgumentParser(
+        prog=prog, description=description, exit_on_error=False, formatter_class=SentenceHelpFormatter
+    )
     if config:
         parser.add_argument("--config", action=ActionConfigFile, help="settings from a YAML file")
     return parser

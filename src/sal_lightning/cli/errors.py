@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def parser_error_line(error: BaseException) -> str:
@@ -31,3 +33,28 @@ def one_line(err: BaseException) -> str:
         return f"the module {err.name!r} is not installed; install it with: {hint}"
     text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
     return text or type(err).__name__
+
+
+def config_files(argv: Sequence[str]) -> list[Path]:
+    """The YAML files named on a command line: the value of ``--config`` and of any option (``--data
+    FILE``, ``--trainer=FILE``) that is an existing ``.yaml`` / ``.yml`` file."""
+    values = [w.split("=", 1)[1] for w in argv if w.startswith("--") and "=" in w]
+    values += [argv[k + 1] for k, w in enumerate(argv[:-1]) if w.startswith("--") and "=" not in w]
+    return [Path(v) for v in values if v.endswith((".yaml", ".yml")) and Path(v).is_file()]
+
+
+def check_yaml(argv: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the file, line and column of the first YAML syntax error in the
+    configuration files of ``argv`` (the parser's own message names neither)."""
+    import yaml
+
+    for path in config_files(argv):
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = " ".join(str(p) for p in (err.context, err.problem) if p)
+            raise ValueError(f"{path}{where}: not valid YAML: {what}") from err
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {one_line(err)}") from err

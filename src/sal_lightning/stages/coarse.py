@@ -96,5 +96,7 @@ def score_coarse(
         "coarse": coarse.as_dict(),
     }
     writer = ScoresWriter(scores, ("ac", "cd", "sc"), config)
-    make_trainer(trainer, callbacks=[writer]).predict(CoarseScorer(coarse), loader, return_predictions=False)
+    make_trainer(trainer, callbacks=[writer], progress=True).predict(
+        CoarseScorer(coarse), loader, return_predictions=False
+    )
     return writer.rows

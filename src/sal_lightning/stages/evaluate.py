@@ -71,7 +71,7 @@ def predict_labels(
     data = VOCSegmentationDataModule(
         str(root), predict_split=split, eval_batch_size=settings.batch_size, num_workers=0
     )
-    loop = make_trainer(trainer, callbacks=[SegmentationPredictionWriter(out)])
+    loop = make_trainer(trainer, callbacks=[SegmentationPredictionWriter(out)], progress=True)
     loop.predict(model, datamodule=data, return_predictions=False)
     return Path(out)
 

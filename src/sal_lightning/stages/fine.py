@@ -110,7 +110,7 @@ def score_fine(
     dataset = ProxyMaskDataset(root, ids, proxies, int(model.hparams["input_size"]))
     writer = ScoresWriter(scores, ("p",), {"step": "fine", "checkpoint": source, "proxies": str(proxies)})
     model.eval()
-    loop = make_trainer(trainer, callbacks=[writer])
+    loop = make_trainer(trainer, callbacks=[writer], progress=True)
     loop.predict(model, make_loader(dataset, batch_size, num_workers=num_workers), return_predictions=False)
     if loop.is_global_zero:
         add_sf(scores)

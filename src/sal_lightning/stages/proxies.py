@@ -117,7 +117,7 @@ class Step1:
             data = VOCSegmentationDataModule(
                 str(self.root), predict_split=todo, num_workers=self.config.num_workers
             )
-        loop = make_trainer(self.trainer, callbacks=[writer])
+        loop = make_trainer(self.trainer, callbacks=[writer], progress=True)
         loop.predict(model, datamodule=data, return_predictions=False)
         loop.strategy.barrier("proxies-todo")  # every rank has finished with the list
         if loop.is_global_zero:
@@ -125,7 +125,7 @@ class Step1:
 
     def _fit(self, model: CAMClassifier | ProxyNet, data: Any, steps: int, checkpoint: str) -> Path:
         """Train ``model`` for ``steps`` and save it as ``workdir/<checkpoint>``."""
-        loop = make_trainer(self.trainer, max_steps=steps, limit_val_batches=0)
+        loop = make_trainer(self.trainer, progress=True, max_steps=steps, limit_val_batches=0)
         loop.fit(model, datamodule=data)
         return save_checkpoint(loop, self.workdir / checkpoint)
 

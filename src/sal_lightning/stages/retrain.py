@@ -143,7 +143,9 @@ def retrain(
                 "strong_ids": settings.strong_ids,
             },
         )
-        loop = make_trainer(trainer, max_steps=settings.max_steps, limit_val_batches=0)
+        loop = make_trainer(
+            trainer, progress=f"seed {seed}", max_steps=settings.max_steps, limit_val_batches=0
+        )
         loop.fit(model, datamodule=data)
         save_checkpoint(loop, ckpt)
         images = len(data.train_dataset) if data.train_dataset is not None else 0  # type: ignore[arg-type]

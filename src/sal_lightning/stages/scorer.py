@@ -105,7 +105,9 @@ def _fit(
     from sal_lightning.data.datamodules import MaskScorerDataModule
 
     # not deterministic=True: adaptive average pooling has no deterministic CUDA backward
-    loop = make_trainer(trainer, callbacks=[checkpoint], max_epochs=epochs, enable_checkpointing=True)
+    loop = make_trainer(
+        trainer, callbacks=[checkpoint], progress=True, max_epochs=epochs, enable_checkpointing=True
+    )
     if isinstance(data, MaskScorerDataModule):
         loop.fit(model, datamodule=data)
     else:

@@ -68,6 +68,10 @@ class TrainerOptions:
         """Whether more than one process may run (more than one device or node)."""
         return str(self.devices) != "1" or self.num_nodes != 1
 
+    def check(self, argument: str = "trainer") -> None:
+        """The accelerator and devices against this machine (:func:`check_accelerator`)."""
+        check_accelerator(self.accelerator, self.devices, argument)
+
     def with_progress(self, default: bool) -> TrainerOptions:
         """These options, with ``enable_progress_bar`` set to ``default`` when the user left it unset."""
         if self.enable_progress_bar is not None:
@@ -89,13 +93,53 @@ class TrainerOptions:
         return out
 
 
+def check_accelerator(accelerator: Any, devices: Any, argument: str = "trainer") -> None:
+    """Raise ``ValueError`` naming the fix when ``accelerator`` is not on this machine, or when it has
+    fewer than ``devices`` of them (``--trainer.accelerator gpu`` without a GPU): before any work,
+    not when the first Trainer of a long run is built. ``"auto"`` and accelerator objects pass."""
+    if not isinstance(accelerator, str) or accelerator == "auto":
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    name = {"gpu": "cuda"}.get(accelerator, accelerator)
+    if name not in AcceleratorRegistry:
+        known = ", ".join(sorted({"auto", "gpu", *AcceleratorRegistry}))
+        raise ValueError(f"{argument}.accelerator: expected one of {known}, got {accelerator!r}")
+    kind = AcceleratorRegistry[name]["accelerator"]
+    fix = f"use --{argument}.accelerator cpu (or auto, which picks what this machine has)"
+    if not kind.is_available():
+        raise ValueError(f"{argument}.accelerator: {accelerator!r} is not available on this machine; {fix}")
+    if name != "cpu" and isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        count = kind.auto_device_count()
+        if devices > count:
+            raise ValueError(
+                f"{argument}.devices: {devices} {accelerator} devices asked for, this machine has {count}; "
+                f"use --{argument}.devices {count} (or -1: all of them)"
+            )
+
+
 def make_trainer(
-    options: TrainerOptions | None = None, callbacks: Sequence[pl.Callback] = (), **settings: Any
+    options: TrainerOptions | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    progress: bool | str = False,
+    **settings: Any,
 ) -> pl.Trainer:
     """A ``Trainer`` with :data:`QUIET` defaults, then the stage's ``settings`` (``max_steps``,
-    ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added."""
-    kwargs = {**QUIET, **settings, **(options or TrainerOptions()).kwargs()}
+    ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added.
+
+    ``progress``: show the loop's progress as lines naming the network and, when a string, what
+    else identifies the run (``"seed 1"``; :class:`~sal_lightning.callbacks.progress.ProgressLines`);
+    ``False``: nothing. A user's ``enable_progress_bar`` wins: Lightning's bar, or nothing.
+    """
+    options = options or TrainerOptions()
+    kwargs = {**QUIET, **settings, **options.kwargs()}
     kwargs["callbacks"] = list(callbacks)
+    if options.enable_progress_bar is None:
+        kwargs["enable_progress_bar"] = False
+        if progress is not False:
+            from sal_lightning.callbacks.progress import ProgressLines
+
+            kwargs["callbacks"].append(ProgressLines("" if progress is True else progress))
     apply_threads(cpu_processes(kwargs["accelerator"], kwargs["devices"]))
     return pl.Trainer(**kwargs)
 
