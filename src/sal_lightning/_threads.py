@@ -240,7 +240,11 @@ def apply_threads(processes: int = 1, announce: bool = True) -> ThreadChoice:
 
 
 def threads_record() -> str:
-    """The thread count of this process as a report records it (``"not chosen"`` before any work)."""
+    """The thread count of this process as a report records it (``"not chosen"`` before any work);
+    for a count set in the environment, the one torch uses (it caps ``OMP_NUM_THREADS`` at the
+    machine's cores) and the setting: ``"2 (OMP_NUM_THREADS=3)"``."""
+    if _CHOSEN is not None and _CHOSEN.source in USER_ENV and "torch" in sys.modules:
+        return f"{sys.modules['torch'].get_num_threads()} ({_CHOSEN.source}={_CHOSEN.threads})"
     if _CHOSEN is not None:
         return _CHOSEN.describe()
     if "torch" in sys.modules:

@@ -20,7 +20,6 @@ from typing import Any
 import docstring_parser
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
-from sal_lightning._threads import apply_threads
 from sal_lightning.cli.help import SentenceHelpFormatter
 
 
@@ -179,5 +178,4 @@ def call(
             kwargs[name] = cls(**{f.name: built[f.name] for f in dataclasses.fields(cls) if f.init})
         else:
             kwargs[name] = built[name]
-    apply_threads()  # the work starts: its threads (printed once)
     return fn(**kwargs)

@@ -32,10 +32,10 @@ def check_root(
         proxies: also check this folder of proxy PNGs (one per id).
         saliency: also check this folder of saliency PNGs (one per id).
     """
-    from sal_lightning.data.datasets import VOCDataset
-
     voc = resolve_voc_root(root)
     classes = root_classes(voc)
+    from sal_lightning.data.datasets import VOCDataset  # torch: once the root is known to exist
+
     if split is None:
         splits = [s for s in SPLIT_NAMES if s != "test" and split_path(voc, s).is_file()]
     else:

@@ -129,6 +129,17 @@ def train_mask_scorer(
 
     Checkpoints go to ``out``; returns the best one by ``val/loss`` (the last one when there is
     no validation split).
+
+    Args:
+        samples: the sample folder (``sal-lightning score trainset`` writes one).
+        out: the folder of the checkpoints.
+        model: the network (default: the paper's :class:`MaskScorer`).
+        max_epochs: epochs (paper: 50).
+        batch_size: samples per step (paper: 8).
+        val_fraction: share of the images whose samples validate (0: no validation).
+        num_workers: DataLoader worker processes.
+        seed: seed of the split and of the shuffling.
+        trainer: Lightning settings (``devices=N`` trains on N processes).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 

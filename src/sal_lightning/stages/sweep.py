@@ -176,12 +176,19 @@ def sweep_report(
 ) -> dict[str, Any]:
     """Write ``report.md``, ``report.json`` and (with ground truth) ``correlations.png`` to ``out``.
 
-    The true AC uses ``definition`` (the F-measure against the ground truth's foreground, as the
-    pipeline's report does; ``"paper"`` for Eq. 3 as printed).
-
     Ground truth is used when ``root`` and ``proxies`` are given and every scored id has a
-    ground-truth mask. ``column`` (``sf``, falling back to ``sc`` when empty) drives the sweep.
-    Returns the report as a dict.
+    ground-truth mask. Returns the report as a dict.
+
+    Args:
+        scores: the ``scores.csv`` to sweep.
+        out: the folder of the report.
+        root: the VOC root with the ground truth (for the true quality and the correlations).
+        proxies: the folder of the scored proxies (with ``root``).
+        column: the score the threshold applies to (``sf``, falling back to ``sc`` when empty).
+        taus: the thresholds of the sweep.
+        definition: the true AC: ``"fmeasure"`` (the F-measure against the ground truth's
+            foreground, as the pipeline's report does) or ``"paper"`` (Eq. 3 as printed).
+        progress: show a progress bar.
     """
     path, table = scores, read_scores(scores)
     if not table:

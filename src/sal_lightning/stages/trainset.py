@@ -89,7 +89,8 @@ def build_scorer_training_set(
 
     Args:
         root: VOC root (the images).
-        proxies, references: folders of the proxies and of their reference masks (``<id>.png``).
+        proxies: the folder of the proxies (``<id>.png``).
+        references: the folder of their reference masks (``<id>.png``).
         out: the sample folder to write.
         split: split name, list file or ids; ``None``: every PNG in ``proxies``.
         synthesis: thresholds, shares and strengths (the paper's by default).
