@@ -23,7 +23,7 @@ import yaml
 from sal_lightning.cli.args import add_switch
 from sal_lightning.cli.help import SentenceHelpFormatter
 
-DEMO_DATA = {"n_train": 160, "n_val": 40, "size": 48}
+DEMO_DATA = {"n_train": 160, "n_val": 40, "size": 64}
 DEMO_DATA_FAST = {"n_train": 24, "n_val": 8, "size": 48}
 
 

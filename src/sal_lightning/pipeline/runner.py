@@ -338,7 +338,7 @@ class Pipeline:
         }
         self._save(manifest)
         self._say(index, step, f"started at {datetime.now().strftime('%H:%M:%S')}")
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         try:
             with step_label(self._label(index, step)):
                 result = step.run(StepContext(self.workdir, self.trainer, fresh))
@@ -355,6 +355,7 @@ class Pipeline:
         records[step.name].update(
             status="done",
             seconds=round(seconds, 3),
+            cpu_seconds=round(time.process_time() - cpu, 3),
             finished=now(),
             result=jsonable(result or {}),
         )
