@@ -137,8 +137,13 @@ class SALLightningCLI(LightningCLI):
         trainer = config.get("trainer") or Namespace()
         accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", "auto")
         check_accelerator(accelerator, devices)
-        apply_threads(cpu_processes(accelerator, devices))
         fill_classes_from_data(config)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.get("trainer") or Namespace()
+        apply_threads(cpu_processes(trainer.get("accelerator", "auto"), trainer.get("devices", "auto")))
 
     def before_fit(self) -> None:
         for callback in self.trainer.checkpoint_callbacks:
