@@ -111,12 +111,12 @@ def check_kwargs(
     (so default settings are read without importing torch or Lightning)."""
     if not kwargs:
         return
-    target = resolve(target)
-    names = parameter_names(target)
+    function: Callable[..., Any] = resolve(target)
+    names = parameter_names(function)
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
         takes = sorted(set(names) - set(reserved))
-        name = getattr(target, "__name__", repr(target))
+        name = getattr(function, "__name__", repr(function))
         raise ValueError(f"{argument}: unknown setting(s) {unknown}; {name} takes {takes}")
     taken = sorted(set(kwargs) & set(reserved))
     if taken:
@@ -133,7 +133,7 @@ def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], 
 
     from sal_lightning.nn.weights import WEIGHT_SUFFIXES
 
-    factory = resolve(factory)
+    build: Callable[..., Any] = resolve(factory)
     kwargs = dict(kwargs)
     for key in [k for k in kwargs if k.endswith("encoder_weights")]:
         value = kwargs.pop(key)
@@ -143,7 +143,7 @@ def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], 
     try:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")
-            factory(**kwargs)
+            build(**kwargs)
     except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"{argument}: {err}") from err
 

@@ -211,6 +211,8 @@ def train_scorer(
     (synthesised into ``workdir/samples`` for ``"regression"``; the images for ``"reference"``).
     ``scores``: the coarse scores, whose ``ac`` column the regression training set reuses.
     """
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
     from sal_lightning.stages.trainset import build_scorer_training_set
 
     settings = settings or ScorerSettings()
@@ -219,7 +221,7 @@ def train_scorer(
     if settings.method == "reference":
         seed_everything(settings.seed)  # the initial weights too
         best = train_reference_net(
-            root, proxies, references, work / "checkpoints", ids, settings.network(**settings.model),
+            root, proxies, references, work / "checkpoints", ids, ReferenceNet(**settings.model),
             settings.epochs, settings.batch, seed=settings.seed, trainer=trainer,
         )  # fmt: skip
         return best, len(ids)
@@ -228,7 +230,7 @@ def train_scorer(
     )
     seed_everything(settings.seed)  # the initial weights too
     best = train_mask_scorer(
-        samples, work / "checkpoints", settings.network(**settings.model), settings.epochs, settings.batch,
+        samples, work / "checkpoints", MaskScorer(**settings.model), settings.epochs, settings.batch,
         seed=settings.seed, trainer=trainer,
     )  # fmt: skip
     index = samples / "samples.csv"
