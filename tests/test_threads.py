@@ -189,3 +189,17 @@ def test_a_bad_setting_is_one_error_naming_it() -> None:
         text=True,
     )
     assert done.returncode != 0 and "SAL_LIGHTNING_THREADS: expected a number of threads >= 1" in done.stderr
+
+
+def test_pool_workers_run_one_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's process pools start their workers with one thread, whatever the parent uses."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sal_lightning._threads import one_thread_worker
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=one_thread_worker) as pool:
+        assert pool.submit(os.getenv, "OMP_NUM_THREADS").result() == "1"
+        assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == "1"

@@ -21,8 +21,9 @@ process, when the first work starts (not for ``--help`` or a configuration error
 starts later beside it is not seen.
 
 :func:`choose_threads` is the rule, a pure function of those measurements; :func:`apply_threads`
-measures, applies (``torch.set_num_threads`` and ``OMP_NUM_THREADS`` for the processes it starts:
-DataLoader workers, CRF and reference pools, DDP ranks) and prints one line on stderr;
+measures, applies (``torch.set_num_threads``, and ``OMP_NUM_THREADS`` for the processes it starts:
+DDP ranks) and prints one line on stderr; DataLoader workers run one thread (torch sets it), and so
+do the workers of the library's process pools (:func:`one_thread_worker`);
 :func:`threads_record` is what the reports and manifests record beside the library versions.
 """
 
@@ -237,6 +238,15 @@ def apply_threads(processes: int = 1, announce: bool = True) -> ThreadChoice:
         )
         print(f"sal-lightning: torch threads: {choice.describe()}{hint}", file=sys.stderr, flush=True)
     return choice
+
+
+def one_thread_worker() -> None:
+    """Initializer of the library's worker pools (CRFs, reference masks, COCO conversion): several
+    workers share the CPUs, so each runs one thread. It runs before a worker loads numpy or torch
+    (this module imports neither), so their thread pools read it."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 
 def threads_record() -> str:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sal_lightning.data.io import read_scores, write_scores
 from sal_lightning.data.layout import resolve_ids
@@ -22,8 +22,8 @@ from sal_lightning.stages.checks import check_at_least
 from sal_lightning.stages.scorer import load_scorer
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer
 
-if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
-    pass
+if not TYPE_CHECKING:  # annotations only, read without importing Lightning (sal_lightning._lazy)
+    MaskScorer = ReferenceNet = Any
 else:  # the command line takes the checkpoint as a path
     from sal_lightning.models.reference_net import ReferenceNet
     from sal_lightning.models.scorer import MaskScorer

@@ -26,8 +26,8 @@ from sal_lightning.scoring.synthesis import SynthesisConfig
 from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs, resolve
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer, seed_everything
 
-if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
-    pass
+if not TYPE_CHECKING:  # annotations only, read without importing Lightning (sal_lightning._lazy)
+    MaskScorer = ReferenceNet = Any
 else:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader
