@@ -136,7 +136,8 @@ def compare(workload: str, busy: int, args: argparse.Namespace, scratch: Path) -
     for setting in SETTINGS:
         values = [r[key] for r in runs[setting]]
         ratios = [r[key] / p[key] for r, p in zip(runs[setting], runs["policy"], strict=True)]
-        threads = f" ({int(runs[setting][0]['threads'])} threads)" if "threads" in runs[setting][0] else ""
+        count = int(runs[setting][0].get("threads", 0))
+        threads = f" ({count} thread{'s' if count != 1 else ''})" if count else ""
         print(
             f"| {setting}{threads} | {statistics.median(values):.2f} | "
             f"{statistics.median(r['cpu'] for r in runs[setting]):.1f} | "
