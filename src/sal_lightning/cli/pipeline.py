@@ -145,11 +145,12 @@ def demo(argv: list[str]) -> int:
     args = prog.parse_args(argv)
     check_accelerator(args["trainer"]["accelerator"], args["trainer"]["devices"])  # before the data
     workdir = Path(args["workdir"])
+    data = workdir / "data"  # always below the workdir: never written into a --root of the user's
     sizes = DEMO_DATA_FAST if args["fast"] else DEMO_DATA
     counts = f"{sizes['n_train']} train, {sizes['n_val']} val, {args['difficulty']}, seed {args['seed']}"
-    print(f"the built-in synthetic dataset ({counts}) in {args['root']}")
+    print(f"the built-in synthetic dataset ({counts}) in {data}")
     make_synthetic_voc(  # a no-op when the folder holds it already
-        args["root"],
+        data,
         sizes["n_train"],
         sizes["n_val"],
         sizes["size"],
