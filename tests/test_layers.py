@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sal_lightning"
 #: the packages (and helper modules) of ``sal_lightning``, lowest first; a layer may import only
 #: the layers before it (and itself). See docs/development.md, "Layout".
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_atomic", "_checks", "_console", "_download", "_lazy", "_versions"),
+    ("_atomic", "_checks", "_console", "_download", "_lazy", "_threads", "_versions"),
     ("losses", "nn", "postprocess"),
     ("scoring",),
     ("data",),

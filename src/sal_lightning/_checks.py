@@ -10,9 +10,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+from sal_lightning._lazy import lazy_module
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+else:
+    import torch
 
 Kind = Literal["float", "int", "bool", "any"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -51,6 +54,29 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
     assert {k: v["finished"] for k, v in again.items()} == {k: v["finished"] for k, v in manifest.items()}
     listing = _demo(tmp_path, "--list-steps")
     assert re.search(r"^retrain-P3 +done +took [0-9.]+ (s|min)", listing, re.M)
+    _demo(tmp_path, "--only", "select")  # a new selection: what reads it is stale, P2 (all proxies) is not
+    listing = _demo(tmp_path, "--list-steps")
+    for step, status in [("retrain-P2", "done"), ("retrain-P3", "stale"), ("retrain-P5", "stale")]:
+        assert re.search(rf"^{step} +{status} ", listing, re.M), listing
+    assert re.search(r"^evaluate +stale ", listing, re.M) and re.search(r"^references +done ", listing, re.M)
     report = (run / "report.md").read_text()
     assert "built-in synthetic data, difficulty realistic, seed 0" in report
     assert "Measured with sal-lightning" in report and "torch " in report and "lightning " in report
+
+
+def test_ctrl_c_exits_130_and_the_manifest_says_interrupted(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "sal_lightning", "demo", "--fast", "--workdir", str(tmp_path)]
+    command += ["--proxies.cam_steps", "5000"]  # step 1 trains long enough to be stopped inside the loop
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "proxies: started" in line:
+            break
+    time.sleep(4.0)  # inside Trainer.fit by now: Lightning's own Ctrl-C handling
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "sal-lightning demo: interrupted (exit code 130)" in err
+    record = json.loads((tmp_path / "run" / "manifest.json").read_text())["steps"]["proxies"]
+    assert record["status"] == "interrupted"
+    assert not (tmp_path / "run" / ".lock").exists()

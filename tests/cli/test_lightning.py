@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import lightning.pytorch  # noqa: F401  (its log handler binds to the real stderr, not to a test's capture)
 import pytest
+import torch
 import yaml
 
 from sal_lightning.cli import main
@@ -150,3 +152,69 @@ def test_short_fit_saves_a_checkpoint_and_reports_val_miou(
     assert re.search(rf"fit finished: 2 steps; val/mIoU \d+\.\d%; checkpoint: {re.escape(str(last))}", out)
     assert main(["predict", "--config", config, *overrides, f"--ckpt_path={last}"]) == 0
     assert f"predict finished: 6 label PNGs in {tmp_path / 'predictions'}" in capsys.readouterr().out
+
+
+def test_the_library_classes_by_their_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--model", "SALSegmenter", "--data", "VOCSegmentationDataModule", "--print_config"])
+    assert info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["class_path"] == "sal_lightning.SALSegmenter"
+    assert printed["data"]["class_path"] == "sal_lightning.VOCSegmentationDataModule"
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.help", "SALSegmenter"])
+    assert "--model.backbone" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for name in ("SALSegmenter", "MaskScorer", "VOCSegmentationDataModule", "MaskScorerDataModule"):
+        assert name in text
+    assert "<class '" not in text  # group titles read as words
+
+
+def test_the_data_is_checked_before_the_model_is_built(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config whose model downloads ImageNet weights stops on the missing data first, without
+    building the model (offline, the download alone retries for a minute)."""
+    from sal_lightning.models.segmenter import SALSegmenter
+
+    built: list[str] = []
+    original = SALSegmenter.__init__
+
+    def spy(self: SALSegmenter, *args: object, **kwargs: object) -> None:
+        built.append("model")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SALSegmenter, "__init__", spy)
+    config = str(CONFIG_DIR / "voc_resnet101.yaml")
+    assert main(["fit", "--config", config, "--data.init_args.root", "/nonexistent/VOC2012"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        len(err.splitlines()) == 1 and "data.init_args.root: root /nonexistent/VOC2012: not a VOC root" in err
+    )
+    assert built == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer on a machine without a GPU")
+def test_an_accelerator_this_machine_lacks_fails_before_anything_is_built(
+    synthetic_voc: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(CONFIG_DIR / "synthetic_tiny.yaml")
+    argv = ["fit", "--config", config, f"--data.init_args.root={synthetic_voc}", "--trainer.accelerator=gpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trainer.accelerator: 'gpu' is not available on this machine" in err
+
+
+def test_a_model_that_cannot_be_built_is_one_line_naming_the_setting(
+    synthetic_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(CONFIG_DIR / "synthetic_tiny.yaml")
+    argv = ["fit", "--config", config, f"--data.init_args.root={synthetic_voc}"]
+    argv += [f"--model.init_args.encoder_weights={tmp_path / 'missing.pth'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Union subtypes" not in err and len(err) < 400
+    assert "model (SALSegmenter): encoder_weights: no such file" in err
+    assert "set model.init_args.encoder_weights to a local weights file, or null" in err

@@ -238,6 +238,49 @@ def test_progress_lines_and_statuses(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().out == "" and pipeline.status(pipeline.steps[1]) == "stale"
 
 
+@dataclass
+class Other(Step):
+    """Reads nothing the other steps write."""
+
+    kind: ClassVar[str] = "other"
+    writes: ClassVar[tuple[str, ...]] = ("other/out.txt",)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        atomic_write_text(ctx.path("other/out.txt"), "x")
+        return {}
+
+
+@dataclass
+class Total(Step):
+    """Reads scaled.txt (so, through Scale, numbers.txt)."""
+
+    kind: ClassVar[str] = "total"
+    reads: ClassVar[tuple[str, ...]] = ("scaled.txt",)
+    writes: ClassVar[tuple[str, ...]] = ("total.txt",)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        total = sum(int(x) for x in ctx.path("scaled.txt").read_text().split())
+        atomic_write_text(ctx.path("total.txt"), str(total))
+        return {"total": total}
+
+
+def test_staleness_follows_what_a_step_reads(tmp_path: Path) -> None:
+    """A re-run step makes stale the steps that read its outputs, directly or through another step,
+    and only those: the others stay done and are not redone."""
+    steps = [Count(n=3), Other(), Scale(), Total()]
+    pipeline = Pipeline(tmp_path, steps, verbose=False)
+    pipeline.run()
+    before = finished(pipeline)
+    pipeline.run(only="count")
+    assert statuses(pipeline) == {"count": "done", "other": "done", "scale": "stale", "total": "stale"}
+    pipeline.run()
+    after = finished(pipeline)
+    assert after["other"] == before["other"]  # did not read numbers.txt: not redone
+    assert after["scale"] != before["scale"] and after["total"] != before["total"]
+    Pipeline(tmp_path, [Count(n=4), Other(), Scale(), Total()], verbose=False).run()
+    assert finished(pipeline)["other"] == before["other"] and (tmp_path / "total.txt").read_text() == "12"
+
+
 SLOW_PIPELINE = """
 import sys, time
 from dataclasses import dataclass
@@ -294,7 +337,12 @@ def test_sigkill_mid_step_then_resume_matches_an_uninterrupted_run(tmp_path: Pat
 
     assert interrupted.status(Slow()) == "interrupted"  # its process is gone
     first_done = finished(interrupted)["first"]
-    subprocess.run([sys.executable, str(script), str(killed)], check=True, capture_output=True)
+    assert json.loads((killed / ".lock").read_text())["pid"] == proc.pid  # the killed run's lock
+    resume = subprocess.run(
+        [sys.executable, str(script), str(killed)], check=True, capture_output=True, text=True
+    )
+    assert f"taking over the lock of {killed}: its process {proc.pid} on host" in resume.stderr
+    assert not (killed / ".lock").exists()  # released at the end
     subprocess.run([sys.executable, str(script), str(clean)], check=True, capture_output=True)
     resumed = Pipeline(killed, []).manifest()["steps"]
     assert finished(Pipeline(killed, []))["first"] == first_done  # the finished step was not redone

@@ -20,10 +20,14 @@ from typing import Any
 import docstring_parser
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
+from sal_lightning.cli.help import SentenceHelpFormatter
+
 
 def command_parser(prog: str, description: str, config: bool = True) -> ArgumentParser:
     """A jsonargparse parser that raises instead of exiting (the entry point reports errors)."""
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    parser = ArgumentParser(
+        prog=prog, description=description, exit_on_error=False, formatter_class=SentenceHelpFormatter
+    )
     if config:
         parser.add_argument("--config", action=ActionConfigFile, help="settings from a YAML file")
     return parser
@@ -41,12 +45,27 @@ def dataclass_of(hint: Any) -> type | None:
     return found[0] if len(found) == 1 and not rest else None
 
 
+def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s parameter types; one that names a class imported only for the type checker (a
+    LightningModule that the command line takes as a path) is left out instead of failing them all."""
+    try:
+        return typing.get_type_hints(fn)
+    except NameError:
+        hints = {}
+        for name, annotation in fn.__annotations__.items():
+            try:  # what get_type_hints does, one annotation at a time
+                hints[name] = eval(annotation, fn.__globals__) if isinstance(annotation, str) else annotation
+            except NameError:
+                continue
+        return hints
+
+
 def _groups(
     fn: Callable[..., Any], flatten: Sequence[str], skip: Sequence[str], classes: Mapping[str, type]
 ) -> dict[str, type]:
     """The parameters of ``fn`` that are settings dataclasses (besides ``skip``), and those that
     ``classes`` maps to a class whose ``__init__`` arguments make the group, by name."""
-    hints = typing.get_type_hints(fn)
+    hints = type_hints(fn)
     params = inspect.signature(fn).parameters
     # settings left unset (None: the class's defaults) or flattened; a settings instance as the
     # default stays one argument (``--scorer null`` works, ``--scorer.max_epochs 5`` too)
@@ -67,7 +86,7 @@ def add_switch(parser: ArgumentParser, name: str, default: bool, help_text: str)
 def _switches(fn: Callable[..., Any], skip: Sequence[str]) -> dict[str, tuple[bool, str]]:
     """The boolean parameters of ``fn`` (its switches: ``resume``, ``overwrite``...): default, help."""
     docs = {p.arg_name: p.description or "" for p in docstring_parser.parse(fn.__doc__ or "").params}
-    hints = typing.get_type_hints(fn)
+    hints = type_hints(fn)
     return {
         name: (bool(p.default), docs.get(name, ""))
         for name, p in inspect.signature(fn).parameters.items()
@@ -81,20 +100,58 @@ def add_function(
     flatten: Sequence[str] = (),
     skip: Sequence[str] = (),
     classes: Mapping[str, type] | None = None,
+    paths: Sequence[str] = (),
 ) -> None:
     """Add the parameters of ``fn`` (but ``skip``) to ``parser``; see the module docstring.
 
     A boolean parameter of ``fn`` is a switch (``--resume`` / ``--no_resume``); the boolean fields
-    of a settings dataclass take a value (``--crf false``).
+    of a settings dataclass take a value (``--crf false``). The parameters named in ``paths`` take
+    a file path on the command line (in Python they also take an object, e.g. a loaded model).
     """
     skip = (*skip, "progress")  # a command always shows its progress
     groups = _groups(fn, flatten, skip, classes or {})
     switches = _switches(fn, skip)
-    parser.add_function_arguments(fn, None, skip={*skip, *groups, *switches}, fail_untyped=True)
+    parser.add_function_arguments(fn, None, skip={*skip, *groups, *switches, *paths}, fail_untyped=True)
+    docs = {p.arg_name: p.description or "" for p in docstring_parser.parse(fn.__doc__ or "").params}
+    for name in paths:
+        default = inspect.signature(fn).parameters[name].default
+        required = default is inspect.Parameter.empty
+        parser.add_argument(
+            f"--{name}",
+            type=str if required else str | None,
+            required=required,
+            default=None if required else default,
+            help=docs.get(name, ""),
+        )
     for name, (default, help_text) in switches.items():
         add_switch(parser, name, default, help_text)
     for name, cls in groups.items():
         parser.add_class_arguments(cls, None if name in flatten else name)
+
+
+def lazy_subcommands(
+    prog: str,
+    description: str,
+    actions: Mapping[str, str],
+    argv: Sequence[str],
+    build: Callable[[str, ArgumentParser], None],
+) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The parser of ``prog ACTION ...`` (``actions``: name -> one-line help) and each action's.
+
+    Only the action named in ``argv`` gets its arguments (``build(name, parser)``), so the other
+    actions' modules are not imported: ``prog --help`` lists them all at once, ``prog ACTION
+    --help`` reads one function.
+    """
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    top = command_parser(prog, description, config=False)
+    commands = top.add_subcommands(dest="action", required=True)
+    parsers = {}
+    for name, help_text in actions.items():
+        parsers[name] = command_parser(f"{prog} {name}", help_text)
+        if name == chosen:
+            build(name, parsers[name])
+        commands.add_subcommand(name, parsers[name], help=help_text)
+    return top, parsers
 
 
 def call(

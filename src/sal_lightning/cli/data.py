@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sal_lightning.cli.args import add_function, call, command_parser
+from sal_lightning.cli.args import add_function, call, lazy_subcommands
 
 HELP = "VOC-format data: synthetic data, checks, train_aug lists, downloads, COCO conversion."
 
@@ -75,13 +75,10 @@ def main(argv: list[str]) -> int:
     from sal_lightning._atomic import check_writable
 
     functions = _functions()
-    top = command_parser("sal-lightning data", HELP, config=False)
-    actions = top.add_subcommands(dest="action", required=True)
-    parsers = {}
-    for name, (fn, help_text, _) in functions.items():
-        parsers[name] = command_parser(f"sal-lightning data {name}", help_text)
-        add_function(parsers[name], fn)
-        actions.add_subcommand(name, parsers[name], help=help_text)
+    helps = {name: help_text for name, (_, help_text, _) in functions.items()}
+    top, parsers = lazy_subcommands(
+        "sal-lightning data", HELP, helps, argv, lambda name, parser: add_function(parser, functions[name][0])
+    )
     namespace = top.parse_args(argv)
     name = namespace["action"]
     fn, _, report = functions[name]

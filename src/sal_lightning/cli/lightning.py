@@ -1,14 +1,22 @@
 """``sal-lightning fit | validate | test | predict --config FILE``: the Lightning trainer commands.
 
-A :class:`~lightning.pytorch.cli.LightningCLI` in subclass mode for both the model and the data, so a
-config names any LightningModule and LightningDataModule by class path::
+A LightningCLI in subclass mode for both the model and the data, so a config names any
+LightningModule and LightningDataModule by class path; the library's own (:data:`MODELS`,
+:data:`DATAMODULES`) also by their short names, and ``fit --help`` lists them::
 
     model:
-      class_path: sal_lightning.SALSegmenter
+      class_path: SALSegmenter          # or sal_lightning.SALSegmenter
       init_args: {backbone: deeplabv2_resnet101, lr: 1.0e-4}
     data:
-      class_path: sal_lightning.data.VOCSegmentationDataModule
+      class_path: VOCSegmentationDataModule
       init_args: {root: data/VOCdevkit/VOC2012}
+
+    sal-lightning fit --model SALSegmenter --data VOCSegmentationDataModule --print_config
+    sal-lightning fit --model.help SALSegmenter
+
+Before any class is built (so before a network's weights are downloaded), the data's paths are
+checked (``root``, unless ``download: true``; ``proxies``, ``scores``, ``saliency``, ``samples``)
+and the accelerator and devices against this machine; the torch threads are chosen then.
 
 Every run is seeded (``seed_everything``, a random seed when unset, written into the saved config),
 and the resolved config is saved as ``config.yaml`` in the run's log directory (the logger's
@@ -31,6 +39,7 @@ reported as one line (see :mod:`sal_lightning.cli.main`), not as the parser's us
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -43,12 +52,38 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from sal_lightning._threads import apply_threads
 from sal_lightning.callbacks.writers import SegmentationPredictionWriter
 from sal_lightning.cli.errors import parser_error_line
-from sal_lightning.data.layout import root_classes
+from sal_lightning.cli.help import SentenceHelpFormatter
+from sal_lightning.data.layout import resolve_voc_root, root_classes
+from sal_lightning.stages.trainer import check_accelerator, cpu_processes
 
 LIGHTNING_COMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
 """The trainer subcommands this module serves."""
+#: the library's LightningModules, known to the CLI by their short names
+MODELS: dict[str, str] = {
+    "SALSegmenter": "sal_lightning.models.segmenter",
+    "MaskScorer": "sal_lightning.models.scorer",
+    "ReferenceNet": "sal_lightning.models.reference_net",
+    "CAMClassifier": "sal_lightning.models.cam",
+    "ProxyNet": "sal_lightning.models.proxy",
+}
+#: the library's LightningDataModules, known to the CLI by their short names
+DATAMODULES: dict[str, str] = {
+    "VOCSegmentationDataModule": "sal_lightning.data.datamodules",
+    "VOCClassificationDataModule": "sal_lightning.data.datamodules",
+    "MaskScorerDataModule": "sal_lightning.data.datamodules",
+}
+#: data settings that name a file or folder which must exist before a run starts
+DATA_PATHS: tuple[str, ...] = ("proxies", "scores", "saliency", "samples", "cls_labels", "strong_ids")
+
+
+def register() -> None:
+    """Import :data:`MODELS` and :data:`DATAMODULES`: jsonargparse resolves a short class name
+    among the imported subclasses of ``LightningModule`` / ``LightningDataModule``."""
+    for module in {*MODELS.values(), *DATAMODULES.values()}:
+        importlib.import_module(module)
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -76,6 +111,7 @@ class SALLightningCLI(LightningCLI):
     """
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        register()
         super().__init__(
             model_class=LightningModule,
             datamodule_class=LightningDataModule,
@@ -86,13 +122,28 @@ class SALLightningCLI(LightningCLI):
             # by every run, and each W&B run keeps its own copy of the config
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={"prog": "sal-lightning", "exit_on_error": False},
+            parser_kwargs={
+                "prog": "sal-lightning",
+                "exit_on_error": False,
+                "formatter_class": SentenceHelpFormatter,
+            },
             args=None if args is None else list(args),
             run=run,
         )
 
     def before_instantiate_classes(self) -> None:
-        fill_classes_from_data(self.config[self.subcommand] if self.subcommand else self.config)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_data(config)
+        trainer = config.get("trainer") or Namespace()
+        accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", "auto")
+        check_accelerator(accelerator, devices)
+        fill_classes_from_data(config)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.get("trainer") or Namespace()
+        apply_threads(cpu_processes(trainer.get("accelerator", "auto"), trainer.get("devices", "auto")))
 
     def before_fit(self) -> None:
         for callback in self.trainer.checkpoint_callbacks:
@@ -131,6 +182,25 @@ class SALLightningCLI(LightningCLI):
                 "predict finished; no prediction writer is configured, so nothing was written: add "
                 "sal_lightning.callbacks.SegmentationPredictionWriter to trainer.callbacks"
             )
+
+
+def check_data(config: Namespace) -> None:
+    """Raise ``FileNotFoundError`` naming the setting when the data's root (unless ``download``) or a
+    file or folder it names (:data:`DATA_PATHS`) does not exist: before the model is built."""
+    data = config.get("data")
+    args = data.get("init_args") if isinstance(data, Namespace) else None
+    if not isinstance(args, Namespace):
+        return
+    root = args.get("root")
+    if isinstance(root, str) and not args.get("download"):
+        try:
+            resolve_voc_root(root)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"data.init_args.root: {err}") from err
+    for key in DATA_PATHS:
+        value = args.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().exists():
+            raise FileNotFoundError(f"data.init_args.{key}: {value} not found")
 
 
 def fill_classes_from_data(config: Namespace) -> None:

@@ -10,7 +10,8 @@ Errors have one style for every command: bad input (a missing or unreadable file
 setting or option, a missing extra) ends with one line ``sal-lightning <command>: error: <what and
 the fix>`` and exit code 2; any other failure with one line naming the exception and exit code 1.
 The traceback is printed only with ``--traceback`` (anywhere on the command line) or with the
-environment variable ``SAL_LIGHTNING_TRACEBACK=1``.
+environment variable ``SAL_LIGHTNING_TRACEBACK=1``. Ctrl-C ends a command with exit code 130 (a
+pipeline's manifest then records the step as ``interrupted``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sal_lightning import __version__
-from sal_lightning.cli.errors import one_line
+from sal_lightning.cli.errors import check_yaml, one_line
 
 TRACEBACK_FLAG = "--traceback"
 TRACEBACK_ENV = "SAL_LIGHTNING_TRACEBACK"
 #: exceptions that mean bad input (a file, a setting, an option, an extra to install): exit code 2
 INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, ImportError, argparse.ArgumentError)
+#: the exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
 
 
 def _lightning(command: str) -> Callable[[list[str]], int]:
@@ -138,7 +141,7 @@ def underscored(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sal-lightning`` command line; returns the process exit code."""
-    from sal_lightning._console import quiet_lightning
+    from sal_lightning._console import progress_for_logs, quiet_lightning
 
     args = list(sys.argv[1:] if argv is None else argv)
     traceback = TRACEBACK_FLAG in args or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
@@ -150,13 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if not args else 2
     name = args[0]
     quiet_lightning()
+    progress_for_logs()
     try:
+        check_yaml(args[1:])
         return int(COMMANDS[name].run(underscored(args[1:])) or 0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Lightning answers Ctrl-C inside a loop with exit(1): an interruption all the same
+        if isinstance(err, SystemExit) and not isinstance(err.__context__, KeyboardInterrupt):
+            raise
         if traceback:
             raise
-        print(f"sal-lightning {name}: interrupted", file=sys.stderr)
-        return 130
+        print(f"sal-lightning {name}: interrupted (exit code 130)", file=sys.stderr)
+        return INTERRUPTED
     except INPUT_ERRORS as err:  # bad input: say what and the fix, no traceback
         if traceback:
             raise

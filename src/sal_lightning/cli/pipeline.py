@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from sal_lightning.cli.args import add_switch
+from sal_lightning.cli.help import SentenceHelpFormatter
 
 DEMO_DATA = {"n_train": 160, "n_val": 40, "size": 64}
 DEMO_DATA_FAST = {"n_train": 24, "n_val": 8, "size": 48}
@@ -31,6 +32,7 @@ def parser(prog: str) -> Any:
     from sal_lightning.pipeline.config import config_parser
 
     parser = config_parser(prog)
+    parser.formatter_class = SentenceHelpFormatter
     parser.add_argument(
         "--workdir", type=str, required=True, help="folder for the manifest and every artefact"
     )
@@ -56,8 +58,8 @@ def _check_files(args: Any) -> None:
 
 def run(prog_parser: Any, args: Any) -> Any:
     """Build the pipeline of the parsed ``args`` (checked) and run it, or list its steps."""
+    from sal_lightning._console import format_seconds
     from sal_lightning.pipeline.config import instantiate
-    from sal_lightning.pipeline.manifest import format_seconds
     from sal_lightning.pipeline.runner import Pipeline
 
     _check_files(args)
@@ -78,7 +80,7 @@ def run(prog_parser: Any, args: Any) -> Any:
 
 def list_steps(pipeline: Any) -> None:
     """Print one line per step: name, status (see ``Pipeline.status``) and its last duration."""
-    from sal_lightning.pipeline.manifest import format_seconds
+    from sal_lightning._console import format_seconds
 
     manifest = pipeline.manifest()
     for step in pipeline.steps:
@@ -104,13 +106,29 @@ def demo_config(fast: bool) -> Path:
     return Path(str(resources.files("sal_lightning") / "configs" / f"demo{'-fast' if fast else ''}.yaml"))
 
 
-def demo(argv: list[str]) -> int:
-    """Run ``sal-lightning demo ...``: the built-in data, then the pipeline; returns the exit code."""
-    from sal_lightning.data.synthetic import make_synthetic_voc
+def _given(argv: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` in ``argv`` (the last one), else ``None``."""
+    value = None
+    for k, word in enumerate(argv):
+        if word == f"--{name}" and k + 1 < len(argv):
+            value = argv[k + 1]
+        elif word.startswith(f"--{name}="):
+            value = word.split("=", 1)[1]
+    return value
 
+
+def demo_parser(argv: list[str]) -> Any:
+    """The demo's parser: the pipeline's, with the demo configuration as its defaults (so ``--help``
+    and ``--print_config`` show what the demo runs) and the built-in data below the workdir."""
+    fast = "--fast" in argv
+    workdir = Path(_given(argv, "workdir") or "sal-demo")
     prog = parser("sal-lightning demo")
-    prog.set_defaults(root="", workdir="sal-demo")  # the built-in data, below the workdir
-    add_switch(prog, "fast", False, "a smaller run (for tests; about 3 minutes)")
+    prog.default_config_files = [str(demo_config(fast))]
+    data = workdir / "data"
+    prog.set_defaults(root=str(data), saliency=str(data / "saliency"), workdir=str(workdir))
+    add_switch(
+        prog, "fast", False, "a smaller run of every step (for tests and a first look; under a minute)"
+    )
     prog.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
     prog.add_argument(
         "--difficulty",
@@ -118,29 +136,30 @@ def demo(argv: list[str]) -> int:
         default="realistic",
         help="the synthetic data: realistic (look-alike classes, saliency that misses and spills) or clean",
     )
-    first = prog.parse_args(argv)
-    workdir = Path(first["workdir"])
-    data = workdir / "data"
-    sizes = DEMO_DATA_FAST if first["fast"] else DEMO_DATA
-    counts = f"{sizes['n_train']} train, {sizes['n_val']} val, {first['difficulty']}, seed {first['seed']}"
+    return prog
+
+
+def demo(argv: list[str]) -> int:
+    """Run ``sal-lightning demo ...``: the built-in data, then the pipeline; returns the exit code."""
+    from sal_lightning.data.synthetic import make_synthetic_voc
+    from sal_lightning.stages.trainer import check_accelerator
+
+    prog = demo_parser(argv)
+    args = prog.parse_args(argv)
+    check_accelerator(args["trainer"]["accelerator"], args["trainer"]["devices"])  # before the data
+    workdir = Path(args["workdir"])
+    data = workdir / "data"  # always below the workdir: never written into a --root of the user's
+    sizes = DEMO_DATA_FAST if args["fast"] else DEMO_DATA
+    counts = f"{sizes['n_train']} train, {sizes['n_val']} val, {args['difficulty']}, seed {args['seed']}"
     print(f"the built-in synthetic dataset ({counts}) in {data}")
     make_synthetic_voc(  # a no-op when the folder holds it already
         data,
         sizes["n_train"],
         sizes["n_val"],
         sizes["size"],
-        seed=first["seed"],
-        difficulty=first["difficulty"],
+        seed=args["seed"],
+        difficulty=args["difficulty"],
     )
-    defaults = [
-        "--config",
-        str(demo_config(first["fast"])),
-        "--root",
-        str(data),
-        "--saliency",
-        str(data / "saliency"),
-    ]
-    args = prog.parse_args([*defaults, *argv])
     args["workdir"] = str(workdir / "run")
     pipeline = run(prog, args)
     if not args["list_steps"]:

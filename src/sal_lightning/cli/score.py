@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sal_lightning.cli.args import add_function, call, command_parser
+from jsonargparse import ArgumentParser
+
+from sal_lightning.cli.args import add_function, call, lazy_subcommands
 
 HELP = "Proxy scoring: reference masks, coarse/fine scores, the mask scorer, selection, reports."
 Report = Callable[[Mapping[str, Any], Any], None]
@@ -61,7 +63,9 @@ class Action:
         output: the argument naming what it writes (checked for writing before any work).
         report: prints what it wrote.
         flatten: the settings whose fields become flags of their own.
-        model: a LightningModule (``"module:Class"``) whose arguments make the ``--model.*`` group.
+        model: a LightningModule (``"package.module:Class"``) whose arguments make the ``--model.*``
+            group.
+        paths: the arguments that take a file path here (the function also takes an object).
     """
 
     stage: str
@@ -70,17 +74,22 @@ class Action:
     report: Report
     flatten: tuple[str, ...] = ()
     model: str | None = None
+    paths: tuple[str, ...] = ()
 
     @staticmethod
     def _load(spec: str) -> Any:
         module, name = spec.split(":")
-        return getattr(importlib.import_module(f"sal_lightning.stages.{module}"), name)
+        return getattr(importlib.import_module(module), name)
 
     def function(self) -> Callable[..., Any]:
-        return self._load(self.stage)  # type: ignore[no-any-return]
+        return self._load(f"sal_lightning.stages.{self.stage}")  # type: ignore[no-any-return]
 
     def classes(self) -> dict[str, type]:
         return {} if self.model is None else {"model": self._load(self.model)}
+
+    def add_to(self, parser: ArgumentParser) -> None:
+        """This action's arguments: its function's signature."""
+        add_function(parser, self.function(), self.flatten, classes=self.classes(), paths=self.paths)
 
 
 ACTIONS: dict[str, Action] = {
@@ -98,11 +107,11 @@ ACTIONS: dict[str, Action] = {
     ),
     "train-scorer": Action(
         "scorer:train_mask_scorer", "train the MaskScorer on a sample folder (Eq. 6)", "out",
-        lambda a, best: print(f"best checkpoint: {best}"), model="scorer:MaskScorer",
+        lambda a, best: print(f"best checkpoint: {best}"), model="sal_lightning.models.scorer:MaskScorer",
     ),
     "fine": Action(
         "fine:score_fine", "scorer predictions P and SF = P * CD into scores.csv (Eq. 6-7)", "scores",
-        _rows("fine scores", ("p", "sf")),
+        _rows("fine scores", ("p", "sf")), paths=("checkpoint",),
     ),
     "select": Action(
         "select:select_scores", "weights (Eq. 9) from sf or sc, with tau or keep", "scores",
@@ -132,13 +141,10 @@ def main(argv: list[str]) -> int:
     """Run ``sal-lightning score ACTION ...``; returns the exit code."""
     from sal_lightning._atomic import check_writable
 
-    parsers = {}
-    top = command_parser("sal-lightning score", HELP, config=False)
-    actions = top.add_subcommands(dest="action", required=True)
-    for name, action in ACTIONS.items():
-        parsers[name] = command_parser(f"sal-lightning score {name}", action.help)
-        add_function(parsers[name], action.function(), action.flatten, classes=action.classes())
-        actions.add_subcommand(name, parsers[name], help=action.help)
+    helps = {name: action.help for name, action in ACTIONS.items()}
+    top, parsers = lazy_subcommands(
+        "sal-lightning score", HELP, helps, argv, lambda name, parser: ACTIONS[name].add_to(parser)
+    )
     namespace = top.parse_args(argv)
     name = namespace["action"]
     action, args = ACTIONS[name], namespace[name]

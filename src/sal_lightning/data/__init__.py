@@ -7,7 +7,8 @@ scores table),
 :mod:`~sal_lightning.data.layout` (roots, split lists, tags), :mod:`~sal_lightning.data.datasets`,
 :mod:`~sal_lightning.data.transforms`, :mod:`~sal_lightning.data.datamodules`,
 :mod:`~sal_lightning.data.scorer_data` (mask-scorer samples), :mod:`~sal_lightning.data.proxy_data`
-(datasets over a folder of proxies, for the scoring stages), :mod:`~sal_lightning.data.download`,
+(datasets over a folder of proxies, for the scoring stages), :mod:`~sal_lightning.data.saliency`
+(where saliency maps come from), :mod:`~sal_lightning.data.download`,
 :mod:`~sal_lightning.data.classes` (the ``classes.txt`` contract, palettes for any class count),
 :mod:`~sal_lightning.data.coco` (MS COCO 2014 -> a VOC-layout root; needs the ``coco`` extra).
 Names below are resolved lazily, so importing this package does not import Lightning.

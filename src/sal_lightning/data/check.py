@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from sal_lightning.data.datasets import VOCDataset
 from sal_lightning.data.io import PathLike, read_gray_png, read_image, read_label_png
 from sal_lightning.data.layout import SPLIT_NAMES, resolve_voc_root, root_classes, split_path
 
@@ -35,6 +34,8 @@ def check_root(
     """
     voc = resolve_voc_root(root)
     classes = root_classes(voc)
+    from sal_lightning.data.datasets import VOCDataset  # torch: once the root is known to exist
+
     if split is None:
         splits = [s for s in SPLIT_NAMES if s != "test" and split_path(voc, s).is_file()]
     else:

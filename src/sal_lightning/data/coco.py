@@ -39,6 +39,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_path, check_writable
+from sal_lightning._threads import one_thread_worker
 from sal_lightning.data.classes import (
     BACKGROUND,
     CLASSES_FILE,
@@ -189,7 +190,8 @@ def _run(tasks: Sequence[_Task], processes: int, desc: str, progress: bool) -> I
                 bar.update()
         else:
             # spawn: safe beside threads; the worker imports only numpy, PIL and pycocotools
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            context = get_context("spawn")
+            with ProcessPoolExecutor(processes, mp_context=context, initializer=one_thread_worker) as pool:
                 for result in pool.map(_convert_one, tasks, chunksize=16):
                     yield result
                     bar.update()

@@ -156,9 +156,10 @@ def download(
 
     Args:
         out: the data folder (downloads are kept in ``out/downloads``).
-        voc_url, voc_md5: a mirror of ``VOCtrainval_11-May-2012.tar`` and its MD5 (default: the
-            official ones).
-        aug_url, aug_sha256: where ``SegmentationClassAug.zip`` is, and a SHA-256 to pin it.
+        voc_url: a mirror of ``VOCtrainval_11-May-2012.tar`` (default: the official one).
+        voc_md5: that archive's MD5 (default: the official one).
+        aug_url: where ``SegmentationClassAug.zip`` is (default: the usual mirror).
+        aug_sha256: a SHA-256 that the ``SegmentationClassAug.zip`` download must match.
         progress: show progress bars.
     """
     from sal_lightning.data.layout import make_train_aug_list, split_path

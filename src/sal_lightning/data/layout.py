@@ -105,6 +105,10 @@ def make_train_aug_list(root: PathLike, exclude_split: str = "val") -> list[str]
 
     With the standard SegmentationClassAug release (12,031 PNGs) this gives the 10,582 train_aug ids.
     Returns the ids (sorted).
+
+    Args:
+        root: the VOC root (or a ``VOCdevkit`` parent) holding ``SegmentationClassAug/``.
+        exclude_split: the split whose ids are left out (the evaluation split).
     """
     voc = resolve_voc_root(root)
     aug = voc / "SegmentationClassAug"

@@ -15,7 +15,7 @@ callable ``image -> map``, or ``None`` for the built-in method (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from sal_lightning.data.classes import tags_from_label_map
 from sal_lightning.data.io import (
     PathLike,
     check_unique_ids,
-    read_gray_png,
     read_image,
     read_label_png,
     read_reference,
@@ -42,21 +41,10 @@ from sal_lightning.data.layout import (
     resolve_voc_root,
     root_classes,
 )
+from sal_lightning.data.saliency import SaliencySource, load_saliency
 from sal_lightning.data.scorer_data import to_scorer_input
 from sal_lightning.data.voc import IGNORE_INDEX
 from sal_lightning.scoring.references import ReferenceConfig, reference_mask
-from sal_lightning.scoring.saliency import SaliencyFn
-
-SaliencySource = Callable[..., Any] | PathLike | None
-"""A folder of saliency PNGs, a callable image -> saliency map (:data:`SaliencyFn`), or ``None``
-(the built-in method)."""
-
-
-def load_saliency(saliency: SaliencySource, image_id: str) -> np.ndarray | SaliencyFn | None:
-    """The saliency of ``image_id`` from a source: the folder's ``<id>.png`` map, else the source itself."""
-    if saliency is not None and not callable(saliency):
-        return read_gray_png(Path(saliency) / f"{image_id}.png")
-    return saliency
 
 
 def read_tags(root: Path, ids: Sequence[str], source: TagsSource = "auto") -> dict[str, np.ndarray]:

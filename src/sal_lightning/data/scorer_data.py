@@ -127,8 +127,9 @@ def to_scorer_input(
     m = cv2.resize((mask > 0).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
     if flip:
         x, m = x[:, ::-1], m[:, ::-1]
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))), torch.from_numpy(m.astype(np.int64))
+    mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    normalised = np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1))
+    return torch.from_numpy(normalised), torch.from_numpy(m.astype(np.int64))
 
 
 class ScorerSampleDataset(Dataset[dict[str, Any]]):

@@ -123,13 +123,21 @@ def make_synthetic_voc(
 ) -> Path:
     """Write a synthetic VOC-format dataset under ``out`` and return ``out`` (a VOC root).
 
-    size: square side, or (height, width). difficulty: ``"realistic"`` (look-alike classes,
-    saliency maps that miss and spill; the default) or ``"clean"`` (see the module docstring).
     Image ``i`` depends only on ``(seed, i)``, so the output is deterministic. Ids are
     ``synth_000000`` ...; the first ``n_train`` form ``train`` (and ``train_aug``), the next
     ``n_val`` form ``val``. A rerun with the same parameters over a complete output returns at once.
-    classes: the class list, background first (written as ``classes.txt``; labels ``1..C`` are
-    drawn among its ``C`` foreground classes); ``None``: VOC's, no class file.
+
+    Args:
+        out: the folder to write (it becomes a VOC root).
+        n_train: images of the ``train`` (and ``train_aug``) split.
+        n_val: images of the ``val`` split.
+        size: the images' square side in pixels, or (height, width).
+        seed: seed of the images, masks and saliency maps.
+        difficulty: ``"realistic"`` (look-alike classes, saliency maps that miss and spill) or
+            ``"clean"`` (see the module docstring).
+        classes: the class list, background first (written as ``classes.txt``; labels ``1..C`` are
+            drawn among its ``C`` foreground classes); ``None``: VOC's, no class file.
+        progress: show a progress bar.
     """
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty: expected one of {list(DIFFICULTIES)}, got {difficulty!r}")

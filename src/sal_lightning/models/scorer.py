@@ -35,8 +35,10 @@ class MaskScorer(L.LightningModule):
             CPU widths); see :data:`~sal_lightning.nn.mask_scorer.ARCHITECTURES`.
         input_size: side of the square input the data is resized to (256 in the paper); stored
             so that scoring code resizes masks the way the network was trained.
-        lr: learning rate (paper: 1e-5). ``optimizer``: ``"adam"`` (default), ``"adamw"`` or
-            ``"sgd"`` (momentum ``momentum``); ``weight_decay`` for all three.
+        lr: learning rate (paper: 1e-5).
+        optimizer: ``"adam"`` (default), ``"adamw"`` or ``"sgd"``.
+        weight_decay: weight decay, for every optimizer.
+        momentum: the momentum of ``"sgd"``.
 
     ``forward`` returns layer 9's raw output (``>= 0``), on which the l2 loss is taken;
     validation metrics and ``predict_step`` use the score clipped to ``[0, 1]``.

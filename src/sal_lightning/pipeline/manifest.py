@@ -2,7 +2,7 @@
 
 Helpers of :mod:`sal_lightning.pipeline.runner`: a step's configuration as JSON (:func:`jsonable`)
 and its hash (:func:`config_hash`), the content hash of a folder a step reads (:func:`folder_hash`),
-durations and results on one line, and the liveness of the process that recorded a running step.
+results on one line, and the liveness of the process that recorded a running step.
 """
 
 from __future__ import annotations
@@ -71,18 +71,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """A stable short hash of a JSON-able configuration."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def format_seconds(seconds: float) -> str:
-    """``"0.4 s"``, ``"12 s"``, ``"3 min 05 s"``, ``"2 h 03 min"``."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def describe_result(result: Any, limit: int = 160) -> str:

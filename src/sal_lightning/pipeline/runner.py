@@ -8,11 +8,14 @@ reads and writes (paths relative to the workdir) and does its work in :meth:`Ste
                                  "outputs": ["scores.csv"], "seconds": 12.3, "result": {…}, …}}}
 
 On ``run(resume=True)`` a step whose record is ``done`` with the same configuration hash, and whose
-outputs exist, is skipped. A step that runs invalidates every step after it (their records become
-``stale``), so changing one step's configuration re-runs it and everything downstream. A step that
-was interrupted keeps its partial outputs when it is re-run with the same configuration (steps that
-write one file per image skip the files already written); a step whose configuration changed starts
-from empty outputs.
+outputs exist, is skipped. A step that runs invalidates the later steps that read what it writes,
+directly or through other steps (their records become ``stale``): changing one step's configuration
+re-runs it and what depends on it, and only that (a retraining on all proxies does not read the
+selection, so a new selection leaves it done). A step that was interrupted (Ctrl-C, a kill) is
+recorded as ``interrupted`` and keeps its partial outputs when it is re-run with the same
+configuration (steps that write one file per image skip the files already written); a step whose
+configuration changed starts from empty outputs. One run at a time holds a workdir
+(:class:`~sal_lightning.pipeline.lock.WorkdirLock`).
 """
 
 from __future__ import annotations
@@ -30,20 +33,35 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sal_lightning._atomic import atomic_write_text, check_writable
+from sal_lightning._console import format_seconds, step_label
+from sal_lightning._threads import apply_threads
 from sal_lightning._versions import library_versions
+from sal_lightning.pipeline.lock import WorkdirLock
 from sal_lightning.pipeline.manifest import (
     alive,
     clear,
     config_hash,
     describe_result,
     folder_hash,
-    format_seconds,
     jsonable,
     now,
 )
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.trainer import TrainerOptions, cpu_processes
 
 MANIFEST = "manifest.json"
+
+
+def reads_from(inputs: Sequence[str], outputs: Sequence[str]) -> bool:
+    """Whether one of ``inputs`` is one of ``outputs``, holds one or lies inside one (workdir paths:
+    ``step1/proxies`` is inside ``step1``)."""
+    return any(a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/") for a in inputs for b in outputs)
+
+
+def reads(step: Step, outputs: Sequence[str]) -> bool:
+    """Whether ``step`` reads an artefact among ``outputs`` (see :func:`reads_from`)."""
+    return reads_from(step.inputs(), outputs)
+
+
 #: step names of 0.1 that ``--from``, ``--only`` and ``--until`` still accept
 RENAMED_STEPS = {"coarse-scores": "coarse", "fine-scores": "fine"}
 
@@ -197,8 +215,9 @@ class Pipeline:
 
     def check(self) -> None:
         """Every step's :meth:`Step.check` and training batch sizes (:meth:`Step.batch_sizes`, which
-        the trainer options must divide when they are global batches), then whether the workdir can
-        be written: before any work.
+        the trainer options must divide when they are global batches), then the accelerator and
+        devices of the Trainer settings (on this machine) and whether the workdir can be written:
+        before any work.
 
         Errors name the step: ``retrain-P2: model.backbone: ...``.
         """
@@ -213,6 +232,7 @@ class Pipeline:
                 except TypeError:  # an exception type with other constructor arguments
                     named = ValueError(f"{step.name}: {err}")
                 raise named from err
+        self.trainer.check()
         check_writable(self.workdir, "workdir")
 
     def is_done(self, step: Step, manifest: dict[str, Any] | None = None) -> bool:
@@ -255,7 +275,8 @@ class Pipeline:
         Args:
             resume: skip finished steps whose configuration is unchanged (else run everything).
             from_step: run this step and every step after it, whatever their records say.
-            only: run just this step (its inputs must exist); later steps become stale.
+            only: run just this step (its inputs must exist); the later steps that read what it
+                writes (directly or not) become stale.
             until: stop after this step (the steps up to and including it run).
 
         :meth:`check` runs first: an invalid configuration fails before any step starts.
@@ -270,33 +291,38 @@ class Pipeline:
         if start is not None and last is not None and last < start:
             raise ValueError(f"until: step {until!r} comes before from_step {from_step!r}")
         self.check()
-        manifest = self.manifest()
-        manifest["library"] = library_versions()
-        forced_from = start if start is not None else (single if single is not None else None)
-        downstream_changed = False
-        for i, step in enumerate(self.steps):
-            if last is not None and i > last:
-                break
-            if single is not None and i != single:
-                continue
-            forced = forced_from is not None and i >= forced_from
-            if resume and not forced and not downstream_changed and self.is_done(step, manifest):
-                self._say(i, step, "skipped: done with this configuration")
-                continue
-            self._run_step(i, step, manifest)
-            downstream_changed = True
+        with WorkdirLock(self.workdir):
+            apply_threads(cpu_processes(self.trainer.accelerator, self.trainer.devices))
+            manifest = self.manifest()
+            manifest["library"] = library_versions()
+            forced_from = start if start is not None else (single if single is not None else None)
+            changed: list[str] = []  # artefacts rewritten by this run: the steps reading them re-run
+            for i, step in enumerate(self.steps):
+                if last is not None and i > last:
+                    break
+                if single is not None and i != single:
+                    continue
+                forced = forced_from is not None and i >= forced_from
+                if resume and not forced and not reads(step, changed) and self.is_done(step, manifest):
+                    self._say(i, step, "skipped: done with this configuration")
+                    continue
+                self._run_step(i, step, manifest)
+                changed += step.outputs()
         return manifest
+
+    def _label(self, index: int, step: Step) -> str:
+        width = len(str(len(self.steps)))
+        return f"[{index + 1:{width}d}/{len(self.steps)}] {step.name}"
 
     def _say(self, index: int, step: Step, text: str) -> None:
         if self.verbose:
-            width = len(str(len(self.steps)))
-            print(f"[{index + 1:{width}d}/{len(self.steps)}] {step.name}: {text}", flush=True)
+            print(f"{self._label(index, step)}: {text}", flush=True)
 
     def _run_step(self, index: int, step: Step, manifest: dict[str, Any]) -> None:
         records: dict[str, Any] = manifest["steps"]
         missing = [a for a in step.inputs() if not (self.workdir / a).exists()]
         if missing:
-            producers = [s.name for s in self.steps if set(s.outputs()) & set(missing)]
+            producers = [s.name for s in self.steps if reads_from(missing, s.outputs())]
             raise FileNotFoundError(
                 f"step {step.name!r} needs {missing} in {self.workdir}; run "
                 + (f"step(s) {producers} first" if producers else "a step that writes them first")
@@ -307,9 +333,12 @@ class Pipeline:
         fresh = previous.get("config_hash") != digest or previous.get("status") in ("stale", None)
         if fresh:
             clear(self.workdir, step.outputs())
-        for later in self.steps[index + 1 :]:
-            if later.name in records:
-                records[later.name]["status"] = "stale"
+        written = list(step.outputs())
+        for later in self.steps[index + 1 :]:  # what reads this step's outputs, directly or not
+            if reads(later, written):
+                written += later.outputs()
+                if later.name in records:
+                    records[later.name]["status"] = "stale"
         records[step.name] = {
             "status": "running",
             "config_hash": digest,
@@ -321,9 +350,10 @@ class Pipeline:
         }
         self._save(manifest)
         self._say(index, step, f"started at {datetime.now().strftime('%H:%M:%S')}")
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         try:
-            result = step.run(StepContext(self.workdir, self.trainer, fresh))
+            with step_label(self._label(index, step)):
+                result = step.run(StepContext(self.workdir, self.trainer, fresh))
         except BaseException as err:
             seconds = time.perf_counter() - tic
             # Ctrl-C, or SIGTERM (Lightning raises SIGTERMException, a SystemExit): stopped, not broken
@@ -337,6 +367,7 @@ class Pipeline:
         records[step.name].update(
             status="done",
             seconds=round(seconds, 3),
+            cpu_seconds=round(time.process_time() - cpu, 3),
             finished=now(),
             result=jsonable(result or {}),
         )

@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sal_lightning._threads import one_thread_worker
+
 Output = Literal["probs", "labels"]
 _INSTALL_HINT = 'dense CRF needs pydensecrf: pip install "sal-lightning[crf]"'
 
@@ -202,7 +204,9 @@ class CRFPool:
         if self._executor is None:
             _import_densecrf()  # fail here, with the install hint, rather than in a worker
             context = multiprocessing.get_context(self.start_method)
-            self._executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=context, initializer=one_thread_worker
+            )
         return self._executor
 
     def submit(

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
+from sal_lightning._lazy import lazy_module
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy, class_distribution, coarse_score
 from sal_lightning.scoring.objectness import mask_objectness
 
-ObjectnessFn = Callable[[Tensor, Tensor], Tensor]
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+    ObjectnessFn = Callable[[Any, Any], Any]  # tensors: the same type, read without importing torch
+else:
+    import torch
+    from torch import Tensor
+
+    ObjectnessFn = Callable[[Tensor, Tensor], Tensor]
 """``F(image uint8 [B, 3, H, W], mask [B, H, W]) -> [B]`` in (0, 1], e.g. :func:`mask_objectness`."""
 
 

@@ -12,18 +12,22 @@ returns a 0-d tensor. Every empty case scores 0, never NaN.
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Literal
 
 from sal_lightning._checks import check_tensor
+from sal_lightning._lazy import lazy_module
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+else:
+    import torch
+    from torch import Tensor
 
 Definition = Literal["paper", "fmeasure"]
 
 
 def _mask_kind(tensor: object, name: str) -> None:
-    if isinstance(tensor, Tensor) and tensor.is_floating_point():
+    if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
         raise ValueError(f"{name}: expected a bool or integer mask, got {tensor.dtype}")
 
 
@@ -90,7 +94,7 @@ def boundary_accuracy(
     """
     if definition not in ("paper", "fmeasure"):
         raise ValueError(f"definition: expected 'paper' or 'fmeasure', got {definition!r}")
-    single = isinstance(reference, Tensor) and reference.dim() == 2
+    single = isinstance(reference, torch.Tensor) and reference.dim() == 2
     batch = "" if single else "B "
     dims: dict[str, int] = {}
     _mask_kind(reference, "reference")
@@ -135,7 +139,7 @@ def class_distribution(labels: Tensor, tags: Tensor, ignore_index: int = 255) ->
     Returns:
         ``[B]`` float32 fractions in ``[0, 1]`` (0-d for ``[H, W]`` labels and ``[C]`` tags).
     """
-    single = isinstance(labels, Tensor) and labels.dim() == 2
+    single = isinstance(labels, torch.Tensor) and labels.dim() == 2
     batch = "" if single else "B "
     dims: dict[str, int] = {}
     check_tensor(labels, "labels", batch + "H W", "int", dims)
@@ -168,9 +172,9 @@ def coarse_score(ac: Tensor, cd: Tensor) -> Tensor:
     Returns:
         ``[B]`` float scores.
     """
-    if isinstance(ac, Tensor) and isinstance(cd, Tensor) and ac.shape != cd.shape:
+    if isinstance(ac, torch.Tensor) and isinstance(cd, torch.Tensor) and ac.shape != cd.shape:
         raise ValueError(f"cd: expected the shape of ac {list(ac.shape)}, got {list(cd.shape)}")
-    shape = " ".join(f"N{i}" for i in range(ac.dim())) if isinstance(ac, Tensor) else "N"
+    shape = " ".join(f"N{i}" for i in range(ac.dim())) if isinstance(ac, torch.Tensor) else "N"
     check_tensor(ac, "ac", shape, "float")
     check_tensor(cd, "cd", shape, "float")
     return ac * cd

@@ -21,12 +21,19 @@ correction, as in the paper.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from sal_lightning._checks import check_tensor
+from sal_lightning._lazy import lazy_module
 from sal_lightning.scoring.metrics import foreground
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+    F = lazy_module("torch.nn.functional")
+else:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
 
 
 def gradient_magnitude(image: Tensor) -> Tensor:

@@ -55,12 +55,16 @@ class SynthesisConfig:
     """Thresholds, shares and strengths of the scorer's training-set synthesis (module docstring).
 
     Attributes:
-        positive_threshold, negative_threshold: AC bounds of positives (>=) and negatives (<=).
-        donor_threshold, receiver_threshold: AC bounds of cut-paste donors (>=) and receivers (>=).
+        positive_threshold: the AC from which a proxy is a positive sample (>=).
+        negative_threshold: the AC up to which a proxy is a negative sample (<=).
+        donor_threshold: the AC from which a proxy gives its objects to cut-paste samples (>=).
+        receiver_threshold: the AC from which a proxy receives pasted objects (>=).
         samples_per_image: scales the number of synthesised samples (1: the paper's ~10k samples
             for VOC's 10.5k images).
-        degraded_share, cutpaste_share: degraded and cut-paste samples per image and per unit of
-            ``samples_per_image`` (paper: 0.3 and 0.2).
+        degraded_share: degraded samples per image and per unit of ``samples_per_image`` (paper:
+            0.3).
+        cutpaste_share: cut-paste samples per image and per unit of ``samples_per_image`` (paper:
+            0.2).
         degradations: the ways a positive mask is degraded: ``"erode"`` and ``"erase"`` (the
             paper's), ``"dilate"`` (an option).
         max_tries: draws per degraded sample before giving up on landing in the middle range, and

@@ -8,6 +8,7 @@ fails in the first second whether it came from Python, a YAML file or a command 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import warnings
@@ -98,16 +99,33 @@ def parameter_names(target: Callable[..., Any]) -> list[str]:
     return names
 
 
+def resolve(target: Callable[..., Any] | str) -> Any:
+    """``target`` itself, or the object a ``"package.module:Name"`` string names (imported now)."""
+    if not isinstance(target, str):
+        return target
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def check_kwargs(
-    target: Callable[..., Any], kwargs: Mapping[str, Any], argument: str, reserved: tuple[str, ...] = ()
+    target: Callable[..., Any] | str,
+    kwargs: Mapping[str, Any],
+    argument: str,
+    reserved: tuple[str, ...] = (),
 ) -> None:
     """Raise ``ValueError`` for a key of ``kwargs`` that ``target``'s signature does not take, or that
-    the stage sets itself (``reserved``); the message lists the keys it takes."""
-    names = parameter_names(target)
+    the stage sets itself (``reserved``); the message lists the keys it takes.
+
+    ``target`` may be a ``"module:Name"`` string, imported only when ``kwargs`` has keys to check
+    (so default settings are read without importing torch or Lightning)."""
+    if not kwargs:
+        return
+    function: Callable[..., Any] = resolve(target)
+    names = parameter_names(function)
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
         takes = sorted(set(names) - set(reserved))
-        name = getattr(target, "__name__", repr(target))
+        name = getattr(function, "__name__", repr(function))
         raise ValueError(f"{argument}: unknown setting(s) {unknown}; {name} takes {takes}")
     taken = sorted(set(kwargs) & set(reserved))
     if taken:
@@ -116,15 +134,16 @@ def check_kwargs(
         )
 
 
-def build_on_meta(factory: Callable[..., Any], kwargs: Mapping[str, Any], argument: str) -> None:
+def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], argument: str) -> None:
     """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded:
     ``encoder_weights`` is checked without network, :func:`~sal_lightning.nn.hub.check_weights_value`,
     and dropped), so every check its constructor makes (backbone names, sizes...) runs now; raise
-    ``ValueError`` naming ``argument``."""
+    ``ValueError`` naming ``argument``. ``factory`` may be a ``"module:Name"`` string."""
     import torch
 
     from sal_lightning.nn.hub import check_weights_value
 
+    build: Callable[..., Any] = resolve(factory)
     kwargs = dict(kwargs)
     for key in [k for k in kwargs if k.endswith("encoder_weights")]:
         value = kwargs.pop(key)
@@ -135,7 +154,7 @@ def build_on_meta(factory: Callable[..., Any], kwargs: Mapping[str, Any], argume
     try:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")
-            factory(**kwargs)
+            build(**kwargs)
     except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"{argument}: {err}") from err
 

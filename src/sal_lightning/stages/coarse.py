@@ -11,11 +11,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sal_lightning.callbacks.writers import ScoresWriter
-from sal_lightning.data.datamodules import make_loader
 from sal_lightning.data.layout import resolve_ids
-from sal_lightning.data.proxy_data import CoarseScoringDataset, SaliencySource, list_collate
-from sal_lightning.models.coarse import CoarseScorer
+from sal_lightning.data.saliency import SaliencySource
 from sal_lightning.scoring.coarse import CoarseConfig
 from sal_lightning.scoring.references import ReferenceConfig
 from sal_lightning.stages.checks import check_at_least
@@ -79,6 +76,11 @@ def score_coarse(
         num_workers: DataLoader worker processes.
         trainer: Lightning settings (``devices=N`` shards the images across N processes).
     """
+    from sal_lightning.callbacks.writers import ScoresWriter
+    from sal_lightning.data.datamodules import make_loader
+    from sal_lightning.data.proxy_data import CoarseScoringDataset, list_collate
+    from sal_lightning.models.coarse import CoarseScorer
+
     check_at_least("batch_size", batch_size, 1)
     check_at_least("num_workers", num_workers, 0)
     coarse = coarse or CoarseConfig()
@@ -95,5 +97,7 @@ def score_coarse(
         "coarse": coarse.as_dict(),
     }
     writer = ScoresWriter(scores, ("ac", "cd", "sc"), config)
-    make_trainer(trainer, callbacks=[writer]).predict(CoarseScorer(coarse), loader, return_predictions=False)
+    make_trainer(trainer, callbacks=[writer], progress=True).predict(
+        CoarseScorer(coarse), loader, return_predictions=False
+    )
     return writer.rows

@@ -34,6 +34,14 @@ def make_corrupted_proxies(
 
     Image ``k`` uses generator ``SeedSequence(seed).spawn`` child ``k``; op and strength are
     recorded in ``<out>/corruptions.json`` and returned as ``{id: (op, strength)}``.
+
+    Args:
+        root: the VOC root with the ground truth.
+        out: the folder of the corrupted proxies.
+        split: split name, list file or ids.
+        seed: seed of the corruptions.
+        ops: the corruptions drawn from.
+        progress: show a progress bar.
     """
     voc = resolve_voc_root(root)
     ids = resolve_ids(voc, split)

@@ -13,16 +13,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from sal_lightning._atomic import atomic_write_text
-from sal_lightning.callbacks.writers import SegmentationPredictionWriter
-from sal_lightning.data.datamodules import VOCSegmentationDataModule
 from sal_lightning.data.layout import read_split, resolve_voc_root
-from sal_lightning.models.inference import Fuse
-from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.stages.checks import check_at_least, check_positive
 from sal_lightning.stages.quality import label_quality
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer
@@ -48,7 +44,7 @@ class EvaluateSettings:
 
     test_scales: tuple[float, ...] = (0.5, 0.75, 1.0)
     test_flip: bool = False
-    test_fuse: Fuse = "mean"
+    test_fuse: Literal["mean", "max"] = "mean"
     refine_at_inference: bool = False
     crf: bool = True
     batch_size: int = 1
@@ -69,6 +65,10 @@ def predict_labels(
     trainer: TrainerOptions | None = None,
 ) -> Path:
     """Write ``<out>/<id>.png`` for every image of ``split`` with a :class:`SALSegmenter` checkpoint."""
+    from sal_lightning.callbacks.writers import SegmentationPredictionWriter
+    from sal_lightning.data.datamodules import VOCSegmentationDataModule
+    from sal_lightning.models.segmenter import SALSegmenter
+
     settings = settings or EvaluateSettings()
     model = SALSegmenter.load_from_checkpoint(
         str(checkpoint),
@@ -82,7 +82,7 @@ def predict_labels(
     data = VOCSegmentationDataModule(
         str(root), predict_split=split, eval_batch_size=settings.batch_size, num_workers=0
     )
-    loop = make_trainer(trainer, callbacks=[SegmentationPredictionWriter(out)])
+    loop = make_trainer(trainer, callbacks=[SegmentationPredictionWriter(out)], progress=True)
     loop.predict(model, datamodule=data, return_predictions=False)
     used = {name: getattr(model, name) for name in INFERENCE}  # as the network ran them
     atomic_write_text(Path(out) / INFERENCE_FILE, json.dumps(used, indent=2) + "\n")

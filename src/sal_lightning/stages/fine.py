@@ -13,20 +13,20 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from sal_lightning.callbacks.writers import ScoresWriter
-from sal_lightning.data.datamodules import make_loader
 from sal_lightning.data.io import read_scores, write_scores
 from sal_lightning.data.layout import resolve_ids
-from sal_lightning.data.proxy_data import ProxyMaskDataset
-from sal_lightning.models.reference_net import ReferenceNet
-from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.metrics import coarse_score
 from sal_lightning.stages.checks import check_at_least
 from sal_lightning.stages.scorer import load_scorer
 from sal_lightning.stages.trainer import TrainerOptions, make_trainer
+
+if not TYPE_CHECKING:  # annotations only, read without importing Lightning (sal_lightning._lazy)
+    MaskScorer = ReferenceNet = Any
+else:  # the command line takes the checkpoint as a path
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
 
 PathLike = str | os.PathLike[str]
 Rows = dict[str, dict[str, float]]
@@ -51,6 +51,8 @@ class FineSettings:
 
 def add_sf(scores: PathLike) -> Rows:
     """Fill ``sf = p * cd`` (Eq. 7) in ``scores`` for every row with a ``p``; returns the rows."""
+    import torch
+
     rows = read_scores(scores)
     ids = [i for i in rows if not math.isnan(rows[i]["p"])]
     if not ids:
@@ -88,6 +90,10 @@ def score_fine(
         num_workers: DataLoader worker processes.
         trainer: Lightning settings (``devices=N`` shards the proxies across N processes).
     """
+    from sal_lightning.callbacks.writers import ScoresWriter
+    from sal_lightning.data.datamodules import make_loader
+    from sal_lightning.data.proxy_data import ProxyMaskDataset
+
     check_at_least("batch_size", batch_size, 1)
     ids = resolve_ids(root, split, proxies)
     table = read_scores(scores) if Path(scores).is_file() else {}
@@ -97,14 +103,14 @@ def score_fine(
             f"scores: {len(missing)} of {len(ids)} proxies have no cd in {scores}, e.g. {missing[:3]}; "
             "run the coarse scores into it first (sal-lightning score coarse)"
         )
-    if isinstance(checkpoint, MaskScorer | ReferenceNet):
-        model, source = checkpoint, "in-memory model"
-    else:
+    if isinstance(checkpoint, str | os.PathLike):
         model, source = load_scorer(checkpoint), str(checkpoint)
+    else:
+        model, source = checkpoint, "in-memory model"
     dataset = ProxyMaskDataset(root, ids, proxies, int(model.hparams["input_size"]))
     writer = ScoresWriter(scores, ("p",), {"step": "fine", "checkpoint": source, "proxies": str(proxies)})
     model.eval()
-    loop = make_trainer(trainer, callbacks=[writer])
+    loop = make_trainer(trainer, callbacks=[writer], progress=True)
     loop.predict(model, make_loader(dataset, batch_size, num_workers=num_workers), return_predictions=False)
     if loop.is_global_zero:
         add_sf(scores)

@@ -7,11 +7,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_only
-
 from sal_lightning.data.io import read_scores, scores_sidecar
 from sal_lightning.data.layout import resolve_ids
-from sal_lightning.data.proxy_data import SaliencySource
+from sal_lightning.data.saliency import SaliencySource
 from sal_lightning.scoring.coarse import CoarseConfig
 from sal_lightning.scoring.references import ReferenceConfig
 from sal_lightning.stages.coarse import score_coarse
@@ -72,6 +70,8 @@ def score_folder(
             "checkpoint and scorer: a trained checkpoint scores the proxies, so the scorer settings "
             "would train nothing; give one of them (--scorer null with --checkpoint)"
         )
+    from lightning.pytorch.utilities import rank_zero_only
+
     rank = int(getattr(rank_zero_only, "rank", 0))  # set from the launcher's environment
     target = Path(scores)
     partial = target.with_name(f".{target.stem}.partial{target.suffix}")

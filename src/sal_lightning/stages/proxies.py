@@ -28,21 +28,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_write_text
-from sal_lightning.callbacks.writers import CAMWriter, SegmentationPredictionWriter
-from sal_lightning.data.datamodules import VOCClassificationDataModule, VOCSegmentationDataModule
+from sal_lightning._lazy import lazy_module
 from sal_lightning.data.io import read_cams, read_gray_png, write_id_list, write_label_png
 from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
-from sal_lightning.losses import seeds_from_cams
-from sal_lightning.models.cam import CAMClassifier
-from sal_lightning.models.proxy import ProxyNet
 from sal_lightning.stages.checks import model_classes
 from sal_lightning.stages.proxy_config import ProxyConfig, check_networks
 from sal_lightning.stages.quality import label_quality
@@ -53,6 +47,15 @@ from sal_lightning.stages.trainer import (
     save_checkpoint,
     seed_everything,
 )
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+else:
+    import torch
+    from lightning.pytorch.callbacks import BasePredictionWriter
+
+    from sal_lightning.models.cam import CAMClassifier
+    from sal_lightning.models.proxy import ProxyNet
 
 PathLike = str | os.PathLike[str]
 SubStep = Literal["cam", "cams", "seeds", "train", "predict"]
@@ -113,6 +116,9 @@ class Step1:
 
     def _predict(self, model: CAMClassifier | ProxyNet, todo: str, writer: BasePredictionWriter) -> None:
         """A predict loop over the ids of the list file ``todo``, which is removed afterwards."""
+        from sal_lightning.data.datamodules import VOCClassificationDataModule, VOCSegmentationDataModule
+        from sal_lightning.models.cam import CAMClassifier
+
         data: VOCSegmentationDataModule | VOCClassificationDataModule
         if isinstance(model, CAMClassifier):
             data = VOCClassificationDataModule(
@@ -122,7 +128,7 @@ class Step1:
             data = VOCSegmentationDataModule(
                 str(self.root), predict_split=todo, num_workers=self.config.num_workers
             )
-        loop = make_trainer(self.trainer, callbacks=[writer])
+        loop = make_trainer(self.trainer, callbacks=[writer], progress=True)
         loop.predict(model, datamodule=data, return_predictions=False)
         loop.strategy.barrier("proxies-todo")  # every rank has finished with the list
         if loop.is_global_zero:
@@ -130,7 +136,7 @@ class Step1:
 
     def _fit(self, model: CAMClassifier | ProxyNet, data: Any, steps: int, checkpoint: str) -> Path:
         """Train ``model`` for ``steps`` and save it as ``workdir/<checkpoint>``."""
-        loop = make_trainer(self.trainer, max_steps=steps, limit_val_batches=0)
+        loop = make_trainer(self.trainer, progress=True, max_steps=steps, limit_val_batches=0)
         loop.fit(model, datamodule=data)
         self.trained[Path(checkpoint).stem] = {"steps": loop.global_step, **final_losses(loop)}
         return save_checkpoint(loop, self.workdir / checkpoint)
@@ -141,6 +147,9 @@ class Step1:
 
     def train_cam(self) -> Path:
         """Train the CAM classifier on the tags of the split; returns ``workdir/cam.ckpt``."""
+        from sal_lightning.data.datamodules import VOCClassificationDataModule
+        from sal_lightning.models.cam import CAMClassifier
+
         config = self.config
         seed_everything(config.seed)  # the initial weights too
         model = CAMClassifier(
@@ -161,6 +170,9 @@ class Step1:
 
     def extract_cams(self) -> Path:
         """Write ``workdir/cams/<id>.npz`` for every id of the split that has none yet."""
+        from sal_lightning.callbacks.writers import CAMWriter
+        from sal_lightning.models.cam import CAMClassifier
+
         out = self.workdir / "cams"
         todo = self._todo(out, ".npz")
         if todo is None:
@@ -180,6 +192,8 @@ class Step1:
 
     def make_seeds(self) -> Path:
         """Write ``workdir/seeds/<id>.png`` from the CAMs (and the saliency PNGs, when given)."""
+        from sal_lightning.losses.seeds import seeds_from_cams
+
         config, out, cam_dir = self.config, self.workdir / "seeds", self.workdir / "cams"
         ids = read_split(resolve_voc_root(self.root), self.split)
         num_classes = len(root_classes(self.root))
@@ -211,6 +225,9 @@ class Step1:
 
     def train_proxy_net(self) -> Path:
         """Train ProxyNet on ``workdir/seeds``; returns ``workdir/proxynet.ckpt``."""
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+        from sal_lightning.models.proxy import ProxyNet
+
         config = self.config
         seed_everything(config.seed)  # the initial weights too
         model = ProxyNet(
@@ -242,6 +259,9 @@ class Step1:
         ``with_tags``: restrict the proxies to the image tags (``None``: the configuration's
         ``predict_with_tags``); ``False`` is the network on its own, as for the paper's P1 row on val.
         """
+        from sal_lightning.callbacks.writers import SegmentationPredictionWriter
+        from sal_lightning.models.proxy import ProxyNet
+
         out = self.workdir / "proxies"
         todo = self._todo(out, ".png")
         if todo is None:

@@ -14,17 +14,21 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
+from sal_lightning._lazy import lazy_module
 from sal_lightning.data.io import check_unique_ids, read_label_png
 from sal_lightning.data.layout import GT_DIRS, find_gt_mask, resolve_voc_root, root_classes
 from sal_lightning.data.voc import IGNORE_INDEX
-from sal_lightning.models.metrics import confusion_matrix_metric, iou_from_confusion, mean_iou
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    torch = lazy_module("torch")
+else:
+    import torch
 
 PathLike = str | os.PathLike[str]
 
@@ -65,6 +69,8 @@ def label_quality(
     Predicted 255 (unlabelled) is an extra confusion column, so it lowers each class's IoU like a
     miss but never counts as a wrong class; ground-truth 255 pixels are left out.
     """
+    from sal_lightning.models.metrics import confusion_matrix_metric, iou_from_confusion, mean_iou
+
     voc, folder = resolve_voc_root(root), Path(labels)
     class_names = root_classes(voc) if class_names is None else tuple(class_names)
     num_classes = len(class_names)
@@ -138,6 +144,8 @@ def true_quality(
     values are checked against the root's class list; each confusion covers only the classes of
     its image (see :class:`TrueQuality`).
     """
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     voc = resolve_voc_root(root)
     num_classes = len(root_classes(voc))
     ids = check_unique_ids(list(ids), "ids")
@@ -179,4 +187,6 @@ def has_ground_truth(root: PathLike, ids: Sequence[str]) -> bool:
 def proxy_miou(truth: TrueQuality) -> dict[str, float]:
     """Per proxy, its mean IoU against the ground truth over the classes present in either (the
     class-aware true quality, which the oracle selection ranks by)."""
+    from sal_lightning.models.metrics import iou_from_confusion, mean_iou
+
     return {i: float(mean_iou(iou_from_confusion(c))) for i, c in truth.confusion.items()}

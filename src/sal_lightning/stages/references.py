@@ -18,9 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sal_lightning._threads import one_thread_worker
 from sal_lightning.data.io import read_image, write_reference
 from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root, split_path
-from sal_lightning.data.proxy_data import SaliencySource, load_saliency
+from sal_lightning.data.saliency import SaliencySource, load_saliency
 from sal_lightning.scoring.references import ReferenceConfig, reference_mask
 from sal_lightning.stages.checks import check_at_least
 
@@ -114,7 +115,7 @@ def build_references(
     bar = tqdm(total=len(todo), desc="references", unit="img", disable=not progress)
     if processes > 0 and len(todo) > 1:
         context = multiprocessing.get_context("spawn")  # safe beside CUDA / DDP, like the CRF pool
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=one_thread_worker) as pool:
             for _ in pool.map(job, todo, chunksize=max(1, len(todo) // (8 * processes))):
                 bar.update()
     else:

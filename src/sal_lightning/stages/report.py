@@ -125,7 +125,7 @@ def measured_with(runs: Mapping[str, Mapping[str, float]]) -> str:
     """The sentence that makes the table's figures reproducible: library versions and seeds."""
     versions = library_versions()
     seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
-    names = ("sal-lightning", "torch", "lightning", "segmentation-models-pytorch")
+    names = ("sal-lightning", "torch", "lightning", "segmentation-models-pytorch", "torch threads")
     listed = ", ".join(f"{name} {versions[name]}" for name in names if name in versions)
     return (
         f"Measured with {listed}, Python {versions['python']}; mean ± standard deviation over "

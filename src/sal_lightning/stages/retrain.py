@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sal_lightning.data.datamodules import VOCSegmentationDataModule
-from sal_lightning.models.segmenter import SALSegmenter
 from sal_lightning.stages.checks import (
     build_on_meta,
     check_at_least,
@@ -33,6 +31,8 @@ from sal_lightning.stages.trainer import (
 )
 
 PathLike = str | os.PathLike[str]
+MODEL = "sal_lightning.models.segmenter:SALSegmenter"
+DATA = "sal_lightning.data.datamodules:VOCSegmentationDataModule"
 Variant = Literal["P2", "P3", "P4", "P5", "oracle"]
 
 
@@ -90,14 +90,16 @@ class RetrainSettings:
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         check_at_least("max_steps", self.max_steps, 1)
-        check_kwargs(SALSegmenter, self.model, "model", MODEL_SET)
-        check_kwargs(VOCSegmentationDataModule, self.data, "data", DATA_SET)
+        check_kwargs(MODEL, self.model, "model", MODEL_SET)
+        check_kwargs(DATA, self.data, "data", DATA_SET)
 
     @property
     def batch_size(self) -> int:
         """The training batch size of ``data`` (the data module's default when unset)."""
         if "batch_size" in self.data:
             return int(self.data["batch_size"])
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+
         for klass in VOCSegmentationDataModule.__mro__:  # the class that declares it
             init = vars(klass).get("__init__")
             parameter = None if init is None else inspect.signature(init).parameters.get("batch_size")
@@ -112,9 +114,11 @@ class RetrainSettings:
     def check(self, root: str) -> None:
         """What needs the file system or builds objects: the strong ids' list, the network (on the
         meta device), dense CRF when asked for, and the data settings."""
+        from sal_lightning.data.datamodules import VOCSegmentationDataModule
+
         if self.strong_ids is not None and not Path(self.strong_ids).is_file():
             raise FileNotFoundError(f"strong_ids: id list {self.strong_ids} not found")
-        build_on_meta(SALSegmenter, self.model, "model")
+        build_on_meta(MODEL, self.model, "model")
         if self.model.get("crf"):
             check_crf("model.crf")
         try:
@@ -142,6 +146,9 @@ def retrain(
     Returns ``{"seed<k>": {"steps", "images", "loss"}}`` of the runs done (``loss``: the last
     step's).
     """
+    from sal_lightning.data.datamodules import VOCSegmentationDataModule
+    from sal_lightning.models.segmenter import SALSegmenter
+
     settings = settings or RetrainSettings()
     batch = (trainer or TrainerOptions()).local_batch(settings.batch_size, "data.batch_size")
     folder = Path(out)
@@ -167,7 +174,9 @@ def retrain(
                 "strong_ids": settings.strong_ids,
             },
         )
-        loop = make_trainer(trainer, max_steps=settings.max_steps, limit_val_batches=0)
+        loop = make_trainer(
+            trainer, progress=f"seed {seed}", max_steps=settings.max_steps, limit_val_batches=0
+        )
         loop.fit(model, datamodule=data)
         save_checkpoint(loop, ckpt)
         images = len(data.train_dataset) if data.train_dataset is not None else 0  # type: ignore[arg-type]

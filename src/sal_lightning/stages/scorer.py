@@ -21,29 +21,30 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
+from typing import TYPE_CHECKING, Any, Literal
 
 from sal_lightning._atomic import atomic_write_text
-from sal_lightning.data.datamodules import MaskScorerDataModule, make_loader
 from sal_lightning.data.layout import resolve_ids
-from sal_lightning.data.proxy_data import AgreementDataset
-from sal_lightning.models.reference_net import ReferenceNet
-from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.synthesis import SynthesisConfig
-from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs
+from sal_lightning.stages.checks import build_on_meta, check_at_least, check_kwargs, resolve
 from sal_lightning.stages.trainer import TrainerOptions, final_losses, make_trainer, seed_everything
-from sal_lightning.stages.trainset import build_scorer_training_set
+
+if not TYPE_CHECKING:  # annotations only, read without importing Lightning (sal_lightning._lazy)
+    MaskScorer = ReferenceNet = Any
+else:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
 
 PathLike = str | os.PathLike[str]
 ScorerMethod = Literal["regression", "reference"]
-#: each method's network, and its epochs and batch size when unset
-SCORERS: dict[str, tuple[type[MaskScorer] | type[ReferenceNet], int, int]] = {
-    "regression": (MaskScorer, 50, 8),
-    "reference": (ReferenceNet, 10, 16),
+#: each method's network (imported when used), and its epochs and batch size when unset
+SCORERS: dict[str, tuple[str, int, int]] = {
+    "regression": ("sal_lightning.models.scorer:MaskScorer", 50, 8),
+    "reference": ("sal_lightning.models.reference_net:ReferenceNet", 10, 16),
 }
 #: the file beside a scorer's checkpoints with its training's steps and final losses
 TRAINING_FILE = "training.json"
@@ -78,8 +79,7 @@ class ScorerSettings:
             if getattr(self, name) is not None:
                 check_at_least(name, getattr(self, name), 1)
         check_at_least("seed", self.seed, 0)
-        network = SCORERS[self.method][0]
-        check_kwargs(network, self.model, "model")
+        check_kwargs(SCORERS[self.method][0], self.model, "model")
         if self.method == "reference" and self.synthesis != SynthesisConfig():
             raise ValueError(
                 "synthesis: only method 'regression' synthesises a training set, so these settings "
@@ -89,7 +89,7 @@ class ScorerSettings:
     @property
     def network(self) -> type[MaskScorer] | type[ReferenceNet]:
         """The method's LightningModule class."""
-        return SCORERS[self.method][0]
+        return resolve(SCORERS[self.method][0])  # type: ignore[no-any-return]
 
     @property
     def epochs(self) -> int:
@@ -117,8 +117,12 @@ def _fit(
     trainer: TrainerOptions | None,
     epochs: int,
 ) -> None:
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+
     # not deterministic=True: adaptive average pooling has no deterministic CUDA backward
-    loop = make_trainer(trainer, callbacks=[checkpoint], max_epochs=epochs, enable_checkpointing=True)
+    loop = make_trainer(
+        trainer, callbacks=[checkpoint], progress=True, max_epochs=epochs, enable_checkpointing=True
+    )
     if isinstance(data, MaskScorerDataModule):
         loop.fit(model, datamodule=data)
     else:
@@ -145,7 +149,23 @@ def train_mask_scorer(
     Checkpoints go to ``out``; returns the best one by ``val/loss`` (the last one when there is
     no validation split). ``batch_size`` is per device, or global with
     ``trainer.batch_sizes="global"``.
+
+    Args:
+        samples: the sample folder (``sal-lightning score trainset`` writes one).
+        out: the folder of the checkpoints.
+        model: the network (default: the paper's :class:`MaskScorer`).
+        max_epochs: epochs (paper: 50).
+        batch_size: samples per step (paper: 8).
+        val_fraction: share of the images whose samples validate (0: no validation).
+        num_workers: DataLoader worker processes.
+        seed: seed of the split and of the shuffling.
+        trainer: Lightning settings (``devices=N`` trains on N processes).
     """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sal_lightning.data.datamodules import MaskScorerDataModule
+    from sal_lightning.models.scorer import MaskScorer
+
     seed_everything(seed)
     model = model or MaskScorer()
     data = MaskScorerDataModule(
@@ -179,6 +199,12 @@ def train_reference_net(
 ) -> Path:
     """Fit a :class:`ReferenceNet` on the agreement of the proxies and their reference masks; returns
     the checkpoint written to ``out`` (``last.ckpt``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sal_lightning.data.datamodules import make_loader
+    from sal_lightning.data.proxy_data import AgreementDataset
+    from sal_lightning.models.reference_net import ReferenceNet
+
     seed_everything(seed)
     model = model or ReferenceNet()
     ids = resolve_ids(root, split, proxies)
@@ -206,6 +232,10 @@ def train_scorer(
     (synthesised into ``workdir/samples`` for ``"regression"``; the images for ``"reference"``).
     ``scores``: the coarse scores, whose ``ac`` column the regression training set reuses.
     """
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
+    from sal_lightning.stages.trainset import build_scorer_training_set
+
     settings = settings or ScorerSettings()
     work = Path(workdir)
     ids = resolve_ids(root, split, proxies)
@@ -230,6 +260,11 @@ def train_scorer(
 
 def load_scorer(checkpoint: PathLike) -> MaskScorer | ReferenceNet:
     """A trained :class:`MaskScorer` or :class:`ReferenceNet` from its checkpoint file (on the CPU)."""
+    import torch
+
+    from sal_lightning.models.reference_net import ReferenceNet
+    from sal_lightning.models.scorer import MaskScorer
+
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: {path} not found")

@@ -25,14 +25,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
 from sal_lightning.data.io import read_scores, write_scores
-from sal_lightning.losses.selection import WeightMode, selection_weights
 from sal_lightning.stages.checks import check_share
+
+if not TYPE_CHECKING:  # losses.selection.WeightMode, read without importing torch
+    WeightMode = Literal["hard", "soft", "score"]
+else:
+    from sal_lightning.losses.selection import WeightMode
 
 PathLike = str | os.PathLike[str]
 Rows = dict[str, dict[str, float]]
@@ -211,6 +214,10 @@ def select(
     if selection.mode == "hard" or math.isnan(threshold):  # NaN: no score to keep
         weights = chosen.astype(np.float64)
     else:
+        import torch
+
+        from sal_lightning.losses.selection import selection_weights
+
         scores = torch.tensor(np.nan_to_num(v, nan=0.0))
         soft = selection_weights(scores, threshold, "soft", selection.width).numpy()
         weights = np.where(eligible, soft, 0.0)

@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
-from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
 from sal_lightning._atomic import atomic_path, atomic_write_text
 from sal_lightning.data.io import read_scores
 from sal_lightning.data.layout import resolve_voc_root
-from sal_lightning.models.metrics import iou_from_confusion, mean_iou
 from sal_lightning.scoring.metrics import Definition
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, proxy_miou, true_quality
 from sal_lightning.stages.select import PAPER_TAUS, paper_share
@@ -56,6 +53,8 @@ def tau_sweep(
     ``scores``: ``{id: {column: value}}`` as :func:`~sal_lightning.data.io.read_scores` returns;
     Scores of 0 and NaN are never selected (as in :func:`~sal_lightning.stages.select.select`).
     """
+    from sal_lightning.models.metrics import iou_from_confusion, mean_iou
+
     ids = sorted(scores)
     values = _column(scores, column, ids)
     if np.isnan(values).all():
@@ -94,6 +93,9 @@ def score_correlations(
 ) -> dict[str, dict[str, float]]:
     """Fig. 9's numbers: ``{column: {"pearson", "spearman", "n"}}`` of each score column against the
     true AC, over ids with both values (columns without values are skipped)."""
+    import torch
+    from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
+
     out: dict[str, dict[str, float]] = {}
     for column in columns:
         ids = [i for i in sorted(scores) if i in truth and not math.isnan(scores[i].get(column, math.nan))]
@@ -231,12 +233,19 @@ def sweep_report(
 ) -> dict[str, Any]:
     """Write ``report.md``, ``report.json`` and (with ground truth) ``correlations.png`` to ``out``.
 
-    The true AC uses ``definition`` (the F-measure against the ground truth's foreground, as the
-    pipeline's report does; ``"paper"`` for Eq. 3 as printed).
-
     Ground truth is used when ``root`` and ``proxies`` are given and every scored id has a
-    ground-truth mask. ``column`` (``sf``, falling back to ``sc`` when empty) drives the sweep.
-    Returns the report as a dict.
+    ground-truth mask. Returns the report as a dict.
+
+    Args:
+        scores: the ``scores.csv`` to sweep.
+        out: the folder of the report.
+        root: the VOC root with the ground truth (for the true quality and the correlations).
+        proxies: the folder of the scored proxies (with ``root``).
+        column: the score the threshold applies to (``sf``, falling back to ``sc`` when empty).
+        taus: the thresholds of the sweep.
+        definition: the true AC: ``"fmeasure"`` (the F-measure against the ground truth's
+            foreground, as the pipeline's report does) or ``"paper"`` (Eq. 3 as printed).
+        progress: show a progress bar.
     """
     path, table = scores, read_scores(scores)
     if not table:

@@ -4,8 +4,9 @@
 ``trainer`` of a pipeline configuration, as ``--trainer.devices 2`` on every command line, and as
 ``trainer=TrainerOptions(devices=2)`` in Python. :func:`make_trainer` layers them over the
 stage's own settings (``max_steps``, callbacks...) and the library's quiet defaults (no logger, no
-checkpointing unless asked, no model summary, no sanity validation), and a :class:`TrainingLine`
-that prints each training's global batch and learning rate when it starts.
+checkpointing unless asked, no model summary, no sanity validation), and a
+:class:`~sal_lightning.callbacks.progress.TrainingLine` that prints each training's global batch
+and learning rate when it starts.
 
 Lightning's batch size is per device: ``batch_size: 7`` on 4 devices trains on 28 images a step.
 ``TrainerOptions(batch_sizes="global")`` reads the training batch sizes of a configuration as
@@ -20,9 +21,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import lightning.pytorch as pl
+from sal_lightning._lazy import lazy_module
+from sal_lightning._threads import apply_threads
+
+if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
+    pl = lazy_module("lightning.pytorch")
+else:
+    import lightning.pytorch as pl
 
 #: settings of every Trainer a stage builds, unless the stage or the user sets them
 QUIET: dict[str, Any] = {
@@ -115,6 +122,10 @@ class TrainerOptions:
             )
         return batch // parts
 
+    def check(self, argument: str = "trainer") -> None:
+        """The accelerator and devices against this machine (:func:`check_accelerator`)."""
+        check_accelerator(self.accelerator, self.devices, argument)
+
     def with_progress(self, default: bool) -> TrainerOptions:
         """These options, with ``enable_progress_bar`` set to ``default`` when the user left it unset."""
         if self.enable_progress_bar is not None:
@@ -137,53 +148,66 @@ class TrainerOptions:
         return out
 
 
-class TrainingLine(pl.Callback):
-    """Print one line on rank zero when a training starts: the network, its effective global batch
-    (per-device batch x devices x nodes x accumulated batches) and its learning rates::
+def check_accelerator(accelerator: Any, devices: Any, argument: str = "trainer") -> None:
+    """Raise ``ValueError`` naming the fix when ``accelerator`` is not on this machine, or when it has
+    fewer than ``devices`` of them (``--trainer.accelerator gpu`` without a GPU): before any work,
+    not when the first Trainer of a long run is built. ``"auto"`` and accelerator objects pass."""
+    if not isinstance(accelerator, str) or accelerator == "auto":
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry
 
-        SALSegmenter: global batch 7 = 7 per device x 1 device x 1 node x 1 accumulated; lr 0.0001
-    """
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            print(training_line(trainer, pl_module), flush=True)
-
-
-def _per_device_batch(trainer: pl.Trainer) -> int | None:
-    loader = trainer.train_dataloader
-    size = getattr(loader, "batch_size", None)
-    if size is None:
-        size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
-    return int(size) if isinstance(size, int) else None
-
-
-def training_line(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
-    """The line :class:`TrainingLine` prints (the batch and learning rates of a started training)."""
-    batch = _per_device_batch(trainer)
-    devices, nodes, accumulate = trainer.num_devices, trainer.num_nodes, trainer.accumulate_grad_batches
-    split = (
-        f"{batch} per device x {devices} device{'s' * (devices != 1)} x {nodes} node{'s' * (nodes != 1)}"
-        f" x {accumulate} accumulated"
-    )
-    size = "unknown" if batch is None else str(batch * devices * nodes * accumulate)
-    rates = [g.get("initial_lr", g["lr"]) for o in trainer.optimizers for g in o.param_groups]
-    base = pl_module.hparams.get("lr", rates[0] if rates else None)
-    lr = f"lr {base:g}" if isinstance(base, int | float) else "lr unknown"
-    distinct = sorted(set(rates))
-    if len(distinct) > 1:
-        lr += " (groups " + ", ".join(f"{r:g}" for r in distinct) + ")"
-    return f"{type(pl_module).__name__}: global batch {size} = {split}; {lr}"
+    name = {"gpu": "cuda"}.get(accelerator, accelerator)
+    if name not in AcceleratorRegistry:
+        known = ", ".join(sorted({"auto", "gpu", *AcceleratorRegistry}))
+        raise ValueError(f"{argument}.accelerator: expected one of {known}, got {accelerator!r}")
+    kind = AcceleratorRegistry[name]["accelerator"]
+    fix = f"use --{argument}.accelerator cpu (or auto, which picks what this machine has)"
+    if not kind.is_available():
+        raise ValueError(f"{argument}.accelerator: {accelerator!r} is not available on this machine; {fix}")
+    if name != "cpu" and isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        count = kind.auto_device_count()
+        if devices > count:
+            raise ValueError(
+                f"{argument}.devices: {devices} {accelerator} devices asked for, this machine has {count}; "
+                f"use --{argument}.devices {count} (or -1: all of them)"
+            )
 
 
 def make_trainer(
-    options: TrainerOptions | None = None, callbacks: Sequence[pl.Callback] = (), **settings: Any
+    options: TrainerOptions | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    progress: bool | str = False,
+    **settings: Any,
 ) -> pl.Trainer:
     """A ``Trainer`` with :data:`QUIET` defaults, then the stage's ``settings`` (``max_steps``,
     ``limit_val_batches``...), then the user's ``options``; ``callbacks`` are added, and a
-    :class:`TrainingLine`."""
-    kwargs = {**QUIET, **settings, **(options or TrainerOptions()).kwargs()}
+    :class:`~sal_lightning.callbacks.progress.TrainingLine`.
+
+    ``progress``: show the loop's progress as lines naming the network and, when a string, what
+    else identifies the run (``"seed 1"``; :class:`~sal_lightning.callbacks.progress.ProgressLines`);
+    ``False``: nothing. A user's ``enable_progress_bar`` wins: Lightning's bar, or nothing.
+    """
+    options = options or TrainerOptions()
+    kwargs = {**QUIET, **settings, **options.kwargs()}
+    from sal_lightning.callbacks.progress import TrainingLine
+
     kwargs["callbacks"] = [*callbacks, TrainingLine()]
+    if options.enable_progress_bar is None:
+        kwargs["enable_progress_bar"] = False
+        if progress is not False:
+            from sal_lightning.callbacks.progress import ProgressLines
+
+            kwargs["callbacks"].append(ProgressLines("" if progress is True else progress))
+    apply_threads(cpu_processes(kwargs["accelerator"], kwargs["devices"]))
     return pl.Trainer(**kwargs)
+
+
+def cpu_processes(accelerator: Any, devices: Any) -> int:
+    """The processes a Trainer runs on this machine's CPUs (its DDP ranks; 1 on an accelerator)."""
+    import torch
+
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    return devices if on_cpu and isinstance(devices, int) and devices > 1 else 1
 
 
 def final_losses(trainer: pl.Trainer) -> dict[str, float]:

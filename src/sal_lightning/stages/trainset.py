@@ -18,8 +18,6 @@ from pathlib import Path
 from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.io import read_image, read_label_png, read_reference, read_scores
 from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root, root_classes
-from sal_lightning.data.proxy_data import proxy_foreground
-from sal_lightning.data.scorer_data import write_scorer_samples
 from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
 from sal_lightning.scoring.synthesis import ProxyRecord, SynthesisConfig, synthesize_samples
 
@@ -66,6 +64,8 @@ class ProxySource:
                 f"{image_id}: image {image.shape[:2]}, proxy {labels.shape} and reference "
                 f"{reference.shape} must have the same size"
             )
+        from sal_lightning.data.proxy_data import proxy_foreground
+
         fg = proxy_foreground(labels)
         ac = self.ac.get(image_id)
         if ac is None or ac != ac:
@@ -89,7 +89,8 @@ def build_scorer_training_set(
 
     Args:
         root: VOC root (the images).
-        proxies, references: folders of the proxies and of their reference masks (``<id>.png``).
+        proxies: the folder of the proxies (``<id>.png``).
+        references: the folder of their reference masks (``<id>.png``).
         out: the sample folder to write.
         split: split name, list file or ids; ``None``: every PNG in ``proxies``.
         synthesis: thresholds, shares and strengths (the paper's by default).
@@ -101,6 +102,8 @@ def build_scorer_training_set(
     The folder is built beside ``out`` and renamed into place, with the configuration in
     ``synthesis.json``: a rerun with the same configuration and ids returns at once.
     """
+    from sal_lightning.data.scorer_data import write_scorer_samples
+
     config = synthesis or SynthesisConfig()
     folder = Path(out)
     ids = resolve_ids(root, split, proxies)
