@@ -38,6 +38,7 @@ def _pipeline_config(path: Path, root: Path, url: str) -> Path:
     config = {
         "root": str(root),
         "proxies": {
+            "background": "cam",
             "cam_backbone": "deeplabv3_resnet18",
             "cam_encoder_weights": url,
             "proxy_backbone": "deeplabv2_caffe_resnet101",

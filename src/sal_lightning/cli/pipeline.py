@@ -70,9 +70,14 @@ def run(prog_parser: Any, args: Any) -> Any:
         return pipeline
     from sal_lightning.pipeline.weights import prepare_weights
 
-    prepare_weights(config)  # every initial weights file now, or a one-line error before any step
     tic = time.perf_counter()
-    pipeline.run(resume=args["resume"], from_step=args["from"], only=args["only"], until=args["until"])
+    pipeline.run(
+        resume=args["resume"],
+        from_step=args["from"],
+        only=args["only"],
+        until=args["until"],
+        prepare=lambda: prepare_weights(config),  # every initial weights file, or one line before any step
+    )
     took = format_seconds(time.perf_counter() - tic)
     print(f"pipeline finished in {took}; manifest: {pipeline.manifest_path}")
     return pipeline

@@ -26,7 +26,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -269,6 +269,7 @@ class Pipeline:
         from_step: str | None = None,
         only: str | None = None,
         until: str | None = None,
+        prepare: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
         """Run the steps; return the manifest.
 
@@ -278,6 +279,8 @@ class Pipeline:
             only: run just this step (its inputs must exist); the later steps that read what it
                 writes (directly or not) become stale.
             until: stop after this step (the steps up to and including it run).
+            prepare: work that must succeed before any step, called after the checks (the
+                pipeline command fetches the initial weights with it).
 
         :meth:`check` runs first: an invalid configuration fails before any step starts.
         """
@@ -291,6 +294,8 @@ class Pipeline:
         if start is not None and last is not None and last < start:
             raise ValueError(f"until: step {until!r} comes before from_step {from_step!r}")
         self.check()
+        if prepare is not None:
+            prepare()
         with WorkdirLock(self.workdir):
             apply_threads(cpu_processes(self.trainer.accelerator, self.trainer.devices))
             manifest = self.manifest()
