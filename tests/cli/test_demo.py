@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _demo(workdir: Path, *extra: str) -> str:
     command = [sys.executable, "-m", "sal_lightning", "demo", "--fast", "--workdir", str(workdir), *extra]
@@ -80,3 +82,21 @@ def test_ctrl_c_exits_130_and_the_manifest_says_interrupted(tmp_path: Path) -> N
     record = json.loads((tmp_path / "run" / "manifest.json").read_text())["steps"]["proxies"]
     assert record["status"] == "interrupted"
     assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_the_demo_runs_one_thread_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sal_lightning.cli.pipeline import pin_demo_threads
+
+    for name in ("SAL_LIGHTNING_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    pin_demo_threads()
+    assert os.environ["SAL_LIGHTNING_THREADS"] == "1" and "one torch thread" in capsys.readouterr().out
+    monkeypatch.delenv("SAL_LIGHTNING_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice is left alone
+    pin_demo_threads()
+    assert "SAL_LIGHTNING_THREADS" not in os.environ and capsys.readouterr().out == ""
+    monkeypatch.setenv("SAL_LIGHTNING_THREADS", "auto")
+    pin_demo_threads()
+    assert os.environ["SAL_LIGHTNING_THREADS"] == "auto"
