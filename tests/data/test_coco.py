@@ -210,8 +210,9 @@ def test_conversion_labels_tags_lists_and_classes(tiny_coco: tuple[Path, Path, P
                 continue
             written = Image.open(png)
             assert written.mode == "P" and written.size == (W, H)
-            assert np.array_equal(np.asarray(written.getpalette(), dtype=np.uint8).reshape(-1, 3)[:256],
-                                  palette(5))  # fmt: skip
+            assert np.array_equal(
+                np.asarray(written.getpalette(), dtype=np.uint8).reshape(-1, 3)[:256], palette(5)
+            )
             assert np.array_equal(np.asarray(written), expected_labels(coco, info["id"], label_of)), stem
             jpeg = out / "JPEGImages" / f"{stem}.jpg"
             source = images / info["file_name"].split("_")[1] / info["file_name"]

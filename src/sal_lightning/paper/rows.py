@@ -29,7 +29,7 @@ ROWS: tuple[Row, ...] = (
         "network for both backbones)",
         "not released (step 4 only)",
         "the same: the trunk at stride 8, conv6 3x3 / conv7 1x1, GAP, 1x1 classifier (= fc after "
-        "GAP); the defaults of `ProxyConfig` (presets `paper-vgg16`, `paper-resnet101`)",
+        "GAP); the defaults of `ProxySettings` (presets `paper-vgg16`, `paper-resnet101`)",
         "`cam_backbone` (any network name, e.g. `deeplabv3_resnet50` at stride 16), "
         "`cam_conv7_channels: null`",
         "paper; its Sec. III-A names VGG16 for the CAMs, and DSRG [12], whose numbers are P1, seeds "
@@ -296,7 +296,7 @@ ROWS: tuple[Row, ...] = (
         "Table I, 4-channel input at 256 x 256",
         "not released",
         "`MaskScorer(arch='table1')`: Table I transcribed; output clipped to [0, 1] for scoring",
-        "`arch: light` (same layers, CPU widths); `method: reference` (`ReferenceNet`)",
+        "`arch: light` (same layers, CPU widths); `method: agreement` (`AgreementNet`)",
         "paper; the learned reference is this library's scorer for small data, chosen by "
         "measurement (docs/scoring.md)",
     ),

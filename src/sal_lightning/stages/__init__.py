@@ -2,7 +2,7 @@
 
 Each module holds one stage: its settings (a dataclass: the keys of its pipeline section and the
 flags of its command) and its function. Every stage that visits a dataset runs a Lightning loop
-from :func:`~sal_lightning.stages.trainer.make_trainer`, so ``TrainerOptions(devices=N)`` shards
+from :func:`~sal_lightning.stages.trainer.make_trainer`, so ``TrainerSettings(devices=N)`` shards
 it with DDP.
 
 ==================  ==========================================================================
@@ -12,7 +12,7 @@ module              stage
 ``references``      reference masks from saliency
 ``coarse``          AC, CD, SC (Eq. 3-5)
 ``trainset``        the regression scorer's training set, synthesised from the proxies
-``scorer``          the fine scorer's training (MaskScorer regression, or ReferenceNet)
+``scorer``          the fine scorer's training (MaskScorer regression, or AgreementNet)
 ``fine``            P and SF (Eq. 6-7)
 ``select``          the selection (Eq. 9): tau or keep, hard or soft; the oracle
 ``folder``          a folder of pseudo-labels scored end to end

@@ -25,6 +25,7 @@ PathLike = str | os.PathLike[str]
 def make_corrupted_proxies(
     root: PathLike,
     out: PathLike,
+    *,
     split: str | Sequence[str] = "train",
     seed: int = 0,
     ops: Sequence[Corruption] = CORRUPTIONS,
