@@ -335,7 +335,11 @@ def test_images_are_copied_across_file_systems(tiny_coco: tuple[Path, Path, Path
 def test_degenerate_polygons_have_no_area() -> None:
     """Polygons of fewer than three points are left out (pycocotools reads four numbers as a box)."""
     img = CocoImage(
-        "x", "x.jpg", H, W, ({"id": 1, "category_id": 5, "segmentation": [[1, 1, 30, 20], rect(2, 2, 6, 6)]},)
+        "x",
+        "x.jpg",
+        H,
+        W,
+        annotations=({"id": 1, "category_id": 5, "segmentation": [[1, 1, 30, 20], rect(2, 2, 6, 6)]},),
     )
     labels = coco_label_map(img, {5: 1})
     assert labels[4, 4] == 1 and labels[15, 20] == 0 and int((labels == 1).sum()) == 16

@@ -37,7 +37,13 @@ def test_sf_of_the_small_data_recipe_tracks_the_true_ac_and_a_broken_scorer_fail
     make_corrupted_proxies(root, tmp_path / "proxies", split=ids, seed=0, ops=ops, progress=False)
     scores = tmp_path / "work" / "scores.csv"
     rows = score_folder(
-        root, tmp_path / "proxies", scores=scores, split="train", saliency=root / "saliency", scorer=RECIPE, trainer=CPU
+        root,
+        tmp_path / "proxies",
+        scores=scores,
+        split="train",
+        saliency=root / "saliency",
+        scorer=RECIPE,
+        trainer=CPU,
     )
     truth = true_quality(root, ids, proxies=tmp_path / "proxies", definition="fmeasure", progress=False)
     assert score_correlations(rows, truth.ac, columns=("sf",))["sf"]["pearson"] > BOUND

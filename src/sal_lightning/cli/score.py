@@ -182,7 +182,7 @@ def main(argv: list[str]) -> int:
 
     helps = {name: action.help for name, action in ACTIONS.items()}
     top, parsers = lazy_subcommands(
-        "sal-lightning score", HELP, helps, argv, lambda name, parser: ACTIONS[name].add_to(parser)
+        "sal-lightning score", HELP, helps, argv, build=lambda name, parser: ACTIONS[name].add_to(parser)
     )
     namespace = top.parse_args(argv)
     name = namespace["action"]

@@ -34,10 +34,10 @@ def _model_settings(model: Mapping[str, Any], data: Mapping[str, Any]) -> dict[s
     merged = {**_defaults(SALSegmenter), **model}
     loader = {**_defaults(VOCSegmentationDataModule), **data}
     keys = (
-        "backbone", "output_stride", "dropout", "lr", "momentum", "weight_decay", "poly_power",
-        "lambda_atten", "branch_rates", "branch_combine", "attention_refine", "head_lr_mult",
-        "head_bias_lr_mult", "test_scales", "test_flip", "crf",
-    )  # fmt: skip
+        *("backbone", "output_stride", "dropout", "lr", "momentum", "weight_decay", "poly_power"),
+        *("lambda_atten", "branch_rates", "branch_combine", "attention_refine", "head_lr_mult"),
+        *("head_bias_lr_mult", "test_scales", "test_flip", "crf"),
+    )
     settings = {k: merged[k] for k in keys}
     settings.update(batch_size=loader["batch_size"], crop_size=loader["crop_size"])
     return settings

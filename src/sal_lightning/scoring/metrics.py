@@ -100,10 +100,10 @@ def boundary_accuracy(
     dims: dict[str, int] = {}
     _mask_kind(reference, "reference")
     _mask_kind(mask, "mask")
-    check_tensor(reference, "reference", batch + "H W", "any", dims)
-    check_tensor(mask, "mask", batch + "H W", "any", dims)
+    check_tensor(reference, "reference", batch + "H W", "any", dims=dims)
+    check_tensor(mask, "mask", batch + "H W", "any", dims=dims)
     if objectness is not None:
-        check_tensor(objectness, "objectness", batch.strip(), "float", dims)
+        check_tensor(objectness, "objectness", batch.strip(), "float", dims=dims)
     ref = reference if reference.dtype == torch.bool else reference != 0
     fg = foreground(mask, ignore_index)
     if single:
@@ -143,8 +143,8 @@ def class_distribution(labels: Tensor, tags: Tensor, ignore_index: int = 255) ->
     single = isinstance(labels, torch.Tensor) and labels.dim() == 2
     batch = "" if single else "B "
     dims: dict[str, int] = {}
-    check_tensor(labels, "labels", batch + "H W", "int", dims)
-    check_tensor(tags, "tags", batch + "C", "any", dims)
+    check_tensor(labels, "labels", batch + "H W", "int", dims=dims)
+    check_tensor(tags, "tags", batch + "C", "any", dims=dims)
     if single:
         labels, tags = labels[None], tags[None]
     num_classes = tags.shape[1]

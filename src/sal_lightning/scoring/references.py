@@ -110,10 +110,10 @@ def refine_saliency(
     t = resolve_threshold(sal, threshold)
     if not crf:
         return sal >= t
-    from sal_lightning.postprocess.crf import CRFParams, binary_crf
+    from sal_lightning.postprocess.crf import CRFSettings, binary_crf
 
     writable = np.require(image, requirements=["C", "W"])  # pydensecrf rejects read-only buffers
-    fg = binary_crf(writable, saliency_probabilities(sal, t)[1], CRFParams(**(crf_params or {})))
+    fg = binary_crf(writable, saliency_probabilities(sal, t)[1], CRFSettings(**(crf_params or {})))
     return np.asarray(fg > 0.5)
 
 
@@ -147,7 +147,7 @@ def reference_mask(
             clipped to [0.1, 0.9]) or ``"otsu"``; ``None``: 0.5 for a map or a callable,
             ``"adaptive"`` for the built-in method.
         crf: refine the thresholded map with a two-label dense CRF (needs the ``crf`` extra).
-        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFParams`.
+        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFSettings`.
         max_objects: iterative-erasing rounds for callable sources (1 = a single pass).
         min_object_fraction: smallest new region (fraction of the image) that counts as an object.
         method: the built-in saliency method used when ``saliency`` is ``None``.

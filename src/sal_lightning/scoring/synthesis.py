@@ -298,7 +298,9 @@ def synthesize_samples(
     for kind, short in (("positive", "pos"), ("negative", "neg")):
         for image_id in kinds[kind]:
             rec = source.load(image_id)
-            yield ScorerSample(f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id, kind)
+            yield ScorerSample(
+                f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id=image_id, kind=kind
+            )
 
     per_kind = config.samples_per_image * len(ids)
     n_degraded = round(config.degraded_share * per_kind) if kinds["positive"] else 0
@@ -318,7 +320,7 @@ def synthesize_samples(
         bar.update()
         if best is not None:
             yield ScorerSample(
-                f"{rec.image_id}__deg{k}", rec.image, best[0], best[1], rec.image_id, "degraded"
+                f"{rec.image_id}__deg{k}", rec.image, best[0], best[1], image_id=rec.image_id, kind="degraded"
             )
     bar.close()
 
@@ -337,8 +339,13 @@ def synthesize_samples(
         scale = fit * float(rng.uniform(*config.scale_range))
         h, w = max(1, round(bh * scale)), max(1, round(bw * scale))
         top, left = background_place(receiver.foreground, (h, w), config.max_tries, rng)
-        comp = cut_paste(donor, receiver, scale, top, left)
+        comp = cut_paste(donor, receiver, scale, top, left=left)
         target = source.accuracy(comp.image, comp.reference, comp.mask)
         yield ScorerSample(
-            f"{receiver.image_id}__cut{k}", comp.image, comp.mask, target, receiver.image_id, "cutpaste"
+            f"{receiver.image_id}__cut{k}",
+            comp.image,
+            comp.mask,
+            target,
+            image_id=receiver.image_id,
+            kind="cutpaste",
         )

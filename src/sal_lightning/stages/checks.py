@@ -55,7 +55,7 @@ def model_classes(root: str | os.PathLike[str], model: Mapping[str, Any] | None 
     the root's class list (its ``classes.txt``, VOC's 21 without one), unless ``model`` (the
     user's model settings) sets ``num_classes`` itself; then nothing, and a count that differs
     from the data's stops the run at ``setup``
-    (:func:`~sal_lightning.models.data_classes.check_data_classes`)."""
+    (:func:`~sal_lightning.data.classes.check_data_classes`)."""
     if model is not None and model.get("num_classes") is not None:
         return {}
     classes = root_classes(root)

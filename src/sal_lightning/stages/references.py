@@ -43,7 +43,7 @@ class ReferenceSettings:
             clipped to [0.1, 0.9]) or ``"otsu"``. ``None`` picks 0.5 for maps given by a folder or a
             callable and ``"adaptive"`` for the built-in method.
         crf: refine the thresholded map with a two-label dense CRF (needs the ``crf`` extra).
-        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFParams`.
+        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFSettings`.
         max_objects: iterative-erasing rounds for callable sources (1 = a single pass).
         min_object_fraction: smallest new region (fraction of the image) that counts as an object.
         method: the built-in saliency method used when the source is ``None``.

@@ -143,7 +143,7 @@ class Scorer:
 
 #: the registered scorers by method name
 SCORERS: dict[str, Scorer] = {
-    "regression": Scorer("sal_lightning.models.scorer:MaskScorer", 50, 8, train_regression, True),
+    "regression": Scorer("sal_lightning.models.scorer:MaskScorer", 50, 8, train_regression, synthesises=True),
     "agreement": Scorer("sal_lightning.models.agreement_net:AgreementNet", 10, 16, train_agreement),
 }
 
@@ -182,7 +182,7 @@ def train_scorer(
         proxies,
         references,
         Path(workdir),
-        resolve_ids(root, split, proxies),
+        ids=resolve_ids(root, split, proxies),
         method=settings.method,
         module=settings.scorer.module,
         model=settings.model,

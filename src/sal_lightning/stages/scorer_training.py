@@ -192,7 +192,9 @@ def train_agreement_net(
     seed_everything(seed)
     model = model or AgreementNet()
     ids = resolve_ids(root, split, proxies)
-    dataset = AgreementDataset(root, ids, proxies, references, int(model.hparams["input_size"]), hflip=True)
+    dataset = AgreementDataset(
+        root, ids, proxies, references, input_size=int(model.hparams["input_size"]), hflip=True
+    )
     checkpoint = ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)
     batch = (trainer or TrainerSettings()).local_batch(batch_size, "batch_size")
     loader = make_loader(dataset, batch, train=True, num_workers=num_workers, drop_last=False)

@@ -74,7 +74,7 @@ class ProxySource:
         ac = self.ac.get(image_id)
         if ac is None or ac != ac:
             ac = self.accuracy(image, reference, fg)
-        return ProxyRecord(image_id, image, fg, reference, float(ac))
+        return ProxyRecord(image_id, image, fg, reference, ac=float(ac))
 
     def accuracy(self, image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
         """AC (Eq. 3) of a bool ``[H, W]`` mask against a reference on an image, with ``coarse``."""
