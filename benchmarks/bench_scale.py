@@ -45,8 +45,7 @@ def _make_data(root: str, proxies: str, images: int, size: int) -> None:
 
 def _stage(kind: str, work: str, ids: list[str], trace: bool, queue: Any) -> None:
     """Run one stage on ``ids`` in this (fresh) process and put its figures on ``queue``."""
-    from sal_lightning.scoring.references import ReferenceConfig
-    from sal_lightning.stages.coarse import score_coarse
+    from sal_lightning.stages.coarse import CoarseSettings, score_coarse
     from sal_lightning.stages.trainer import TrainerSettings
     from sal_lightning.stages.trainset import build_scorer_training_set
 
@@ -59,12 +58,11 @@ def _stage(kind: str, work: str, ids: list[str], trace: bool, queue: Any) -> Non
         score_coarse(
             base / "voc",
             base / "proxies",
-            base / tag / "scores.csv",
-            ids,
+            scores=base / tag / "scores.csv",
+            split=ids,
             references=base / tag / "refs",
             saliency=base / "voc" / "saliency",
-            reference=ReferenceConfig(),
-            batch_size=32,
+            settings=CoarseSettings(batch_size=32),
             trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False),
         )
     else:

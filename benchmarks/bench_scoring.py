@@ -27,7 +27,7 @@ import torch
 from sal_lightning.data.layout import read_split
 from sal_lightning.data.synthetic import make_synthetic_voc
 from sal_lightning.models.scorer import MaskScorer
-from sal_lightning.stages.coarse import score_coarse
+from sal_lightning.stages.coarse import CoarseSettings, score_coarse
 from sal_lightning.stages.corrupt import make_corrupted_proxies
 from sal_lightning.stages.trainer import TrainerSettings
 
@@ -41,12 +41,11 @@ def coarse_rate(root: Path, proxies: Path, work: Path, workers: int, cached: boo
         score_coarse(
             root,
             proxies,
-            work / f"scores_{workers}_{r}.csv",
-            ids,
+            scores=work / f"scores_{workers}_{r}.csv",
+            split=ids,
             references=work / "refs" if cached else None,
             saliency=root / "saliency",
-            batch_size=8,
-            num_workers=workers,
+            settings=CoarseSettings(batch_size=8, num_workers=workers),
             trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False),
         )
         times.append(time.perf_counter() - start)

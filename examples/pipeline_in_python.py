@@ -33,7 +33,7 @@ class CountSelected(Step):
     min_weight: float = 0.5
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        scores = read_scores(ctx.path("scores.csv"))
+        scores = read_scores(ctx.paths.scores)  # the workdir's artefacts by name
         chosen = sorted(i for i, row in scores.items() if row["weight"] >= self.min_weight)
         ctx.path("selected.txt").write_text("\n".join(chosen) + "\n")
         return {"selected": len(chosen), "of": len(scores)}

@@ -1,4 +1,5 @@
-"""AgreementNet: a learned reference mask for fine scoring (this library's scorer, beyond the paper).
+"""AgreementNet: the fine scorer that learns the foreground where proxies and references agree (this
+library's scorer, beyond the paper).
 
 The fine scorer exists because the saliency reference ``H_i`` fails on some images (it misses an
 object, or spills onto the background), and AC then misjudges a good proxy or a bad one. The

@@ -271,7 +271,7 @@ ROWS: tuple[Row, ...] = (
         "BING [40], b = {vgg16[b]}",
         "-",
         "edge-alignment mask objectness, b = 0.1",
-        option="any callable (`CoarseConfig.objectness`), or none",
+        option="any callable (`CoarseSettings.objectness`), or none",
         why="BING needs trained models that no package ships; F^0.1 of a typical mask is about 0.93, "
         "so every AC moves (docs/scoring.md)",
     ),
@@ -297,7 +297,7 @@ ROWS: tuple[Row, ...] = (
         "not released",
         "`MaskScorer(arch='table1')`: Table I transcribed; output clipped to [0, 1] for scoring",
         option="`arch: light` (same layers, CPU widths); `method: agreement` (`AgreementNet`)",
-        why="paper; the learned reference is this library's scorer for small data, chosen by "
+        why="paper; the agreement scorer is this library's scorer for small data, chosen by "
         "measurement (docs/scoring.md)",
     ),
     Row(
@@ -314,7 +314,7 @@ ROWS: tuple[Row, ...] = (
         "AC >= 0.8 positives (~4k), AC <= 0.3 negatives (~1k), eroded or erased good masks (~3k), "
         "cut-paste of AC >= 0.9 foregrounds on the background of AC >= 0.3 images (~2k)",
         "not released",
-        "the same kinds, thresholds and proportions (`SynthesisConfig`)",
+        "the same kinds, thresholds and proportions (`SynthesisSettings`)",
         option="`samples_per_image`, the shares, `degradations: [dilate]`",
         why="paper",
     ),
