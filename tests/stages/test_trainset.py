@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -97,52 +98,21 @@ def test_build_writes_a_sample_folder_once(
 ) -> None:
     root, ids, proxies, refs = scored
     config = SynthesisSettings(cutpaste_share=0.5)
-    out = build_scorer_training_set(
-        root, proxies, references=refs, out=tmp_path / "samples", split=ids, synthesis=config, progress=False
-    )
+    build = functools.partial(build_scorer_training_set, root, proxies, split=ids, progress=False)
+    out = build(references=refs, out=tmp_path / "samples", synthesis=config)
     rows = read_scorer_index(out)
     assert rows and {r["kind"] for r in rows} <= {"positive", "negative", "degraded", "cutpaste"}
     first = rows[0]["sample_id"]
     assert read_image(out / f"{first}.jpg").shape[:2] == (64, 64)
     stamp = (out / "samples.csv").stat().st_mtime_ns
-    assert (
-        build_scorer_training_set(
-            root, proxies, references=refs, out=out, split=ids, synthesis=config, progress=False
-        )
-        == out
-    )
+    assert build(references=refs, out=out, synthesis=config) == out
     assert (out / "samples.csv").stat().st_mtime_ns == stamp  # same settings: nothing redone
     with pytest.raises(FileExistsError, match="overwrite"):
-        build_scorer_training_set(
-            root,
-            proxies,
-            references=refs,
-            out=out,
-            split=ids,
-            synthesis=SynthesisSettings(seed=9),
-            progress=False,
-        )
-    build_scorer_training_set(
-        root,
-        proxies,
-        references=refs,
-        out=out,
-        split=ids,
-        synthesis=SynthesisSettings(seed=9),
-        overwrite=True,
-        progress=False,
-    )
+        build(references=refs, out=out, synthesis=SynthesisSettings(seed=9))
+    build(references=refs, out=out, synthesis=SynthesisSettings(seed=9), overwrite=True)
     assert not list(tmp_path.glob(".samples.*"))  # no temporary folder left behind
     with pytest.raises(FileNotFoundError, match="reference masks"):
-        build_scorer_training_set(
-            root,
-            proxies,
-            references=tmp_path / "none",
-            out=tmp_path / "s2",
-            split=ids,
-            synthesis=config,
-            progress=False,
-        )
+        build(references=tmp_path / "none", out=tmp_path / "s2", synthesis=config)
 
 
 def test_paper_proportions_scale_with_samples_per_image(scored: tuple[Path, list[str], Path, Path]) -> None:
