@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFParams, CRFPool, dense_crf
+from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFPool, CRFSettings, dense_crf
 
 
 def synthetic(seed: int, height: int, width: int, labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,7 @@ def synthetic(seed: int, height: int, width: int, labels: int) -> tuple[np.ndarr
     return np.clip(image, 0, 255).astype(np.uint8), (probs / probs.sum(0)).astype(np.float32)
 
 
-def run(height: int, width: int, args: argparse.Namespace, params: CRFParams) -> None:
+def run(height: int, width: int, args: argparse.Namespace, params: CRFSettings) -> None:
     data = [synthetic(i, height, width, args.labels) for i in range(args.images)]
     dense_crf(*data[0], params)  # warm-up
     serial, parallel, blocked, cpu = [], [], [], []

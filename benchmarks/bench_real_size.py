@@ -103,9 +103,8 @@ def instrument(clock: Clock) -> None:
     import sal_lightning.data.io as io
     import sal_lightning.data.proxy_data as proxy_data
     import sal_lightning.data.scorer_data as scorer_data
-    import sal_lightning.pipeline.steps  # noqa: F401  (every module that imports the IO functions)
+    import sal_lightning.pipeline.config  # noqa: F401  (every stage module: each imports IO functions)
     import sal_lightning.postprocess.crf as crf
-    import sal_lightning.stages.proxies  # noqa: F401
 
     torch.nn.Module.__call__ = clock.wrap("network", torch.nn.Module.__call__)  # type: ignore[method-assign]
     torch.Tensor.backward = clock.wrap("network", torch.Tensor.backward)  # type: ignore[method-assign]
@@ -127,9 +126,17 @@ def instrument(clock: Clock) -> None:
 
     crf.CRFPool.__init__ = in_process  # type: ignore[method-assign]
     names = (
-        "read_image", "write_image", "read_label_png", "write_label_png", "read_gray_png", "write_gray_png",
-        "read_reference", "write_reference", "read_cams", "write_cams",
-    )  # fmt: skip
+        "read_image",
+        "write_image",
+        "read_label_png",
+        "write_label_png",
+        "read_gray_png",
+        "write_gray_png",
+        "read_reference",
+        "write_reference",
+        "read_cams",
+        "write_cams",
+    )
     originals = {id(getattr(io, n)): clock.wrap("io", getattr(io, n)) for n in names}
     for module in [m for name, m in sys.modules.items() if name.startswith("sal_lightning")]:
         for attribute, value in list(vars(module).items()):
@@ -146,15 +153,22 @@ def stage_work(stage: str, work: Path, setup: dict[str, Any]) -> Callable[[], An
     """The work of one stage in ``work``, ready to run: configuration loaded and checked, networks
     not yet built (what a step does when the pipeline runs it, without the pipeline's checks)."""
     from sal_lightning.pipeline.config import build_pipeline, load_config
-    from sal_lightning.pipeline.runner import StepContext
-    from sal_lightning.stages.proxies import Step1
+    from sal_lightning.stages.step import StepContext
+    from sal_lightning.stages.step1 import Step1
 
     config = load_config(setup["config"])
     proxies = config.proxies
     assert not isinstance(proxies, str)
     if stage in STEP1 or stage == "p1":
         split, folder = (config.val_split, "step1/p1") if stage == "p1" else (config.train_split, "step1")
-        step1 = Step1(config.root, work / folder, split, proxies, config.saliency, config.trainer)
+        step1 = Step1(
+            config.root,
+            work / folder,
+            split=split,
+            settings=proxies,
+            saliency=config.saliency,
+            trainer=config.trainer,
+        )
         step1.workdir.mkdir(parents=True, exist_ok=True)
         if stage == "p1":
             return lambda: step1.predict_proxies(work / "step1" / "proxynet.ckpt", with_tags=False)
@@ -213,17 +227,26 @@ def prepare(work: Path, args: argparse.Namespace) -> None:
     raw = yaml.safe_load(CONFIG.read_text())
     steps, batch = args.steps, args.batch
     raw.update(
-        root=str(root), train_split="train", val_split="val", saliency=str(root / "saliency"),
+        root=str(root),
+        train_split="train",
+        val_split="val",
+        saliency=str(root / "saliency"),
         trainer={**raw["trainer"], "accelerator": "cpu", "enable_progress_bar": False},
         references={**raw["references"], "processes": 0},
         coarse={**raw["coarse"], "num_workers": 0},
         scorer={**raw["scorer"], "max_epochs": 1},
         select={"mode": raw["select"]["mode"], "keep": 0.5, "keep_coarse": 0.5},
-    )  # fmt: skip
+    )
     raw["proxies"].update(
-        cam_encoder_weights=weights["cam"], proxy_encoder_weights=weights["deeplab"], num_workers=0,
-        cam_steps=steps, cam_batch_size=batch, proxy_steps=steps, proxy_batch_size=batch, crf_processes=0,
-    )  # fmt: skip
+        cam_encoder_weights=weights["cam"],
+        proxy_encoder_weights=weights["deeplab"],
+        num_workers=0,
+        cam_steps=steps,
+        cam_batch_size=batch,
+        proxy_steps=steps,
+        proxy_batch_size=batch,
+        crf_processes=0,
+    )
     retrain = raw["retrain"]
     retrain.update(variants=["P5"], max_steps=steps)
     retrain["model"].update(encoder_weights=weights["deeplab"], crf_processes=0)

@@ -40,14 +40,13 @@ def _make_data(root: str, proxies: str, images: int, size: int) -> None:
     from sal_lightning.stages.corrupt import make_corrupted_proxies
 
     make_synthetic_voc(root, n_train=images, n_val=0, size=size, seed=0, difficulty="clean")
-    make_corrupted_proxies(root, proxies, "train", seed=0, progress=False)
+    make_corrupted_proxies(root, proxies, split="train", seed=0, progress=False)
 
 
 def _stage(kind: str, work: str, ids: list[str], trace: bool, queue: Any) -> None:
     """Run one stage on ``ids`` in this (fresh) process and put its figures on ``queue``."""
-    from sal_lightning.scoring.references import ReferenceConfig
-    from sal_lightning.stages.coarse import score_coarse
-    from sal_lightning.stages.trainer import TrainerOptions
+    from sal_lightning.stages.coarse import CoarseSettings, score_coarse
+    from sal_lightning.stages.trainer import TrainerSettings
     from sal_lightning.stages.trainset import build_scorer_training_set
 
     base = Path(work)
@@ -57,16 +56,26 @@ def _stage(kind: str, work: str, ids: list[str], trace: bool, queue: Any) -> Non
     start = time.perf_counter()
     if kind == "coarse":
         score_coarse(
-            base / "voc", base / "proxies", base / tag / "scores.csv", ids, references=base / tag / "refs",
-            saliency=base / "voc" / "saliency", reference=ReferenceConfig(), batch_size=32,
-            trainer=TrainerOptions(accelerator="cpu", enable_progress_bar=False),
-        )  # fmt: skip
+            base / "voc",
+            base / "proxies",
+            scores=base / tag / "scores.csv",
+            split=ids,
+            references=base / tag / "refs",
+            saliency=base / "voc" / "saliency",
+            settings=CoarseSettings(batch_size=32),
+            trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False),
+        )
     else:
         coarse = base / f"coarse-{len(ids)}"
         build_scorer_training_set(
-            base / "voc", base / "proxies", coarse / "refs", base / tag / "samples", ids,
-            scores=coarse / "scores.csv", progress=False,
-        )  # fmt: skip
+            base / "voc",
+            base / "proxies",
+            references=coarse / "refs",
+            out=base / tag / "samples",
+            split=ids,
+            scores=coarse / "scores.csv",
+            progress=False,
+        )
     seconds = time.perf_counter() - start
     heap = tracemalloc.get_traced_memory()[1] if trace else None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB

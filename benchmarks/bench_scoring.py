@@ -27,9 +27,9 @@ import torch
 from sal_lightning.data.layout import read_split
 from sal_lightning.data.synthetic import make_synthetic_voc
 from sal_lightning.models.scorer import MaskScorer
-from sal_lightning.stages.coarse import score_coarse
+from sal_lightning.stages.coarse import CoarseSettings, score_coarse
 from sal_lightning.stages.corrupt import make_corrupted_proxies
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.trainer import TrainerSettings
 
 
 def coarse_rate(root: Path, proxies: Path, work: Path, workers: int, cached: bool, repeats: int) -> float:
@@ -41,13 +41,12 @@ def coarse_rate(root: Path, proxies: Path, work: Path, workers: int, cached: boo
         score_coarse(
             root,
             proxies,
-            work / f"scores_{workers}_{r}.csv",
-            ids,
+            scores=work / f"scores_{workers}_{r}.csv",
+            split=ids,
             references=work / "refs" if cached else None,
             saliency=root / "saliency",
-            batch_size=8,
-            num_workers=workers,
-            trainer=TrainerOptions(accelerator="cpu", enable_progress_bar=False),
+            settings=CoarseSettings(batch_size=8, num_workers=workers),
+            trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False),
         )
         times.append(time.perf_counter() - start)
     return len(ids) / statistics.median(times)
@@ -83,7 +82,7 @@ def main() -> None:
         work = Path(tmp)
         root = make_synthetic_voc(work / "voc", n_train=args.images, n_val=0, size=(375, 500), seed=0)
         proxies = work / "proxies"
-        make_corrupted_proxies(root, proxies, read_split(root, "train"), seed=0, progress=False)
+        make_corrupted_proxies(root, proxies, split=read_split(root, "train"), seed=0, progress=False)
         rates = {w: coarse_rate(root, proxies, work, w, False, args.repeats) for w in (0, 1, 2)}
         coarse_rate(root, proxies, work, 0, True, 1)  # fills the reference cache
         cached = coarse_rate(root, proxies, work, 0, True, args.repeats)

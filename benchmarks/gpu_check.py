@@ -44,9 +44,19 @@ import torch.nn.functional as F
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 TINY = {
-    "backbone": "deeplabv2_resnet18", "encoder_depth": 3, "batch": 2, "crop": 33, "height": 48, "width": 64,
-    "steps": 1, "warmup": 0, "images": 1, "scorer_arch": "light", "scorer_input": 32, "scorer_batch": 2,
-}  # fmt: skip
+    "backbone": "deeplabv2_resnet18",
+    "encoder_depth": 3,
+    "batch": 2,
+    "crop": 33,
+    "height": 48,
+    "width": 64,
+    "steps": 1,
+    "warmup": 0,
+    "images": 1,
+    "scorer_arch": "light",
+    "scorer_input": 32,
+    "scorer_batch": 2,
+}
 
 
 def sync(device: str) -> None:
@@ -231,7 +241,7 @@ def loop_rate(args: argparse.Namespace, root: Path, devices: int) -> dict[str, A
     import lightning.pytorch as pl
 
     from sal_lightning import SALSegmenter, VOCSegmentationDataModule
-    from sal_lightning.stages.trainer import TrainerOptions, final_losses, make_trainer
+    from sal_lightning.stages.trainer import TrainerSettings, final_losses, make_trainer
 
     class Timer(pl.Callback):
         def __init__(self) -> None:
@@ -248,7 +258,7 @@ def loop_rate(args: argparse.Namespace, root: Path, devices: int) -> dict[str, A
     )
     precision = "bf16-mixed" if "bf16" in args.precisions else "32-true"
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
-    options = TrainerOptions(
+    options = TrainerSettings(
         accelerator=accelerator, devices=devices, precision=precision, enable_progress_bar=False
     )
     timer = Timer()
@@ -258,9 +268,14 @@ def loop_rate(args: argparse.Namespace, root: Path, devices: int) -> dict[str, A
     loop.fit(model, datamodule=data)
     times = timer.times[args.warmup :]
     steps_per_s = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
-    return {"devices": devices, "precision": precision, "steps_per_s": steps_per_s,
-            "images_per_s": steps_per_s * args.batch * devices, "loss": final_losses(loop).get("loss"),
-            "rank": loop.global_rank}  # fmt: skip
+    return {
+        "devices": devices,
+        "precision": precision,
+        "steps_per_s": steps_per_s,
+        "images_per_s": steps_per_s * args.batch * devices,
+        "loss": final_losses(loop).get("loss"),
+        "rank": loop.global_rank,
+    }
 
 
 def ddp_row(args: argparse.Namespace, root: Path, out: Path) -> dict[str, Any] | None:
@@ -287,8 +302,11 @@ def markdown(report: dict[str, Any]) -> str:
         "| network | precision | steps/s | images/s | peak GiB | last loss |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['network']} | {r['precision']} | {fmt(r['steps_per_s'])} | {fmt(r['images_per_s'])} | "
-              f"{fmt(r['peak_gib'])} | {fmt(r['last_loss'])} |" for r in report["train"]]  # fmt: skip
+    lines += [
+        f"| {r['network']} | {r['precision']} | {fmt(r['steps_per_s'])} | {fmt(r['images_per_s'])} | "
+        f"{fmt(r['peak_gib'])} | {fmt(r['last_loss'])} |"
+        for r in report["train"]
+    ]
     lines += [
         "",
         "| Lightning loop, P5 | devices | steps/s | images/s | last loss |",

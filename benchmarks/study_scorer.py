@@ -68,9 +68,11 @@ def study(
         runner.run(until="fine")
         seconds[seed] = time.perf_counter() - tic
         if truth is None:
-            truth = true_quality(root, ids, Path(workdir) / "step1" / "proxies", "fmeasure", False).ac
+            truth = true_quality(
+                root, ids, proxies=Path(workdir) / "step1" / "proxies", definition="fmeasure", progress=False
+            ).ac
         rows = read_scores(Path(workdir) / "fine" / "scores.csv")
-        runs[seed] = score_correlations(rows, truth, ("sc", "p", "sf"))
+        runs[seed] = score_correlations(rows, truth, columns=("sc", "p", "sf"))
         print(f"seed {seed}: " + ", ".join(f"{c} {v['pearson']:.3f}" for c, v in runs[seed].items()))
 
     print(f"\nscorer: {settings['scorer']}")

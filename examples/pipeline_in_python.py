@@ -33,7 +33,7 @@ class CountSelected(Step):
     min_weight: float = 0.5
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
-        scores = read_scores(ctx.path("scores.csv"))
+        scores = read_scores(ctx.paths.scores)  # the workdir's artefacts by name
         chosen = sorted(i for i, row in scores.items() if row["weight"] >= self.min_weight)
         ctx.path("selected.txt").write_text("\n".join(chosen) + "\n")
         return {"selected": len(chosen), "of": len(scores)}
@@ -46,7 +46,7 @@ def main() -> None:
     workdir = Path(args.workdir)
     root = make_synthetic_voc(workdir / "data", n_train=40, n_val=10, size=48, seed=0)
     proxies = workdir / "my-proxies"
-    make_corrupted_proxies(root, proxies, read_split(root, "train"), seed=0, progress=False)
+    make_corrupted_proxies(root, proxies, split=read_split(root, "train"), seed=0, progress=False)
 
     config = {
         "root": str(root),
@@ -55,19 +55,25 @@ def main() -> None:
         "saliency": str(root / "saliency"),
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
         "proxies": str(proxies),  # a folder: imported instead of running step 1
-        "scorer": {"model": {"arch": "light", "input_size": 48, "lr": 1e-3},
-                   "max_epochs": 3, "batch_size": 16},
+        "scorer": {
+            "model": {"arch": "light", "input_size": 48, "lr": 1e-3},
+            "max_epochs": 3,
+            "batch_size": 16,
+        },
         "select": {"keep": 0.6},
         "retrain": {
             "variants": ["P2", "P4"],
             "seeds": [0],
             "max_steps": 60,
-            "model": {"backbone": "deeplabv3_resnet18", "lr": 0.02,
-                      "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 32}},
+            "model": {
+                "backbone": "deeplabv3_resnet18",
+                "lr": 0.02,
+                "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 32},
+            },
             "data": {"crop_size": 48, "batch_size": 8, "num_workers": 0},
         },
         "evaluate": {"test_scales": [1.0], "crf": True, "batch_size": 10},
-    }  # fmt: skip
+    }
     sal = build_pipeline(config, workdir / "run")  # the SAL-Net steps and the trainer settings
     pipeline = Pipeline(sal.workdir, [*sal.steps, CountSelected()], sal.trainer)
     manifest = pipeline.run(resume=True)

@@ -116,11 +116,28 @@ def test_score_command_with_two_devices_matches_one(synthetic_voc: Path, tmp_pat
     for devices in ("1", "2"):
         scores = tmp_path / f"devices{devices}" / "scores.csv"
         command = [
-            sys.executable, "-m", "sal_lightning", "score", "folder", "--root", str(synthetic_voc),
-            "--proxies", str(proxies), "--split", "val", "--scores", str(scores),
-            "--saliency", str(synthetic_voc / "saliency"), "--scorer", "null",
-            "--trainer.accelerator", "cpu", "--trainer.devices", devices,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "sal_lightning",
+            "score",
+            "folder",
+            "--root",
+            str(synthetic_voc),
+            "--proxies",
+            str(proxies),
+            "--split",
+            "val",
+            "--scores",
+            str(scores),
+            "--saliency",
+            str(synthetic_voc / "saliency"),
+            "--scorer",
+            "null",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            devices,
+        ]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
         assert "scores of 6 pseudo-labels" in done.stdout
@@ -152,10 +169,19 @@ def test_a_pipeline_retraining_of_deeplab_v2_on_two_processes_keeps_batch_norm_f
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     base = [
-        sys.executable, "-m", "sal_lightning", "pipeline", "--config", str(tmp_path / "config.yaml"),
-        "--root", str(synthetic_voc), "--workdir", str(tmp_path / "work"),
-        "--proxies", str(synthetic_voc / "SegmentationClassAug"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "sal_lightning",
+        "pipeline",
+        "--config",
+        str(tmp_path / "config.yaml"),
+        "--root",
+        str(synthetic_voc),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--proxies",
+        str(synthetic_voc / "SegmentationClassAug"),
+    ]
     ran = subprocess.run([*base, "--only", "proxies"], env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr[-4000:]
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.batch_sizes", "global"]

@@ -164,3 +164,61 @@ def test_one_entry_point_parses_command_lines() -> None:
         and "import argparse" in path.read_text()
     ]
     assert not users, f"hand-written argparse parsers outside sal_lightning.cli.main: {users}"
+
+
+#: the most positional arguments a call in the package passes; past them, arguments are named
+MAX_POSITIONAL = 4
+
+
+def test_no_formatter_exemption() -> None:
+    """No ``# fmt: skip``: a call or a table that only fits packed by hand is the wrong shape."""
+    marker = "# fmt" + ": skip"
+    exempt = [str(path.relative_to(SRC.parent)) for path in modules().values() if marker in path.read_text()]
+    assert not exempt, f"formatter exemptions in {exempt}"
+
+
+def test_no_call_passes_more_than_four_positional_arguments() -> None:
+    crowded = [
+        f"{path.relative_to(SRC.parent)}:{node.lineno} {ast.unparse(node.func)}"
+        for path in modules().values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and len(node.args) > MAX_POSITIONAL
+    ]
+    assert not crowded, f"calls with more than {MAX_POSITIONAL} positional arguments: {crowded}"
+
+
+def stage_functions() -> dict[str, ast.FunctionDef]:
+    """The stage functions: the public module-level functions of the modules of ``stages``."""
+    return {
+        f"{name}.{node.name}": node
+        for name, path in modules().items()
+        if name.startswith("sal_lightning.stages.")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+    }
+
+
+def test_stage_functions_take_keywords_after_the_first_two_arguments() -> None:
+    functions = stage_functions()
+    assert {"sal_lightning.stages.coarse.score_coarse", "sal_lightning.stages.scorer.train_scorer"} <= set(
+        functions
+    )
+    positional = {
+        name: [a.arg for a in node.args.posonlyargs + node.args.args]
+        for name, node in functions.items()
+        if len(node.args.posonlyargs + node.args.args) > 2
+    }
+    assert not positional, f"stage functions with more than two positional parameters: {positional}"
+
+
+def test_steps_live_with_their_stages() -> None:
+    """Every pipeline step is defined in the stage module whose function it runs; ``pipeline`` keeps
+    the runner, the manifest and the configuration tree."""
+    assert not (SRC / "pipeline" / "steps.py").exists()
+    steps = {
+        f"{name}.{node.name}"
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "Step" for base in node.bases)
+    }
+    assert len(steps) >= 10 and all(s.startswith("sal_lightning.stages.") for s in steps), sorted(steps)

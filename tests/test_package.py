@@ -120,12 +120,12 @@ def test_unknown_top_level_name() -> None:
 
 def test_check_tensor_binds_symbols_across_tensors() -> None:
     dims: dict[str, int] = {}
-    check_tensor(torch.zeros(2, 21, 5, 6), "logits", "B K H W", "float", dims)
-    check_tensor(torch.zeros(2, 5, 6, dtype=torch.long), "target", "B H W", "int", dims)
+    check_tensor(torch.zeros(2, 21, 5, 6), "logits", "B K H W", "float", dims=dims)
+    check_tensor(torch.zeros(2, 5, 6, dtype=torch.long), "target", "B H W", "int", dims=dims)
     with pytest.raises(ValueError, match=r"target: expected shape \[B, H, W\]"):
-        check_tensor(torch.zeros(2, 5, 7, dtype=torch.long), "target", "B H W", "int", dims)
+        check_tensor(torch.zeros(2, 5, 7, dtype=torch.long), "target", "B H W", "int", dims=dims)
     with pytest.raises(ValueError, match="target: expected a tensor"):
-        check_tensor(torch.zeros(2, 5, 6), "target", "B H W", "int", dims)
+        check_tensor(torch.zeros(2, 5, 6), "target", "B H W", "int", dims=dims)
     with pytest.raises(ValueError, match="got list"):
         check_tensor([1, 2], "x", "N")
     with pytest.raises(ValueError, match="expected a tensor"):

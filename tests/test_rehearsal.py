@@ -72,24 +72,37 @@ def test_the_paper_resnet101_pipeline_runs_at_real_size(
         },
     )
     overrides = {
-        "root": str(root), "train_split": "train", "val_split": "val", "saliency": str(root / "saliency"),
+        "root": str(root),
+        "train_split": "train",
+        "val_split": "val",
+        "saliency": str(root / "saliency"),
         "trainer": {**raw["trainer"], "accelerator": "cpu", "enable_progress_bar": False},
         "proxies": {
-            **raw["proxies"], "cam_encoder_weights": weights["cam"], "num_workers": 0,
-            "proxy_encoder_weights": weights["proxy"], "cam_steps": 1, "cam_batch_size": 1,
-            "cam_crop_size": 321, "cam_scales": [1.0], "proxy_steps": 2, "proxy_batch_size": 1,
-            "test_scales": [1.0], "crf_processes": 0,
+            **raw["proxies"],
+            "cam_encoder_weights": weights["cam"],
+            "num_workers": 0,
+            "proxy_encoder_weights": weights["proxy"],
+            "cam_steps": 1,
+            "cam_batch_size": 1,
+            "cam_crop_size": 321,
+            "cam_scales": [1.0],
+            "proxy_steps": 2,
+            "proxy_batch_size": 1,
+            "test_scales": [1.0],
+            "crf_processes": 0,
         },
         "references": {**raw["references"], "processes": 0},
         "coarse": {**raw["coarse"], "batch_size": 2, "num_workers": 0},
         "scorer": {**raw["scorer"], "max_epochs": 1, "batch_size": 2},
         "select": {"mode": raw["select"]["mode"], "keep": 0.5, "keep_coarse": 0.5},  # shares, not taus
         "retrain": {
-            **raw["retrain"], "max_steps": 2, "variants": ["P2", "P3", "P5"],  # none, SC, SF + attention
+            **raw["retrain"],
+            "max_steps": 2,
+            "variants": ["P2", "P3", "P5"],  # none, SC, SF + attention
             "model": {**model, "encoder_weights": weights["retrain"], "crf_processes": 0},
             "data": {**raw["retrain"]["data"], "batch_size": 1, "num_workers": 0},
         },
-    }  # fmt: skip
+    }
     config = load_config(CONFIG, **overrides)
     assert config.retrain.data["crop_size"] == config.proxies.proxy_crop_size == 321  # type: ignore[union-attr]
     assert config.evaluate.test_scales == (0.5, 0.75, 1.0) and config.evaluate.crf  # the paper's test time
@@ -99,7 +112,7 @@ def test_the_paper_resnet101_pipeline_runs_at_real_size(
     # so the later stages rehearse on pseudo-labels that hold objects: the ground truth, corrupted
     step1 = build_pipeline(config, tmp_path / "step1").run(until="proxies")["steps"]["proxies"]
     proxies = tmp_path / "proxies"
-    make_corrupted_proxies(root, proxies, "train", seed=0, progress=False)
+    make_corrupted_proxies(root, proxies, split="train", seed=0, progress=False)
     work = tmp_path / "work"
     records = build_pipeline(load_config(CONFIG, **{**overrides, "proxies": str(proxies)}), work).run()[
         "steps"

@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "MaskScorerDataModule": "sal_lightning.data.datamodules",
     "SALSegmenter": "sal_lightning.models",
     "MaskScorer": "sal_lightning.models",
-    "ReferenceNet": "sal_lightning.models",
+    "AgreementNet": "sal_lightning.models",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from sal_lightning.data.datamodules import VOCSegmentationDataModule as VOCSegmentationDataModule
     from sal_lightning.losses import AttentionLoss as AttentionLoss
     from sal_lightning.losses import SelectionLoss as SelectionLoss
+    from sal_lightning.models import AgreementNet as AgreementNet
     from sal_lightning.models import MaskScorer as MaskScorer
-    from sal_lightning.models import ReferenceNet as ReferenceNet
     from sal_lightning.models import SALSegmenter as SALSegmenter
     from sal_lightning.pipeline import Pipeline as Pipeline
 

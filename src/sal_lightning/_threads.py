@@ -226,7 +226,7 @@ def apply_threads(processes: int = 1, announce: bool = True) -> ThreadChoice:
         busy = measure_busy(cpus) if _CHOSEN is None else float(_CHOSEN.busy or 0.0)
         usable = float(len(cpus)) if quota is None else min(float(len(cpus)), quota)
         threads = choose_threads(len(cpus), quota, busy, processes)
-        choice = ThreadChoice(threads, "policy", usable, busy, processes)
+        choice = ThreadChoice(threads, "policy", usable, busy, processes=processes)
     if choice.source in (ENV, "policy"):
         os.environ["OMP_NUM_THREADS"] = str(choice.threads)  # torch reads it when imported later
         if "torch" in sys.modules:

@@ -34,9 +34,14 @@ class Tiny(pl.LightningModule):
 def _run(lines: ProgressLines, steps: int = 6, predict: bool = False) -> None:
     data = DataLoader(TensorDataset(torch.randn(8, 3), torch.randn(8, 1)), batch_size=2)
     trainer = pl.Trainer(
-        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[lines], accelerator="cpu",
-    )  # fmt: skip
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[lines],
+        accelerator="cpu",
+    )
     model = Tiny()
     trainer.fit(model, data)
     if predict:

@@ -63,11 +63,17 @@ def write_coco80(base: Path) -> tuple[Path, list[Path]]:
             Image.fromarray(pixels).save(base / subset / name, quality=90)
             for category, x0, y0, x1, y1, crowd in objects:
                 segmentation = _crowd(x0, y0, x1, y1) if crowd else [_rect(x0, y0, x1, y1)]
-                annotations.append({
-                    "id": 100 * image_id + len(annotations), "image_id": image_id, "category_id": category,
-                    "segmentation": segmentation, "iscrowd": crowd, "area": float((x1 - x0) * (y1 - y0)),
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                })  # fmt: skip
+                annotations.append(
+                    {
+                        "id": 100 * image_id + len(annotations),
+                        "image_id": image_id,
+                        "category_id": category,
+                        "segmentation": segmentation,
+                        "iscrowd": crowd,
+                        "area": float((x1 - x0) * (y1 - y0)),
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    }
+                )
         path = base / "annotations" / f"instances_{subset}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
@@ -79,24 +85,36 @@ def _fit_config(root: Path, out: Path) -> Path:
     config = {
         "seed_everything": 0,
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_steps": 1, "limit_val_batches": 1, "logger": False,
-            "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(out),
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_steps": 1,
+            "limit_val_batches": 1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(out),
         },
         "model": {
             "class_path": "sal_lightning.SALSegmenter",
             "init_args": {
-                "backbone": "deeplabv3_resnet18", "lr": 0.01, "test_scales": [1.0],
+                "backbone": "deeplabv3_resnet18",
+                "lr": 0.01,
+                "test_scales": [1.0],
                 "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 8},
             },
         },
         "data": {
             "class_path": "sal_lightning.data.VOCSegmentationDataModule",
             "init_args": {
-                "root": str(root), "train_split": "train", "val_split": "val", "crop_size": 32,
-                "batch_size": 2, "num_workers": 0,
+                "root": str(root),
+                "train_split": "train",
+                "val_split": "val",
+                "crop_size": 32,
+                "batch_size": 2,
+                "num_workers": 0,
             },
         },
-    }  # fmt: skip
+    }
     path = out / "fit.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config))
@@ -107,8 +125,9 @@ def test_coco_from_annotations_to_scores(tmp_path: Path, capsys: pytest.CaptureF
     images, files = write_coco80(tmp_path / "coco")
     root = tmp_path / "root"
     annotations = "[" + ", ".join(str(f) for f in files) + "]"
-    assert main(["data", "coco", "--annotations", annotations, "--images", str(images),
-                 "--out", str(root)]) == 0  # fmt: skip
+    assert (
+        main(["data", "coco", "--annotations", annotations, "--images", str(images), "--out", str(root)]) == 0
+    )
     assert read_classes(root / "classes.txt") == COCO_CLASSES and len(COCO_CLASSES) == 81
     crowd = read_label_png(root / "SegmentationClass" / "COCO_train2014_000000000002.png", 81)
     assert crowd[39, 0] == 255 and crowd[10, 10] == 80  # the crowd region ignored, the toothbrush 80
@@ -134,9 +153,26 @@ def test_coco_from_annotations_to_scores(tmp_path: Path, capsys: pytest.CaptureF
         with Image.open(png) as image:
             colours = np.array(image.getpalette()[: 81 * 3], dtype=np.uint8).reshape(81, 3)
         assert (colours == palette(81)[:81]).all()
-    scorer = "{method: reference, model: {input_size: 32}, max_epochs: 1, batch_size: 4}"
-    assert main(["score", "folder", "--root", str(root), "--proxies", str(proxies), "--scores", str(scores),
-                 "--scorer", scorer, "--keep", "0.6"]) == 0  # fmt: skip
+    scorer = "{method: agreement, model: {input_size: 32}, max_epochs: 1, batch_size: 4}"
+    assert (
+        main(
+            [
+                "score",
+                "folder",
+                "--root",
+                str(root),
+                "--proxies",
+                str(proxies),
+                "--scores",
+                str(scores),
+                "--scorer",
+                scorer,
+                "--keep",
+                "0.6",
+            ]
+        )
+        == 0
+    )
     rows = read_scores(scores)
     assert len(rows) == 5
     assert all(0 <= r["cd"] <= 1 and 0 <= r["sc"] <= 1 and 0 <= r["sf"] <= 1 for r in rows.values())

@@ -15,7 +15,7 @@ from sal_lightning.data.io import read_id_list
 def test_cli_synth(tmp_path: Path, capsys) -> None:
     assert (
         main(
-            ["data", "synth", "--out", str(tmp_path / "d"), "--n-train", "2", "--n-val", "1", "--size", "24"]
+            ["data", "synth", "--out", str(tmp_path / "d"), "--n_train", "2", "--n_val", "1", "--size", "24"]
         )
         == 0
     )
@@ -49,17 +49,13 @@ def test_cli_check_decodes_every_image(voc_copy: Path, capsys) -> None:
     assert len(err.strip().splitlines()) == 1 and "synth_000013.jpg: cannot read image" in err
 
 
-def test_the_dashed_spelling_of_an_option_works_too(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``--n-train`` is ``--n_train`` (the YAML key and the Python argument)."""
-    assert (
-        main(
-            ["data", "synth", "--out", str(tmp_path / "d"), "--n_train", "1", "--n-val", "1", "--size", "16"]
-        )
-        == 0
-    )
+def test_an_option_has_one_spelling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--n_train`` (the YAML key and the Python argument); the dashed ``--n-val`` is refused."""
+    argv = ["data", "synth", "--out", str(tmp_path / "d"), "--n_train", "1", "--size", "16"]
+    assert main([*argv, "--n_val", "1"]) == 0
     assert read_id_list(tmp_path / "d/ImageSets/Segmentation/train.txt") == ["synth_000000"]
+    assert main([*argv, "--n-val", "1"]) == 2
+    assert "--n-val" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["data", "synth", "--help"])
     assert "--n_train N_TRAIN" in capsys.readouterr().out

@@ -29,9 +29,19 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
     run = tmp_path / "run"
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
     assert list(manifest) == [
-        "proxies", "references", "coarse", "scorer", "fine", "select",
-        "retrain-P2", "retrain-P3", "retrain-P4", "retrain-P5", "evaluate", "report",
-    ]  # fmt: skip
+        "proxies",
+        "references",
+        "coarse",
+        "scorer",
+        "fine",
+        "select",
+        "retrain-P2",
+        "retrain-P3",
+        "retrain-P4",
+        "retrain-P5",
+        "evaluate",
+        "report",
+    ]
     assert all(record["status"] == "done" for record in manifest.values())
     for column in ("sf", "sc"):  # every selection keeps its share: ceil(0.6 x 24) = 15, zeros never
         kept = manifest["select"]["result"][column]
@@ -54,10 +64,10 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
     _demo(tmp_path)  # resume: every step is finished with the same configuration
     again = json.loads((run / "manifest.json").read_text())["steps"]
     assert {k: v["finished"] for k, v in again.items()} == {k: v["finished"] for k, v in manifest.items()}
-    listing = _demo(tmp_path, "--list-steps")
+    listing = _demo(tmp_path, "--list_steps")
     assert re.search(r"^retrain-P3 +done +took [0-9.]+ (s|min)", listing, re.M)
     _demo(tmp_path, "--only", "select")  # a new selection: what reads it is stale, P2 (all proxies) is not
-    listing = _demo(tmp_path, "--list-steps")
+    listing = _demo(tmp_path, "--list_steps")
     for step, status in [("retrain-P2", "done"), ("retrain-P3", "stale"), ("retrain-P5", "stale")]:
         assert re.search(rf"^{step} +{status} ", listing, re.M), listing
     assert re.search(r"^evaluate +stale ", listing, re.M) and re.search(r"^references +done ", listing, re.M)

@@ -31,7 +31,7 @@ def parsers() -> Iterator[tuple[str, ArgumentParser]]:
     from sal_lightning.stages.proxies import run_proxies
 
     parser = command_parser("sal-lightning proxies", "")
-    add_function(parser, run_proxies, flatten=("config",))
+    add_function(parser, run_proxies, flatten=("settings",))
     yield "proxies", parser
     yield "pipeline", pipeline.parser("sal-lightning pipeline")
     yield "demo", pipeline.demo_parser([])

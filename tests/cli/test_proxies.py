@@ -19,9 +19,20 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "proxies.yaml"
 def test_proxies_command_runs_cam_seeds_proxynet_and_proxies(synthetic_voc: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "step1"
     argv = [
-        "proxies", "--config", CONF, "--root", synthetic_voc, "--workdir", workdir,
-        "--saliency", synthetic_voc / "saliency", "--val_split", "val", "--predict_with_tags", "true",
-    ]  # fmt: skip
+        "proxies",
+        "--config",
+        CONF,
+        "--root",
+        synthetic_voc,
+        "--workdir",
+        workdir,
+        "--saliency",
+        synthetic_voc / "saliency",
+        "--val_split",
+        "val",
+        "--predict_with_tags",
+        "true",
+    ]
     assert main(list(map(str, argv))) == 0
     ids = (synthetic_voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
     for image_id in ids:

@@ -50,11 +50,11 @@ def test_command_line_end_to_end(
             samples,
             "--scores",
             scores,
-            "--cutpaste-share",
+            "--cutpaste_share",
             "0.5",
         )
         == 0
-    )  # fmt: skip  (the dashed spelling works)
+    )
     assert (samples / "samples.csv").is_file()
     tiny = ("--max_epochs", "1", "--model.input_size", "32", "--model.arch", "light", "--model.lr", "1e-3")
     assert (
@@ -101,8 +101,25 @@ def test_command_line_end_to_end(
     assert list((trained.parent / "scorer" / "checkpoints").glob("*.ckpt"))
     assert len(list((trained.parent / "references").glob("*.png"))) == len(ids)
     coarse_only = tmp_path / "coarse_only" / "scores.csv"
-    assert _run("folder", "--root", root, "--proxies", proxies, "--scores", coarse_only, "--saliency",
-                root / "saliency", "--scorer", "null", "--tau", "0.4", *CPU) == 0  # fmt: skip
+    assert (
+        _run(
+            "folder",
+            "--root",
+            root,
+            "--proxies",
+            proxies,
+            "--scores",
+            coarse_only,
+            "--saliency",
+            root / "saliency",
+            "--scorer",
+            "null",
+            "--tau",
+            "0.4",
+            *CPU,
+        )
+        == 0
+    )
     assert all(
         math.isnan(r["p"]) and r["weight"] == float(r["sc"] >= 0.4) for r in read_scores(coarse_only).values()
     )
@@ -110,8 +127,21 @@ def test_command_line_end_to_end(
     assert _run("select", "--scores", folder_scores, "--tau", "0.3", "--column", "sc") == 0
     assert all(r["weight"] == float(r["sc"] >= 0.3) for r in read_scores(folder_scores).values())
     capsys.readouterr()
-    assert _run("fine", "--root", root, "--proxies", proxies, "--checkpoint", tmp_path / "no.ckpt",
-                "--scores", scores, *CPU) == 2  # fmt: skip
+    assert (
+        _run(
+            "fine",
+            "--root",
+            root,
+            "--proxies",
+            proxies,
+            "--checkpoint",
+            tmp_path / "no.ckpt",
+            "--scores",
+            scores,
+            *CPU,
+        )
+        == 2
+    )
     assert "no.ckpt" in capsys.readouterr().err
     assert _run("references", "--root", tmp_path, "--out", refs) == 2
     assert "not a VOC root" in capsys.readouterr().err
@@ -123,7 +153,7 @@ def test_score_folder_writes_a_fresh_table(
     """An existing scores.csv keeps nothing of its earlier run: no stale row, no old p / sf."""
     ids = read_split(synthetic_voc, "train")[:5]
     proxies, scores = tmp_path / "proxies", tmp_path / "scores.csv"
-    make_corrupted_proxies(synthetic_voc, proxies, ids, seed=0, progress=False)
+    make_corrupted_proxies(synthetic_voc, proxies, split=ids, seed=0, progress=False)
     earlier = {i: {"ac": 0.1, "cd": 1.0, "sc": 0.1, "p": 0.99, "sf": 0.99, "weight": 0.0} for i in ids}
     write_scores(scores, {**earlier, "synth_000011": {"sc": 0.5, "p": 0.9, "sf": 0.9, "weight": 1.0}})
     capsys.readouterr()
@@ -173,7 +203,9 @@ def test_score_folder_never_sees_the_ground_truth(
     from sal_lightning.data.layout import GT_DIRS
 
     proxies = tmp_path / "proxies"
-    make_corrupted_proxies(synthetic_voc, proxies, read_split(synthetic_voc, "train"), seed=4, progress=False)
+    make_corrupted_proxies(
+        synthetic_voc, proxies, split=read_split(synthetic_voc, "train"), seed=4, progress=False
+    )
     blind = Path(shutil.copytree(synthetic_voc, tmp_path / "blind"))
     for folder in GT_DIRS:
         shutil.rmtree(blind / folder)

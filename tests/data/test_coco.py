@@ -210,8 +210,9 @@ def test_conversion_labels_tags_lists_and_classes(tiny_coco: tuple[Path, Path, P
                 continue
             written = Image.open(png)
             assert written.mode == "P" and written.size == (W, H)
-            assert np.array_equal(np.asarray(written.getpalette(), dtype=np.uint8).reshape(-1, 3)[:256],
-                                  palette(5))  # fmt: skip
+            assert np.array_equal(
+                np.asarray(written.getpalette(), dtype=np.uint8).reshape(-1, 3)[:256], palette(5)
+            )
             assert np.array_equal(np.asarray(written), expected_labels(coco, info["id"], label_of)), stem
             jpeg = out / "JPEGImages" / f"{stem}.jpg"
             source = images / info["file_name"].split("_")[1] / info["file_name"]
@@ -334,7 +335,11 @@ def test_images_are_copied_across_file_systems(tiny_coco: tuple[Path, Path, Path
 def test_degenerate_polygons_have_no_area() -> None:
     """Polygons of fewer than three points are left out (pycocotools reads four numbers as a box)."""
     img = CocoImage(
-        "x", "x.jpg", H, W, ({"id": 1, "category_id": 5, "segmentation": [[1, 1, 30, 20], rect(2, 2, 6, 6)]},)
+        "x",
+        "x.jpg",
+        H,
+        W,
+        annotations=({"id": 1, "category_id": 5, "segmentation": [[1, 1, 30, 20], rect(2, 2, 6, 6)]},),
     )
     labels = coco_label_map(img, {5: 1})
     assert labels[4, 4] == 1 and labels[15, 20] == 0 and int((labels == 1).sum()) == 16

@@ -154,9 +154,14 @@ def test_trainer_fit_with_workers(synthetic_voc: Path) -> None:
     dm = VOCSegmentationDataModule(str(synthetic_voc), crop_size=32, batch_size=2, num_workers=1)
     model = _TinySegmenter()
     trainer = pl.Trainer(
-        max_steps=3, limit_val_batches=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-    )  # fmt: skip
+        max_steps=3,
+        limit_val_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 3 and model.seen[:2] == ["synth_000012", "synth_000013"]
 

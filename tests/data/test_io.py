@@ -39,8 +39,17 @@ def test_constants_match_voc() -> None:
     assert len(VOC_CLASSES) == NUM_CLASSES == 21 and NUM_FOREGROUND == 20 and IGNORE_INDEX == 255
     assert VOC_CLASSES[0] == "background" and VOC_CLASSES[15] == "person" and VOC_CLASSES[20] == "tvmonitor"
     # colours as published in the VOC devkit's colour map (VOClabelcolormap.m)
-    known = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128),
-             8: (64, 0, 0), 15: (192, 128, 128), 20: (0, 64, 128), 255: (224, 224, 192)}  # fmt: skip
+    known = {
+        0: (0, 0, 0),
+        1: (128, 0, 0),
+        2: (0, 128, 0),
+        3: (128, 128, 0),
+        4: (0, 0, 128),
+        8: (64, 0, 0),
+        15: (192, 128, 128),
+        20: (0, 64, 128),
+        255: (224, 224, 192),
+    }
     for label, rgb in known.items():
         assert tuple(VOC_PALETTE[label]) == rgb
     assert VOC_PALETTE.shape == (256, 3) and len({tuple(c) for c in VOC_PALETTE}) == 256

@@ -12,7 +12,7 @@ import torch
 
 from sal_lightning import SALSegmenter, VOCSegmentationDataModule
 from sal_lightning.cli import main
-from sal_lightning.models import CAMClassifier, MaskScorer, ProxyNet, ReferenceNet
+from sal_lightning.models import AgreementNet, CAMClassifier, MaskScorer, ProxyNet
 from sal_lightning.models.finite import NonFiniteLossError
 from tests.cli.test_lightning import CONFIG_DIR, tiny_overrides
 
@@ -103,7 +103,7 @@ def _nan_image(shape: tuple[int, ...]) -> torch.Tensor:
     return image
 
 
-@pytest.mark.parametrize("kind", ["cam", "proxy", "scorer", "reference", "segmenter"])
+@pytest.mark.parametrize("kind", ["cam", "proxy", "scorer", "agreement", "segmenter"])
 def test_every_module_names_its_term(kind: str) -> None:
     tags = torch.zeros(2, 20)
     tags[:, 3] = 1
@@ -121,10 +121,10 @@ def test_every_module_names_its_term(kind: str) -> None:
         module = MaskScorer(arch="light", input_size=16)
         batch = {"image": _nan_image((2, 3, 16, 16)), "mask": torch.ones(2, 16, 16), "target": torch.ones(2)}
         term = "scorer (l2 loss, Eq. 6)"
-    elif kind == "reference":
-        module = ReferenceNet(input_size=32)
+    elif kind == "agreement":
+        module = AgreementNet(input_size=32)
         batch = {"image": _nan_image((2, 3, 32, 32)), "mask": torch.zeros(2, 32, 32, dtype=torch.long)}
-        term = "reference (cross-entropy)"
+        term = "agreement (cross-entropy)"
     else:
         module = SALSegmenter(backbone="deeplabv2_resnet18", backbone_kwargs={"encoder_depth": 3})
         term = "L_sel (selection loss, Eq. 13)"

@@ -46,8 +46,9 @@ def _units() -> list[tuple[str, int, int, int, int, int]]:
     return units
 
 
-def _conv_bn(state: dict[str, torch.Tensor], name: str, x: torch.Tensor, stride: int, dilation: int,
-             calibrate: bool) -> torch.Tensor:  # fmt: skip
+def _conv_bn(
+    state: dict[str, torch.Tensor], name: str, x: torch.Tensor, stride: int, dilation: int, calibrate: bool
+) -> torch.Tensor:
     weight = state[f"{name}.conv.weight"].to(x.dtype)
     padding = dilation * (weight.shape[-1] // 2)
     y = F.conv2d(x, weight, None, stride, padding, dilation)

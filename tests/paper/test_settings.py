@@ -11,7 +11,7 @@ import yaml
 
 from sal_lightning import paper
 from sal_lightning.pipeline.config import load_config
-from sal_lightning.stages.proxy_config import ProxyConfig
+from sal_lightning.stages.proxy_settings import ProxySettings
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "examples" / "configs"
@@ -47,9 +47,15 @@ def test_paper_config_holds_the_papers_values(name: str) -> None:
     else:
         settings = paper.segmenter_settings(yaml.safe_load((CONFIGS / name).read_text()))
         step1_and_scoring = {
-            "cam_backbone", "cam_conv7_channels", "proxy_backbone", "background", "predict_with_tags",
-            "tau", "tau_coarse", "b",
-        }  # fmt: skip
+            "cam_backbone",
+            "cam_conv7_channels",
+            "proxy_backbone",
+            "background",
+            "predict_with_tags",
+            "tau",
+            "tau_coarse",
+            "b",
+        }
         expected = (
             (set(paper.PAPER[network]) | set(paper.RELEASED))
             - step1_and_scoring
@@ -80,7 +86,7 @@ def test_a_drifted_value_is_reported() -> None:
 def test_resnet101_pipeline_builds_the_papers_steps() -> None:
     tree = load_config(CONFIGS / "pipeline_voc_resnet101.yaml")
     assert (tree.select.tau_coarse, tree.select.tau) == (0.8, 0.85)
-    assert isinstance(tree.proxies, ProxyConfig)
+    assert isinstance(tree.proxies, ProxySettings)
     assert (
         tree.proxies.proxy_backbone == "deeplabv2_caffe_resnet101"
         and tree.proxies.cam_backbone == "vgg16_aspp"
@@ -92,7 +98,7 @@ def test_resnet101_pipeline_builds_the_papers_steps() -> None:
 def test_vgg16_pipeline_is_vgg16_throughout() -> None:
     tree = load_config(CONFIGS / "pipeline_voc_vgg16.yaml")
     proxy = tree.proxies
-    assert isinstance(proxy, ProxyConfig)
+    assert isinstance(proxy, ProxySettings)
     assert (proxy.cam_backbone, proxy.cam_conv7_channels, proxy.proxy_backbone) == (
         "vgg16_aspp",
         1024,

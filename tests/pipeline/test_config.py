@@ -7,23 +7,21 @@ from typing import Any
 
 import pytest
 
-from sal_lightning.pipeline.config import PipelineConfig, build_steps, parse_config
-from sal_lightning.pipeline.steps import ImportProxies, MakeProxies, Retrain
-from sal_lightning.scoring.coarse import CoarseConfig
-from sal_lightning.scoring.synthesis import SynthesisConfig
+from sal_lightning.pipeline.config import PipelineSettings, build_steps, parse_config
+from sal_lightning.scoring.synthesis import SynthesisSettings
 from sal_lightning.stages.coarse import CoarseSettings
-from sal_lightning.stages.proxy_config import ProxyConfig
+from sal_lightning.stages.proxies import ImportProxies, MakeProxies
+from sal_lightning.stages.proxy_settings import ProxySettings
 from sal_lightning.stages.references import ReferenceSettings
+from sal_lightning.stages.retrain import Retrain
 from sal_lightning.stages.scorer import ScorerSettings
 from sal_lightning.stages.select import SelectSettings
 
 
 def test_build_steps_orders_the_four_steps() -> None:
     steps = build_steps({"root": "voc", "retrain": {"variants": ["P2", "P5"], "seeds": [0, 1]}})
-    assert [s.name for s in steps] == [
-        "proxies", "references", "coarse", "scorer", "fine", "select",
-        "retrain-P2", "retrain-P5", "evaluate", "report",
-    ]  # fmt: skip
+    names = ["proxies", "references", "coarse", "scorer", "fine", "select", "retrain-P2", "retrain-P5"]
+    assert [s.name for s in steps] == [*names, "evaluate", "report"]
     first = steps[0]
     assert isinstance(first, MakeProxies) and first.split == "train_aug" and first.val_split == "val"
     retrain = steps[7]
@@ -42,9 +40,9 @@ def test_build_steps_imports_a_proxy_folder() -> None:
 
 def test_a_section_is_its_settings_class() -> None:
     tree = parse_config({"root": "voc", "select": {"tau": 0.55, "tau_coarse": 0.5}, "coarse": {"b": 0.2}})
-    assert isinstance(tree, PipelineConfig) and tree.select == SelectSettings(tau=0.55, tau_coarse=0.5)
+    assert isinstance(tree, PipelineSettings) and tree.select == SelectSettings(tau=0.55, tau_coarse=0.5)
     assert tree.coarse.b == 0.2 and tree.coarse.batch_size == 8  # the other keys keep their defaults
-    assert tree.select.coarse().tau == 0.5 and tree.select.fine().tau == 0.55
+    assert tree.select.rule("sc").tau == 0.5 and tree.select.rule("sf").tau == 0.55
 
 
 @pytest.mark.parametrize(
@@ -62,8 +60,8 @@ def test_a_section_is_its_settings_class() -> None:
         ({"root": "v", "coarse": {"b": -5}}, r"^coarse: b: expected a number >= 0"),
         ({"root": "v", "select": {"keep": 0.6, "tau": 0.8}}, r"^select: tau and keep: both are set"),
         (
-            {"root": "v", "scorer": {"method": "reference", "synthesis": {"samples_per_image": 5}}},
-            r"^scorer: synthesis: only method 'regression' synthesises",
+            {"root": "v", "scorer": {"method": "agreement", "synthesis": {"samples_per_image": 5}}},
+            r"^scorer: synthesis: method 'agreement' synthesises no training set",
         ),
         ({"root": "v", "proxies": {"cam_lr": -1}}, r"(?s)cam_lr: expected a number > 0"),
         ({"root": "v", "evaluate": {"test_fuse": "median"}}, r"evaluate.*test_fuse"),
@@ -92,12 +90,12 @@ def test_the_coco_pipeline_config_parses() -> None:
     ("cls", "kwargs", "message"),
     [
         (CoarseSettings, {"b": -5}, r"b: expected a number >= 0"),
-        (CoarseConfig, {"b": float("nan")}, r"b: expected a number >= 0"),
-        (CoarseConfig, {"definition": "f1"}, r"definition: expected 'paper' or 'fmeasure'"),
-        (ProxyConfig, {"seed": -1}, r"seed: expected an integer >= 0"),
-        (ProxyConfig, {"expand_weight": -1.0}, r"expand_weight: expected a number >= 0"),
+        (CoarseSettings, {"b": float("nan")}, r"b: expected a number >= 0"),
+        (CoarseSettings, {"definition": "f1"}, r"definition: expected 'paper' or 'fmeasure'"),
+        (ProxySettings, {"seed": -1}, r"seed: expected an integer >= 0"),
+        (ProxySettings, {"expand_weight": -1.0}, r"expand_weight: expected a number >= 0"),
         (ScorerSettings, {"seed": -1}, r"seed: expected an integer >= 0"),
-        (SynthesisConfig, {"degraded_share": float("nan")}, r"degraded_share: expected a number >= 0"),
+        (SynthesisSettings, {"degraded_share": float("nan")}, r"degraded_share: expected a number >= 0"),
         (ReferenceSettings, {"max_objects": 1.5}, r"max_objects: expected"),
     ],
 )

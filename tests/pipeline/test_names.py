@@ -1,5 +1,5 @@
-"""One name per setting: a pipeline section's keys are its stage function's arguments (and so the
-flags of its command), with the same defaults."""
+"""One name per setting: a pipeline section is the settings class of its stage function (and so its
+keys are the flags of the stage's command), with the same defaults."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sal_lightning.cli.args import dataclass_of
-from sal_lightning.pipeline.config import PipelineConfig
+from sal_lightning.pipeline.config import PipelineSettings
 from sal_lightning.stages.coarse import score_coarse
 from sal_lightning.stages.evaluate import evaluate
 from sal_lightning.stages.fine import score_fine
@@ -23,45 +23,40 @@ from sal_lightning.stages.retrain import retrain
 from sal_lightning.stages.scorer import train_scorer
 from sal_lightning.stages.select import select_scores
 
-#: section -> (the stage function it configures, the keys that only the pipeline has)
-STAGES: dict[str, tuple[Callable[..., Any], set[str]]] = {
-    "proxies": (run_proxies, set()),
-    "references": (build_references, set()),
-    "coarse": (score_coarse, set()),
-    "scorer": (train_scorer, set()),
-    "fine": (score_fine, set()),
-    "select": (select_scores, {"tau_coarse", "keep_coarse", "min_share"}),  # P3, and the step's check
-    "retrain": (retrain, set()),
-    "evaluate": (evaluate, set()),
-    "report": (write_report, set()),
+#: section -> the stage function it configures
+STAGES: dict[str, Callable[..., Any]] = {
+    "proxies": run_proxies,
+    "references": build_references,
+    "coarse": score_coarse,
+    "scorer": train_scorer,
+    "fine": score_fine,
+    "select": select_scores,
+    "retrain": retrain,
+    "evaluate": evaluate,
+    "report": write_report,
 }
 
 
 def test_every_section_is_named() -> None:
-    hints = typing.get_type_hints(PipelineConfig)
+    hints = typing.get_type_hints(PipelineSettings)
     sections = {n for n in hints if dataclass_of(hints[n]) is not None or n == "proxies"} - {"trainer"}
     assert sections == set(STAGES)
 
 
 @pytest.mark.parametrize("section", sorted(STAGES))
-def test_a_sections_keys_are_its_stage_functions_arguments(section: str) -> None:
-    """Each key of the section is an argument of the stage function (same default), or a field of a
-    settings class that the function takes (the section is, or extends, that class)."""
-    fn, pipeline_only = STAGES[section]
-    hint = typing.get_type_hints(PipelineConfig)[section]
+def test_a_section_is_the_settings_its_stage_function_takes(section: str) -> None:
+    """The section's class is the type of the stage function's ``settings`` argument (so its keys are
+    the flags of the stage's command), and the function's default is those settings' defaults."""
+    fn = STAGES[section]
+    hint = typing.get_type_hints(PipelineSettings)[section]
     settings = dataclass_of(hint) or next(t for t in typing.get_args(hint) if dataclasses.is_dataclass(t))
-    params = inspect.signature(fn).parameters
-    fn_hints = typing.get_type_hints(fn)
-    taken = [dataclass_of(fn_hints[n]) for n in params if dataclass_of(fn_hints.get(n)) is not None]
-    bases = [cls for cls in taken if cls is not None and issubclass(settings, cls)]
-    own = {f.name for f in dataclasses.fields(settings)} - pipeline_only
-    assert bases or own <= set(params), (
-        f"{section}: {settings.__name__} is neither (a subclass of) a settings class {fn.__name__} "
-        "takes nor a set of its arguments"
-    )
-    from_base = {f.name for base in bases for f in dataclasses.fields(base)}
-    for field in dataclasses.fields(settings):
-        if field.name in from_base or field.name in pipeline_only:
-            continue
-        assert field.name in params, f"{section}.{field.name} is not an argument of {fn.__name__}"
-        assert params[field.name].default == field.default, f"{section}.{field.name}: another default"
+    assert dataclass_of(typing.get_type_hints(fn)["settings"]) is settings, f"{section}: {fn.__name__}"
+    assert inspect.signature(fn).parameters["settings"].default is None  # None: the class's defaults
+
+
+def test_the_step_passes_its_section_as_the_settings() -> None:
+    """Each step of a default configuration holds its section's settings as ``settings``."""
+    tree = PipelineSettings(root="voc")
+    for step in tree.steps():
+        section = step.kind
+        assert getattr(step, "settings", None) == getattr(tree, section), section

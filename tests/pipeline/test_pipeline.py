@@ -28,10 +28,24 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "pipeline.yaml"
 def _pipeline(root: Path, workdir: Path, proxies: Path, strong: Path, *extra: str | Path) -> list[str]:
     """``sal-lightning pipeline`` with ``tests/conf/pipeline.yaml`` on the synthetic root."""
     return [
-        sys.executable, "-m", "sal_lightning", "pipeline", "--config", str(CONF), "--root", str(root),
-        "--saliency", str(root / "saliency"), "--workdir", str(workdir), "--proxies", str(proxies),
-        "--retrain.strong_ids", str(strong), *map(str, extra),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "sal_lightning",
+        "pipeline",
+        "--config",
+        str(CONF),
+        "--root",
+        str(root),
+        "--saliency",
+        str(root / "saliency"),
+        "--workdir",
+        str(workdir),
+        "--proxies",
+        str(proxies),
+        "--retrain.strong_ids",
+        str(strong),
+        *map(str, extra),
+    ]
 
 
 def _status(workdir: Path, step: str) -> str | None:
@@ -44,14 +58,18 @@ def _status(workdir: Path, step: str) -> str | None:
 def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: Path, tmp_path: Path) -> None:
     proxies = tmp_path / "proxies"
     train = read_split(synthetic_voc, "train")
-    make_corrupted_proxies(synthetic_voc, proxies, train, seed=0, progress=False)
+    make_corrupted_proxies(synthetic_voc, proxies, split=train, seed=0, progress=False)
     strong = tmp_path / "strong.txt"
     strong.write_text("\n".join(train[:2]) + "\n")
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    proc = subprocess.Popen(_pipeline(synthetic_voc, killed, proxies, strong), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        _pipeline(synthetic_voc, killed, proxies, strong),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600
     while _status(killed, "retrain-P3") != "running" and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -106,14 +124,14 @@ def test_pipeline_killed_mid_step_resumes_to_the_same_artefacts(synthetic_voc: P
 
 
 def test_until_fine_with_the_reference_scorer(synthetic_voc: Path, tmp_path: Path) -> None:
-    """``--until fine`` with ``--scorer.method reference``: SC and SF for every proxy, nothing after;
+    """``--until fine`` with ``--scorer.method agreement``: SC and SF for every proxy, nothing after;
     the scorer's settings given as flags (the keys of the configuration)."""
     proxies = tmp_path / "proxies"
     train = read_split(synthetic_voc, "train")
-    make_corrupted_proxies(synthetic_voc, proxies, train, seed=3, progress=False)
+    make_corrupted_proxies(synthetic_voc, proxies, split=train, seed=3, progress=False)
     (tmp_path / "strong.txt").write_text(train[0] + "\n")
     work = tmp_path / "work"
-    scorer = ("--scorer", "{method: reference, model: {input_size: 32}, max_epochs: 2, batch_size: 4}")
+    scorer = ("--scorer", "{method: agreement, model: {input_size: 32}, max_epochs: 2, batch_size: 4}")
     command = _pipeline(synthetic_voc, work, proxies, tmp_path / "strong.txt", *scorer, "--until", "fine")
     subprocess.run(command, check=True, capture_output=True)
     rows = read_scores(work / "fine" / "scores.csv")
@@ -124,7 +142,7 @@ def test_until_fine_with_the_reference_scorer(synthetic_voc: Path, tmp_path: Pat
     )
     steps = json.loads((work / "manifest.json").read_text())["steps"]
     assert list(steps) == ["proxies", "references", "coarse", "scorer", "fine"]
-    assert steps["scorer"]["result"]["method"] == "reference"
+    assert steps["scorer"]["result"]["method"] == "agreement"
 
 
 @dataclass
@@ -158,7 +176,7 @@ def test_imported_proxies_follow_their_source_folder(
 
     proxies, work = tmp_path / "proxies", tmp_path / "work"
     train = read_split(synthetic_voc, "train")
-    make_corrupted_proxies(synthetic_voc, proxies, train, seed=0, progress=False)
+    make_corrupted_proxies(synthetic_voc, proxies, split=train, seed=0, progress=False)
     base = ("--config", CONF, "--root", synthetic_voc, "--workdir", work, "--proxies", proxies)
     source, copy = proxies / f"{train[0]}.png", work / "step1" / "proxies" / f"{train[0]}.png"
 
@@ -169,8 +187,8 @@ def test_imported_proxies_follow_their_source_folder(
     assert re.search(r"^proxies +done +took ", cli(*base, "--list_steps").stdout, re.M)
 
     write_label_png(source, np.zeros_like(read_label_png(source)))  # the user replaces one proxy
-    assert re.search(r"^proxies +changed ", cli(*base, "--list-steps").stdout, re.M)  # dashes work too
-    assert cli(*base, "--no-resume", "--only", "proxies").returncode == 0
+    assert re.search(r"^proxies +changed ", cli(*base, "--list_steps").stdout, re.M)
+    assert cli(*base, "--no_resume", "--only", "proxies").returncode == 0
     assert not read_label_png(copy).any()  # the new one, not the old copy
 
     Image.fromarray(np.full((64, 64), 99, np.uint8), mode="L").save(source)  # a broken proxy...
@@ -251,9 +269,15 @@ def test_an_unwritable_workdir_fails_before_any_step(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     run = cli(
-        "--config", CONF, "--root", synthetic_voc, "--workdir", blocker / "work",
-        "--proxies", synthetic_voc / "SegmentationClassAug",
-    )  # fmt: skip
+        "--config",
+        CONF,
+        "--root",
+        synthetic_voc,
+        "--workdir",
+        blocker / "work",
+        "--proxies",
+        synthetic_voc / "SegmentationClassAug",
+    )
     assert (
         run.returncode == 2 and "workdir: cannot write in" in run.stderr and "Not a directory" in run.stderr
     )
@@ -270,9 +294,17 @@ def test_the_oracle_without_ground_truth_fails_before_any_step(
     for folder in ("SegmentationClass", "SegmentationClassAug"):
         (root / folder / f"{train[0]}.png").unlink(missing_ok=True)
     run = cli(
-        "--config", CONF, "--root", root, "--workdir", tmp_path / "work",
-        "--proxies", synthetic_voc / "SegmentationClassAug", "--retrain.strong_ids", "null",
-    )  # fmt: skip
+        "--config",
+        CONF,
+        "--root",
+        root,
+        "--workdir",
+        tmp_path / "work",
+        "--proxies",
+        synthetic_voc / "SegmentationClassAug",
+        "--retrain.strong_ids",
+        "null",
+    )
     assert run.returncode == 2 and "'oracle' ranks proxies by their true quality" in run.stderr, run.stderr
     assert not (tmp_path / "work" / "manifest.json").exists()
 
@@ -284,10 +316,23 @@ def test_a_selection_that_keeps_too_few_fails_at_select_before_any_retraining(
     fails with exit 2, naming the ``keep`` setting of the paper's Table IV share; nothing retrains."""
     work = tmp_path / "work"
     run = cli(
-        "--config", CONF, "--root", synthetic_voc, "--workdir", work, "--proxies",
-        synthetic_voc / "SegmentationClassAug", "--retrain.strong_ids", "null",
-        "--select.keep", "null", "--select.tau", "1.0", "--select.tau_coarse", "1.0",
-    )  # fmt: skip
+        "--config",
+        CONF,
+        "--root",
+        synthetic_voc,
+        "--workdir",
+        work,
+        "--proxies",
+        synthetic_voc / "SegmentationClassAug",
+        "--retrain.strong_ids",
+        "null",
+        "--select.keep",
+        "null",
+        "--select.tau",
+        "1.0",
+        "--select.tau_coarse",
+        "1.0",
+    )
     last = run.stderr.strip().splitlines()[-1]  # after the progress bars of the steps that ran
     error = last.removeprefix("sal-lightning pipeline: error: ")
     assert run.returncode == 2 and error != last and run.stderr.count("error:") == 1, run.stderr
@@ -317,12 +362,27 @@ def test_up_to_select_nothing_sees_the_ground_truth_and_the_soft_oracle_matches_
     folder deleted; with ground truth, ``select: {keep: 0.6, mode: soft}`` gives the oracle the same
     total weight as P4."""
     proxies = tmp_path / "proxies"
-    make_corrupted_proxies(synthetic_voc, proxies, read_split(synthetic_voc, "train"), seed=2, progress=False)
+    make_corrupted_proxies(
+        synthetic_voc, proxies, split=read_split(synthetic_voc, "train"), seed=2, progress=False
+    )
     blind = _without_ground_truth(synthetic_voc, tmp_path / "blind")
     flags = ("--select.keep", "0.6", "--select.mode", "soft", "--retrain.variants", "[P2, P3, P4]")
     for root, work in ((synthetic_voc, tmp_path / "seen"), (blind, tmp_path / "unseen")):
-        run = cli("--config", CONF, "--root", root, "--saliency", root / "saliency", "--workdir", work,
-                  "--proxies", proxies, *flags, "--until", "select")  # fmt: skip
+        run = cli(
+            "--config",
+            CONF,
+            "--root",
+            root,
+            "--saliency",
+            root / "saliency",
+            "--workdir",
+            work,
+            "--proxies",
+            proxies,
+            *flags,
+            "--until",
+            "select",
+        )
         assert run.returncode == 0, run.stderr
     seen, unseen = tmp_path / "seen", tmp_path / "unseen"
     for table in ("coarse/scores.csv", "fine/scores.csv", "scores.csv", "selection/coarse.csv"):

@@ -117,18 +117,10 @@ def test_until_runs_the_steps_up_to_and_including_one(tmp_path: Path) -> None:
         pipeline.run(until="nope")
 
 
-@dataclass
-class Fine(Count):
-    """A step named like the pipeline's fine scores."""
-
-    kind: ClassVar[str] = "fine"
-
-
-def test_until_accepts_the_step_names_of_0_1_with_a_warning(tmp_path: Path) -> None:
-    pipeline = Pipeline(tmp_path, [Fine(), Scale()])
-    with pytest.warns(FutureWarning, match="'fine-scores' is now called 'fine'"):
+def test_a_step_name_of_an_earlier_draft_is_refused(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path, [Count(), Scale()])
+    with pytest.raises(ValueError, match="until: no step named 'fine-scores'"):
         pipeline.run(until="fine-scores")
-    assert statuses(pipeline) == {"fine": "done"}
 
 
 def test_duplicate_names_and_bad_manifest(tmp_path: Path) -> None:

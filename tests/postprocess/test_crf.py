@@ -11,8 +11,8 @@ import pytest
 from sal_lightning.postprocess import (
     DEEPLAB_TEST_CRF,
     SEC_TRAIN_CRF,
-    CRFParams,
     CRFPool,
+    CRFSettings,
     binary_crf,
     dense_crf,
     dense_crf_batch,
@@ -72,7 +72,7 @@ def test_appearance_kernel_puts_the_boundary_on_the_colour_edge() -> None:
     band = slice(16, 48)
     with_colour = dense_crf(image, probs).argmax(0)
     assert (with_colour[:, band] == truth[:, band]).all()
-    smoothness_only = dense_crf(image, probs, CRFParams(bilateral_compat=0.0)).argmax(0)
+    smoothness_only = dense_crf(image, probs, CRFSettings(bilateral_compat=0.0)).argmax(0)
     assert (smoothness_only[:, band] == truth[:, band]).mean() < 0.9  # splits the band in the middle
 
 
@@ -86,7 +86,7 @@ def test_binary_crf_matches_the_two_label_crf() -> None:
 
 
 def test_presets() -> None:
-    expected = CRFParams(
+    expected = CRFSettings(
         gaussian_sxy=3.0, gaussian_compat=3.0, bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_compat=10.0
     )
     assert expected == DEEPLAB_TEST_CRF and DEEPLAB_TEST_CRF.iterations == 10
@@ -145,10 +145,10 @@ def test_bad_inputs() -> None:
         dense_crf(image, truth)
     with pytest.raises(ValueError, match=r"foreground: expected a float array \[H, W\]"):
         binary_crf(image, probs)
-    with pytest.raises(ValueError, match="CRFParams.bilateral_srgb"):
-        CRFParams(bilateral_srgb=0.0)
-    with pytest.raises(ValueError, match="CRFParams.iterations"):
-        CRFParams(iterations=0)
+    with pytest.raises(ValueError, match="CRFSettings.bilateral_srgb"):
+        CRFSettings(bilateral_srgb=0.0)
+    with pytest.raises(ValueError, match="CRFSettings.iterations"):
+        CRFSettings(iterations=0)
     with pytest.raises(ValueError, match="processes"):
         CRFPool(processes=-1)
     with pytest.raises(ValueError, match="output"):

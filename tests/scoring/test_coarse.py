@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sal_lightning.scoring import mask_objectness
-from sal_lightning.scoring.coarse import CoarseConfig, score_samples
+from sal_lightning.scoring.coarse import score_samples
 from sal_lightning.scoring.corruption import corrupt_labels
 
 IGNORE_INDEX = 255
@@ -42,7 +42,7 @@ def test_score_samples_groups_sizes_and_matches_a_direct_computation() -> None:
                 "tags": torch.from_numpy(tags),
             }
         )
-    out = score_samples(samples, CoarseConfig())
+    out = score_samples(samples)
     assert out["id"] == [f"i{k}" for k in range(5)]
     for k, s in enumerate(samples):
         proxy, ref = s["proxy"].numpy(), s["reference"].numpy()
@@ -52,7 +52,7 @@ def test_score_samples_groups_sizes_and_matches_a_direct_computation() -> None:
         expected_cd = ((proxy == k + 1).sum()) / fg.sum()
         assert float(out["cd"][k]) == pytest.approx(expected_cd, rel=1e-6)
         assert float(out["sc"][k]) == pytest.approx(float(out["ac"][k]) * expected_cd, rel=1e-5)
-    plain = score_samples(samples, CoarseConfig(objectness=None, definition="fmeasure"))
+    plain = score_samples(samples, objectness=None, definition="fmeasure")
     fg0 = (samples[0]["proxy"].numpy() > 0) & (samples[0]["proxy"].numpy() != IGNORE_INDEX)
     ref0 = samples[0]["reference"].numpy()
     f1 = 2 * (ref0 & fg0).sum() / (ref0.sum() + fg0.sum())

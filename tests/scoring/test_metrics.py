@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_f1_score
 
-from sal_lightning.scoring import boundary_accuracy, class_distribution, coarse_score, foreground
+from sal_lightning.scoring import boundary_accuracy, class_distribution, coarse_score, fine_score, foreground
 
 
 def _hand_case() -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +124,13 @@ def test_coarse_score_is_product() -> None:
     assert torch.allclose(coarse_score(ac, cd), torch.tensor([0.5, 0.45, 0.0]))
     with pytest.raises(ValueError, match="cd: expected the shape of ac"):
         coarse_score(ac, cd[:2])
+
+
+def test_fine_score_is_the_scorers_quality_times_cd() -> None:
+    p, cd = torch.tensor([0.8, 0.2, 1.0]), torch.tensor([0.5, 1.0, 0.0])
+    assert torch.allclose(fine_score(p, cd), torch.tensor([0.4, 0.2, 0.0]))
+    with pytest.raises(ValueError, match="cd: expected the shape of p"):
+        fine_score(p, cd[:1])
 
 
 def test_bad_inputs_name_the_argument() -> None:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from sal_lightning.scoring.references import (
-    ReferenceConfig,
     reference_mask,
     refine_saliency,
     resolve_threshold,
@@ -61,10 +60,11 @@ def test_threshold_maps_to_one_half_and_thresholds_resolve() -> None:
     assert resolve_threshold(sal, "adaptive") == pytest.approx(0.9)  # clipped to [0.1, 0.9]
     bimodal = np.r_[np.full(50, 0.1), np.full(50, 0.8)].astype(np.float32).reshape(10, 10)
     assert 0.1 < resolve_threshold(bimodal, "otsu") < 0.8
+    image, red, _ = _scene()
     with pytest.raises(ValueError, match="threshold"):
-        ReferenceConfig(threshold=1.5)
+        reference_mask(image, red.astype(np.float32), threshold=1.5)
     with pytest.raises(ValueError, match="max_objects"):
-        ReferenceConfig(max_objects=0)
+        reference_mask(image, red.astype(np.float32), max_objects=0)
 
 
 def test_crf_cleans_a_noisy_saliency_map() -> None:
@@ -91,13 +91,13 @@ def _red_only(image: np.ndarray) -> np.ndarray:
 
 def test_iterative_erasing_finds_a_second_object() -> None:
     image, red, blue = _scene()
-    single = reference_mask(image, _red_only, ReferenceConfig(max_objects=1, crf=False, threshold=0.3))
-    multi = reference_mask(image, _red_only, ReferenceConfig(max_objects=3, crf=False, threshold=0.3))
+    single = reference_mask(image, _red_only, max_objects=1, crf=False, threshold=0.3)
+    multi = reference_mask(image, _red_only, max_objects=3, crf=False, threshold=0.3)
     assert _iou(single, red) > 0.95 and not (single & blue).any()
     assert _iou(multi, red | blue) > 0.95
     # a map (not a callable) cannot be re-run: a single pass
-    once = reference_mask(image, _red_only(image), ReferenceConfig(max_objects=3, crf=False, threshold=0.3))
+    once = reference_mask(image, _red_only(image), max_objects=3, crf=False, threshold=0.3)
     assert np.array_equal(once, single)
     # the built-in method is a callable too
-    builtin = reference_mask(image, None, ReferenceConfig())
+    builtin = reference_mask(image, None)
     assert _iou(builtin, red | blue) > 0.8

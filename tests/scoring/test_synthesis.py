@@ -29,13 +29,13 @@ def _record(image_id: str, size: tuple[int, int], box: tuple[int, int, int, int]
     fg[y0:y1, x0:x1] = True
     fg[y0, x0] = False  # not a plain rectangle: a flip or transpose would show
     image[fg] = colour
-    return ProxyRecord(image_id, image, fg, fg.copy(), 1.0)
+    return ProxyRecord(image_id, image, fg, fg.copy(), ac=1.0)
 
 
 def test_cut_paste_keeps_pixels_mask_and_reference_aligned() -> None:
     donor = _record("d", (30, 40), (5, 15, 20, 32), 200)
     receiver = _record("r", (36, 36), (20, 30, 2, 12), 40)
-    comp = cut_paste(donor, receiver, 1.0, 3, 17)
+    comp = cut_paste(donor, receiver, 1.0, 3, left=17)
     ys, xs = np.nonzero(donor.foreground)
     dy, dx = 3 - ys.min(), 17 - xs.min()
     expected = np.zeros_like(comp.pasted)
@@ -45,11 +45,11 @@ def test_cut_paste_keeps_pixels_mask_and_reference_aligned() -> None:
     assert np.array_equal(comp.image[~comp.pasted], receiver.image[~comp.pasted])
     assert np.array_equal(comp.mask, receiver.foreground | expected)
     assert np.array_equal(comp.reference, receiver.reference | expected)
-    smaller = cut_paste(donor, receiver, 0.5, 0, 0)
+    smaller = cut_paste(donor, receiver, 0.5, 0, left=0)
     assert smaller.pasted.sum() < donor.foreground.sum() / 2
     assert (np.any(smaller.image != receiver.image, axis=-1) <= smaller.pasted).all()
     with pytest.raises(ValueError, match="does not fit"):
-        cut_paste(donor, receiver, 1.0, 30, 30)
+        cut_paste(donor, receiver, 1.0, 30, left=30)
 
 
 def test_background_place_avoids_the_foreground() -> None:

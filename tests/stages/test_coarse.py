@@ -14,14 +14,14 @@ import pytest
 from sal_lightning.data.io import read_label_png, read_reference, read_scores, scores_sidecar, write_label_png
 from sal_lightning.data.layout import read_split
 from sal_lightning.data.proxy_data import CoarseScoringDataset
-from sal_lightning.scoring.coarse import CoarseConfig, score_samples
-from sal_lightning.stages.coarse import score_coarse
+from sal_lightning.scoring.coarse import score_samples
+from sal_lightning.stages.coarse import CoarseSettings, score_coarse
 from sal_lightning.stages.corrupt import make_corrupted_proxies
 from sal_lightning.stages.quality import true_quality
 from sal_lightning.stages.sweep import score_correlations
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.trainer import TrainerSettings
 
-CPU = TrainerOptions(accelerator="cpu", enable_progress_bar=False)
+CPU = TrainerSettings(accelerator="cpu", enable_progress_bar=False)
 
 
 def test_sc_tracks_the_true_ac_and_a_broken_scorer_fails(
@@ -32,13 +32,19 @@ def test_sc_tracks_the_true_ac_and_a_broken_scorer_fails(
     root = make_voc(n_train=40, n_val=0, size=64, seed=0)
     ids = read_split(root, "train")
     ops = ("none", "erode", "dilate", "shift", "drop", "blob")
-    done = make_corrupted_proxies(root, tmp_path / "proxies", ids, seed=0, ops=ops, progress=False)
+    done = make_corrupted_proxies(root, tmp_path / "proxies", split=ids, seed=0, ops=ops, progress=False)
     assert len({op for op, _ in done.values()}) >= 5
     scores_csv = tmp_path / "scores.csv"
     rows = score_coarse(
-        root, tmp_path / "proxies", scores_csv, "train", references=tmp_path / "refs",
-        saliency=root / "saliency", batch_size=6, trainer=CPU,
-    )  # fmt: skip
+        root,
+        tmp_path / "proxies",
+        scores=scores_csv,
+        split="train",
+        references=tmp_path / "refs",
+        saliency=root / "saliency",
+        settings=CoarseSettings(batch_size=6),
+        trainer=CPU,
+    )
     written = read_scores(scores_csv)
     assert sorted(written) == sorted(ids) and sorted(rows) == sorted(ids)
     assert all(math.isnan(r["p"]) and math.isnan(r["weight"]) for r in written.values())
@@ -47,8 +53,8 @@ def test_sc_tracks_the_true_ac_and_a_broken_scorer_fails(
     assert sidecar["config"]["step"] == "coarse" and sidecar["config"]["coarse"]["b"] == 0.1
     assert all((tmp_path / "refs" / f"{i}.png").is_file() for i in ids)  # references cached
 
-    truth = true_quality(root, ids, tmp_path / "proxies", progress=False)
-    good = score_correlations(written, truth.ac, ("sc",))["sc"]["pearson"]
+    truth = true_quality(root, ids, proxies=tmp_path / "proxies", progress=False)
+    good = score_correlations(written, truth.ac, columns=("sc",))["sc"]["pearson"]
     assert good > 0.65
 
     dataset = CoarseScoringDataset(root, ids, tmp_path / "proxies", tmp_path / "refs")
@@ -56,9 +62,9 @@ def test_sc_tracks_the_true_ac_and_a_broken_scorer_fails(
     refs = [s["reference"] for s in samples]
     for k, s in enumerate(samples):
         s["reference"] = refs[(k + 7) % len(refs)]
-    broken = score_samples(samples, CoarseConfig())
+    broken = score_samples(samples)
     broken_rows = {i: {"sc": float(v)} for i, v in zip(broken["id"], broken["sc"], strict=True)}
-    assert score_correlations(broken_rows, truth.ac, ("sc",))["sc"]["pearson"] < 0.65
+    assert score_correlations(broken_rows, truth.ac, columns=("sc",))["sc"]["pearson"] < 0.65
 
 
 def test_cd_follows_relabelling_and_references_are_built_when_missing(
@@ -66,10 +72,15 @@ def test_cd_follows_relabelling_and_references_are_built_when_missing(
 ) -> None:
     ids = read_split(synthetic_voc, "val")[:4]
     done = make_corrupted_proxies(
-        synthetic_voc, tmp_path / "p", ids, seed=0, ops=("relabel",), progress=False
+        synthetic_voc, tmp_path / "p", split=ids, seed=0, ops=("relabel",), progress=False
     )
     rows = score_coarse(
-        synthetic_voc, tmp_path / "p", tmp_path / "s.csv", ids, tmp_path / "refs", None, trainer=CPU
+        synthetic_voc,
+        tmp_path / "p",
+        scores=tmp_path / "s.csv",
+        split=ids,
+        references=tmp_path / "refs",
+        trainer=CPU,
     )
     for image_id, (_, strength) in done.items():
         assert rows[image_id]["cd"] == pytest.approx(1.0 - strength, abs=0.06)

@@ -15,11 +15,11 @@ from sal_lightning.stages.folder import score_folder
 from sal_lightning.stages.quality import true_quality
 from sal_lightning.stages.scorer import ScorerSettings
 from sal_lightning.stages.sweep import score_correlations
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.trainer import TrainerSettings
 
-CPU = TrainerOptions(accelerator="cpu", enable_progress_bar=False)
+CPU = TrainerSettings(accelerator="cpu", enable_progress_bar=False)
 #: the scorer of examples/configs/pipeline_voclike_cpu.yaml and the demo (score folder's method)
-RECIPE = ScorerSettings(method="reference", model={"input_size": 64}, max_epochs=10, batch_size=16)
+RECIPE = ScorerSettings(method="agreement", model={"input_size": 64}, max_epochs=10, batch_size=16)
 BOUND = 0.65
 
 
@@ -34,13 +34,19 @@ def test_sf_of_the_small_data_recipe_tracks_the_true_ac_and_a_broken_scorer_fail
     root = make_voc(n_train=40, n_val=0, size=64, seed=0)
     ids = read_split(root, "train")
     ops = ("none", "erode", "dilate", "shift", "drop", "blob")
-    make_corrupted_proxies(root, tmp_path / "proxies", ids, seed=0, ops=ops, progress=False)
+    make_corrupted_proxies(root, tmp_path / "proxies", split=ids, seed=0, ops=ops, progress=False)
     scores = tmp_path / "work" / "scores.csv"
     rows = score_folder(
-        root, tmp_path / "proxies", scores, "train", saliency=root / "saliency", scorer=RECIPE, trainer=CPU
+        root,
+        tmp_path / "proxies",
+        scores=scores,
+        split="train",
+        saliency=root / "saliency",
+        scorer=RECIPE,
+        trainer=CPU,
     )
-    truth = true_quality(root, ids, tmp_path / "proxies", definition="fmeasure", progress=False)
-    assert score_correlations(rows, truth.ac, ("sf",))["sf"]["pearson"] > BOUND
+    truth = true_quality(root, ids, proxies=tmp_path / "proxies", definition="fmeasure", progress=False)
+    assert score_correlations(rows, truth.ac, columns=("sf",))["sf"]["pearson"] > BOUND
 
     shuffled = Path(shutil.copytree(root, tmp_path / "shuffled"))
     images = shuffled / "JPEGImages"
@@ -51,5 +57,5 @@ def test_sf_of_the_small_data_recipe_tracks_the_true_ac_and_a_broken_scorer_fail
     broken = tmp_path / "broken.csv"
     shutil.copyfile(scores, broken)
     checkpoint = scores.parent / "scorer" / "checkpoints" / "last.ckpt"
-    score_fine(shuffled, tmp_path / "proxies", checkpoint, broken, ids, trainer=CPU)
-    assert score_correlations(read_scores(broken), truth.ac, ("sf",))["sf"]["pearson"] < BOUND
+    score_fine(shuffled, tmp_path / "proxies", checkpoint=checkpoint, scores=broken, split=ids, trainer=CPU)
+    assert score_correlations(read_scores(broken), truth.ac, columns=("sf",))["sf"]["pearson"] < BOUND

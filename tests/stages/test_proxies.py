@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sal_lightning.data.io import read_label_png, write_label_png
-from sal_lightning.stages.proxy_config import PRESETS, ProxyConfig
+from sal_lightning.stages.proxy_settings import PRESETS, ProxySettings
 from sal_lightning.stages.quality import label_quality
 
 
@@ -26,9 +26,9 @@ def test_paper_presets_name_the_papers_networks() -> None:
 
 def test_bad_settings_name_the_setting() -> None:
     with pytest.raises(ValueError, match="cam_steps: expected an integer >= 1, got 0"):
-        ProxyConfig(cam_steps=0)
+        ProxySettings(cam_steps=0)
     with pytest.raises(ValueError, match="fg_ratio: expected a number in"):
-        ProxyConfig(fg_ratio=2.0)
+        ProxySettings(fg_ratio=2.0)
 
 
 def test_label_quality_counts_unlabelled_pixels_as_misses(synthetic_voc: Path, tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_label_quality_counts_unlabelled_pixels_as_misses(synthetic_voc: Path, t
     half = gt.copy()
     half[:, : gt.shape[1] // 2] = 255  # leave the left half unlabelled, the rest exact
     write_label_png(tmp_path / f"{image_id}.png", half)
-    quality = label_quality(tmp_path, synthetic_voc, [image_id])
+    quality = label_quality(tmp_path, synthetic_voc, ids=[image_id])
     valid = gt != 255
     assert quality.precision == 1.0
     assert quality.coverage == pytest.approx(((half != 255) & valid).sum() / valid.sum())
@@ -54,20 +54,20 @@ def test_the_synthetic_cpu_example_config_is_the_preset() -> None:
     settings = yaml.safe_load(path.read_text())
     assert settings.pop("split") == "train"
     assert (
-        ProxyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        ProxySettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
         == PRESETS["synthetic-cpu"]
     )
 
 
-def _tiny_config(**changes: object) -> ProxyConfig:
-    """tests/conf/proxies.yaml (step 1 in seconds) as a :class:`ProxyConfig`, with ``changes``."""
+def _tiny_config(**changes: object) -> ProxySettings:
+    """tests/conf/proxies.yaml (step 1 in seconds) as a :class:`ProxySettings`, with ``changes``."""
     import yaml
 
     settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "proxies.yaml").read_text())
     for key in ("split", "trainer"):
         settings.pop(key)
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return ProxyConfig(**{**settings, **changes})
+    return ProxySettings(**{**settings, **changes})
 
 
 def test_step1_without_saliency_stops_before_any_work_naming_the_fix(
@@ -76,14 +76,21 @@ def test_step1_without_saliency_stops_before_any_work_naming_the_fix(
     from sal_lightning.stages.proxies import run_proxies
 
     with pytest.raises(ValueError) as error:
-        run_proxies(synthetic_voc, tmp_path / "step1", "train", None, _tiny_config())
+        run_proxies(synthetic_voc, tmp_path / "step1", split="train", saliency=None, settings=_tiny_config())
     message = str(error.value)
     assert message.startswith("saliency: step 1 seeds the background from saliency maps, as DSRG does")
     assert "--saliency FOLDER" in message and "background: cam" in message
     assert not (tmp_path / "step1").exists()  # nothing trained, nothing written
     # the sub-steps that do not make seeds need no saliency
     with pytest.raises(FileNotFoundError, match="CAM classifier checkpoint not found"):
-        run_proxies(synthetic_voc, tmp_path / "step1", "train", None, _tiny_config(), steps=["cams"])
+        run_proxies(
+            synthetic_voc,
+            tmp_path / "step1",
+            split="train",
+            saliency=None,
+            settings=_tiny_config(),
+            steps=["cams"],
+        )
     with pytest.raises(ValueError, match="background: expected 'saliency' or 'cam', got 'sky'"):
         _tiny_config(background="sky")
 
@@ -98,11 +105,19 @@ def test_proxies_follow_predict_with_tags_and_cam_background_warns(
 
     from sal_lightning.data.layout import read_xml_tags
     from sal_lightning.models.proxy import ProxyNet
-    from sal_lightning.stages.proxies import Step1, run_proxies
+    from sal_lightning.stages.proxies import run_proxies
+    from sal_lightning.stages.step1 import Step1
 
     work = tmp_path / "step1"
     config = _tiny_config(background="cam")
-    run_proxies(synthetic_voc, work, "train", None, config, steps=["cam", "cams", "seeds", "train"])
+    run_proxies(
+        synthetic_voc,
+        work,
+        split="train",
+        saliency=None,
+        settings=config,
+        steps=["cam", "cams", "seeds", "train"],
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING: step 1")]
     assert len(warnings) == 1 and "lowest 30% of the CAMs (background: cam)" in warnings[0]
     assert len(list((work / "seeds").glob("*.png"))) == 12
@@ -117,9 +132,8 @@ def test_proxies_follow_predict_with_tags_and_cam_background_warns(
 
     untagged = {}
     for with_tags in (False, True):
-        step = Step1(
-            synthetic_voc, tmp_path / f"tags-{with_tags}", "train", _tiny_config(predict_with_tags=with_tags)
-        )
+        settings = _tiny_config(predict_with_tags=with_tags)
+        step = Step1(synthetic_voc, tmp_path / f"tags-{with_tags}", split="train", settings=settings)
         folder = step.predict_proxies(work / "noisy.ckpt")
         untagged[with_tags] = 0
         for png in sorted(folder.glob("*.png")):

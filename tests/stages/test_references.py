@@ -12,9 +12,8 @@ import pytest
 
 from sal_lightning.data.io import read_label_png, read_reference, write_gray_png
 from sal_lightning.data.layout import read_split
-from sal_lightning.scoring.references import ReferenceConfig
 from sal_lightning.scoring.saliency import classical_saliency
-from sal_lightning.stages.references import build_references
+from sal_lightning.stages.references import ReferenceSettings, build_references
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,7 +22,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_build_references_from_a_folder_resumes_and_checks(synthetic_voc: Path, tmp_path: Path) -> None:
     ids = read_split(synthetic_voc, "train")[:4]
-    out = build_references(synthetic_voc, tmp_path / "refs", ids, synthetic_voc / "saliency", progress=False)
+    out = build_references(
+        synthetic_voc, tmp_path / "refs", split=ids, saliency=synthetic_voc / "saliency", progress=False
+    )
     for image_id in ids:
         ref = read_reference(out / f"{image_id}.png")
         gt = read_label_png(synthetic_voc / "SegmentationClassAug" / f"{image_id}.png") > 0
@@ -39,33 +40,43 @@ def test_build_references_from_a_folder_resumes_and_checks(synthetic_voc: Path, 
     stamp = {i: os.stat(out / f"{i}.png").st_mtime_ns for i in ids}
     # a rerun skips what exists; a removed mask is rebuilt
     (out / f"{ids[0]}.png").unlink()
-    build_references(synthetic_voc, out, ids, synthetic_voc / "saliency", progress=False)
+    build_references(synthetic_voc, out, split=ids, saliency=synthetic_voc / "saliency", progress=False)
     assert all(os.stat(out / f"{i}.png").st_mtime_ns == stamp[i] for i in ids[1:])
     assert (out / f"{ids[0]}.png").is_file()
     with pytest.raises(FileNotFoundError, match="folder .* not found"):
-        build_references(synthetic_voc, tmp_path / "r2", ids, tmp_path / "nowhere", progress=False)
+        build_references(
+            synthetic_voc, tmp_path / "r2", split=ids, saliency=tmp_path / "nowhere", progress=False
+        )
     partial_maps = tmp_path / "partial"
     partial_maps.mkdir()
     write_gray_png(partial_maps / f"{ids[0]}.png", np.zeros((64, 64), np.uint8))
     with pytest.raises(FileNotFoundError, match=r"3 of 4 saliency maps missing"):
-        build_references(synthetic_voc, tmp_path / "r3", ids, partial_maps, progress=False)
+        build_references(synthetic_voc, tmp_path / "r3", split=ids, saliency=partial_maps, progress=False)
 
 
 def test_build_references_builtin_in_worker_processes(synthetic_voc: Path, tmp_path: Path) -> None:
     ids = read_split(synthetic_voc, "val")[:3]
-    config = ReferenceConfig(method="ft-border")
-    inline = build_references(synthetic_voc, tmp_path / "a", ids, None, config, progress=False)
-    pooled = build_references(synthetic_voc, tmp_path / "b", ids, None, config, processes=2, progress=False)
+    config = ReferenceSettings(method="ft-border")
+    pool = ReferenceSettings(method="ft-border", processes=2)
+    inline = build_references(synthetic_voc, tmp_path / "a", split=ids, settings=config, progress=False)
+    pooled = build_references(synthetic_voc, tmp_path / "b", split=ids, settings=pool, progress=False)
     for image_id in ids:
         assert np.array_equal(
             read_reference(inline / f"{image_id}.png"), read_reference(pooled / f"{image_id}.png")
         )
     with pytest.raises(ValueError, match="picklable"):
         build_references(
-            synthetic_voc, tmp_path / "c", ids, lambda im: im[..., 0] / 255.0, processes=2, progress=False
+            synthetic_voc,
+            tmp_path / "c",
+            split=ids,
+            saliency=lambda im: im[..., 0] / 255.0,
+            settings=ReferenceSettings(processes=2),
+            progress=False,
         )
     partial = functools.partial(classical_saliency, method="ft")
-    build_references(synthetic_voc, tmp_path / "d", ids[:1], partial, config, progress=False)
+    build_references(
+        synthetic_voc, tmp_path / "d", split=ids[:1], saliency=partial, settings=config, progress=False
+    )
     assert (tmp_path / "d" / f"{ids[0]}.png").is_file()
 
 

@@ -36,7 +36,7 @@ def test_overlays_carry_a_class_colour_legend(synthetic_voc: Path, tmp_path: Pat
 
     ids = ["synth_000012", "synth_000013"]
     gt = synthetic_voc / "SegmentationClassAug"
-    path = plot_overlays(str(synthetic_voc), ids, {"P2": gt}, tmp_path / "overlays.png")
+    path = plot_overlays(str(synthetic_voc), ids, columns={"P2": gt}, path=tmp_path / "overlays.png")
     figure = np.asarray(Image.open(path).convert("RGB"))
     labels = {int(v) for i in ids for v in np.unique(read_label_png(gt / f"{i}.png"))} - {0}
     is_class = np.zeros(figure.shape[:2], bool)
@@ -81,20 +81,34 @@ def test_the_report_says_what_ran_and_the_papers_shares() -> None:
     assert inference_line(same) == "Evaluation: scales 0.5, 0.75, 1 fused by mean, no flip, dense CRF."
     mixed = inference_line({"P2": {"seed0": used}, "P4": {"seed0": single}})
     assert mixed.startswith("Evaluation: P2: scales") and "P4: single scale 1" in mixed
-    trained = {"method": "reference", "network": "ReferenceNet", "max_epochs": 10, "batch_size": 16}
+    trained = {"method": "agreement", "network": "AgreementNet", "max_epochs": 10, "batch_size": 16}
     line = scorer_line({**trained, "samples": 400})
     assert (
-        line == "Fine scorer: method `reference` (ReferenceNet), 10 epochs, batch 16, 400 training samples."
+        line == "Fine scorer: method `agreement` (AgreementNet), 10 epochs, batch 16, 400 training samples."
     )
 
     summary = {
-        "sf": {"threshold": 0.466, "selected": 240, "of": 400, "weight": 240.0, "zeros": 3,
-               "rule": "keep 0.6", "mean_true_miou": 0.75},
-        "sc": {"threshold": 0.8, "selected": 50, "of": 400, "weight": 50.0, "zeros": 3,
-               "rule": "tau 0.8", "mean_true_miou": 0.7},
+        "sf": {
+            "threshold": 0.466,
+            "selected": 240,
+            "of": 400,
+            "weight": 240.0,
+            "zeros": 3,
+            "rule": "keep 0.6",
+            "mean_true_miou": 0.75,
+        },
+        "sc": {
+            "threshold": 0.8,
+            "selected": 50,
+            "of": 400,
+            "weight": 50.0,
+            "zeros": 3,
+            "rule": "tau 0.8",
+            "mean_true_miou": 0.7,
+        },
         "oracle": {"selected": 240, "weight": 240.0, "mean_true_miou": 0.8},
         "all": {"of": 400, "mean_true_miou": 0.65},
-    }  # fmt: skip
+    }
     table = selection_table(summary).splitlines()
     assert (
         table[2] == "| P3: coarse (SC) | tau 0.8 | 0.800 | 50 | 12.5 | 3 | 50.0 | 70.0 | 34.4 (SC >= 0.8) |"

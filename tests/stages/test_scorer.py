@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from sal_lightning.data.scorer_data import write_scorer_samples
 from sal_lightning.models.scorer import MaskScorer
 from sal_lightning.scoring.synthesis import ScorerSample
-from sal_lightning.stages.scorer import train_mask_scorer
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.stages.scorer_training import train_mask_scorer
+from sal_lightning.stages.trainer import TrainerSettings
 
 
 def _samples(n: int, size: int = 24) -> list[ScorerSample]:
@@ -34,13 +34,14 @@ def test_tiny_trainer_run_learns_and_reloads(tmp_path: Path) -> None:
     best = train_mask_scorer(
         folder,
         tmp_path / "ckpt",
-        model,
+        model=model,
         max_epochs=2,
         batch_size=4,
         val_fraction=0.25,
-        trainer=TrainerOptions(accelerator="cpu", enable_progress_bar=False),
+        trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False),
     )
     assert best.is_file()
+    assert torch.load(best, map_location="cpu", weights_only=False)["scorer_method"] == "regression"
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     trained = model.trainer.callback_metrics
     assert {"val/loss", "val/pearson", "val/spearman", "val/mae"} <= set(trained)
@@ -72,9 +73,9 @@ def test_training_on_a_tiny_set_reduces_the_l2_loss(tmp_path: Path) -> None:
             return F.mse_loss(model(batch["image"], batch["mask"]), batch["target"]).item()
 
     before = l2()
-    cpu = TrainerOptions(accelerator="cpu", enable_progress_bar=False)
+    cpu = TrainerSettings(accelerator="cpu", enable_progress_bar=False)
     train_mask_scorer(
-        folder, tmp_path / "ckpt", model, max_epochs=15, batch_size=4, val_fraction=0.0, trainer=cpu
+        folder, tmp_path / "ckpt", model=model, max_epochs=15, batch_size=4, val_fraction=0.0, trainer=cpu
     )
     model.eval()
     assert l2() < 0.5 * before

@@ -21,13 +21,13 @@ def test_tau_sweep_and_correlations_by_hand() -> None:
         "d": torch.tensor([[5, 0], [0, 5]]),
     }
     truth = TrueQuality({"a": 0.95, "b": 0.7, "c": 0.1, "d": 0.9}, confusion)
-    rows = tau_sweep(scores, "sf", (0.0, 0.5, 0.95), truth)
+    rows = tau_sweep(scores, "sf", taus=(0.0, 0.5, 0.95), truth=truth)
     assert [r["selected"] for r in rows] == [3, 2, 0]  # NaN never selected
     assert rows[1]["mean_true_ac"] == pytest.approx(0.825)
     # a + b: per class TP 9, FP 1, FN 1 -> IoU 9 / 11 for both classes
     assert rows[1]["miou"] == pytest.approx(9 / 11)
     assert math.isnan(rows[2]["miou"])
-    corr = score_correlations(scores, truth.ac, ("sf", "sc"))
+    corr = score_correlations(scores, truth.ac, columns=("sf", "sc"))
     assert set(corr) == {"sf"} and corr["sf"]["n"] == 3
     x, y = np.array([0.9, 0.6, 0.2]), np.array([0.95, 0.7, 0.1])
     assert corr["sf"]["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-6)
@@ -36,7 +36,7 @@ def test_tau_sweep_and_correlations_by_hand() -> None:
 
 def test_a_zero_score_is_never_selected_by_the_sweep() -> None:
     scores = {"a": {"sc": 0.0}, "b": {"sc": 0.4}, "c": {"sc": 0.0}}
-    assert [r["selected"] for r in tau_sweep(scores, "sc", (0.0, 0.5))] == [1, 0]
+    assert [r["selected"] for r in tau_sweep(scores, "sc", taus=(0.0, 0.5))] == [1, 0]
 
 
 def test_the_oracle_ranks_by_per_image_miou_on_generated_proxies(synthetic_voc, tmp_path) -> None:
@@ -50,8 +50,8 @@ def test_the_oracle_ranks_by_per_image_miou_on_generated_proxies(synthetic_voc, 
     from sal_lightning.stages.select import select_best
 
     ids = read_split(synthetic_voc, "train")
-    make_corrupted_proxies(synthetic_voc, tmp_path / "p", ids, seed=1, progress=False)
-    measured = proxy_miou(true_quality(synthetic_voc, ids, tmp_path / "p", progress=False))
+    make_corrupted_proxies(synthetic_voc, tmp_path / "p", split=ids, seed=1, progress=False)
+    measured = proxy_miou(true_quality(synthetic_voc, ids, proxies=tmp_path / "p", progress=False))
     for image_id in ids:
         gt = read_label_png(find_gt_mask(synthetic_voc, image_id))
         proxy = read_label_png(tmp_path / "p" / f"{image_id}.png")
@@ -61,7 +61,7 @@ def test_the_oracle_ranks_by_per_image_miou_on_generated_proxies(synthetic_voc, 
         assert measured[image_id] == pytest.approx(float(np.mean(ious)), abs=1e-9)
     assert len(set(measured.values())) > len(ids) // 2  # the corruptions spread the quality
     rows = {i: {"sf": 0.5} for i in ids}
-    oracle = select_best(rows, measured, [1.0] * 5 + [0.0] * (len(ids) - 5))
+    oracle = select_best(rows, measured, weights=[1.0] * 5 + [0.0] * (len(ids) - 5))
     chosen = [measured[i] for i in ids if oracle[i]["weight"]]
     rest = [measured[i] for i in ids if not oracle[i]["weight"]]
     assert len(chosen) == 5 and min(chosen) >= max(rest)

@@ -12,30 +12,32 @@ import torch
 
 from sal_lightning.callbacks.progress import ProgressLines
 from sal_lightning.stages.retrain import RetrainSettings, retrain
-from sal_lightning.stages.trainer import TrainerOptions, check_accelerator, cpu_processes, make_trainer
+from sal_lightning.stages.trainer import TrainerSettings, check_accelerator, cpu_processes, make_trainer
 
 NO_GPU = not torch.cuda.is_available()
 TINY = {"backbone": "deeplabv3_resnet18", "backbone_kwargs": {"encoder_depth": 3, "decoder_channels": 8}}
 
 
 def test_world_size_counts_devices_and_nodes() -> None:
-    assert TrainerOptions(devices=2, num_nodes=3).world_size() == 6
-    assert TrainerOptions(devices="0,1").world_size() == 2
-    assert TrainerOptions(devices="3").world_size() == 3
-    assert TrainerOptions(accelerator="cpu", devices="auto").world_size() == 1  # as Lightning resolves it
+    assert TrainerSettings(devices=2, num_nodes=3).world_size() == 6
+    assert TrainerSettings(devices="0,1").world_size() == 2
+    assert TrainerSettings(devices="3").world_size() == 3
+    assert TrainerSettings(accelerator="cpu", devices="auto").world_size() == 1  # as Lightning resolves it
 
 
 def test_global_batches_are_divided_or_refused_with_the_ways_out() -> None:
-    per_device = TrainerOptions(devices=4)
+    per_device = TrainerSettings(devices=4)
     assert per_device.local_batch(7) == 7  # Lightning's convention: 7 on each of 4 devices
-    assert TrainerOptions(devices=2, batch_sizes="global").local_batch(8) == 4
+    assert TrainerSettings(devices=2, batch_sizes="global").local_batch(8) == 4
     assert (
-        TrainerOptions(devices=2, num_nodes=2, accumulate_grad_batches=2, batch_sizes="global").local_batch(8)
+        TrainerSettings(devices=2, num_nodes=2, accumulate_grad_batches=2, batch_sizes="global").local_batch(
+            8
+        )
         == 1
     )
-    assert TrainerOptions(accumulate_grad_batches=7, batch_sizes="global").local_batch(7) == 1
+    assert TrainerSettings(accumulate_grad_batches=7, batch_sizes="global").local_batch(7) == 1
     with pytest.raises(ValueError) as error:
-        TrainerOptions(devices=2, batch_sizes="global").local_batch(7, "data.batch_size")
+        TrainerSettings(devices=2, batch_sizes="global").local_batch(7, "data.batch_size")
     message = str(error.value)
     assert message.startswith(
         "data.batch_size: the global batch 7 (trainer.batch_sizes: global) does not split"
@@ -43,9 +45,9 @@ def test_global_batches_are_divided_or_refused_with_the_ways_out() -> None:
     assert "divisible by 2" in message and "accumulate_grad_batches" in message
     assert "batch_sizes: per_device (then 7 per device, a global batch of 14)" in message
     with pytest.raises(ValueError, match="batch_sizes: expected 'per_device' or 'global', got 'total'"):
-        TrainerOptions(batch_sizes="total")  # type: ignore[arg-type]
+        TrainerSettings(batch_sizes="total")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="accumulate_grad_batches: expected an integer >= 1, got 0"):
-        TrainerOptions(accumulate_grad_batches=0)
+        TrainerSettings(accumulate_grad_batches=0)
 
 
 def test_a_retraining_prints_its_global_batch_and_reports_its_loss(
@@ -59,12 +61,12 @@ def test_a_retraining_prints_its_global_batch_and_reports_its_loss(
         model={**TINY, "lr": 0.01},
         data={"crop_size": 32, "batch_size": 4, "num_workers": 0},
     )
-    options = TrainerOptions(
+    options = TrainerSettings(
         accelerator="cpu", accumulate_grad_batches=2, batch_sizes="global", enable_progress_bar=False
     )
     proxies = synthetic_voc / "SegmentationClassAug"  # any folder of label PNGs
     result = retrain(
-        synthetic_voc, proxies, tmp_path / "P2", settings=settings, train_split="train", trainer=options
+        synthetic_voc, proxies, out=tmp_path / "P2", settings=settings, train_split="train", trainer=options
     )
     lines = [line for line in capsys.readouterr().out.splitlines() if "global batch" in line]
     assert len(lines) == 1, lines
@@ -86,7 +88,7 @@ def test_a_gpu_asked_for_on_a_machine_without_one_names_the_fix(accelerator: str
     ):
         check_accelerator(accelerator, 1)
     with pytest.raises(ValueError, match="not available"):
-        TrainerOptions(accelerator=accelerator).check()
+        TrainerSettings(accelerator=accelerator).check()
 
 
 def test_more_devices_than_the_machine_has_and_unknown_names() -> None:
@@ -109,6 +111,6 @@ def test_the_factory_shows_progress_lines_unless_the_user_chose_a_bar() -> None:
     lines = [c for c in make_trainer(progress="seed 1").callbacks if isinstance(c, ProgressLines)]
     assert len(lines) == 1 and lines[0].task == "seed 1"
     assert not make_trainer().progress_bar_callback  # no progress asked for: no bar either
-    user = make_trainer(TrainerOptions(enable_progress_bar=True), progress=True)
+    user = make_trainer(TrainerSettings(enable_progress_bar=True), progress=True)
     assert user.progress_bar_callback is not None
     assert not [c for c in user.callbacks if isinstance(c, ProgressLines)]

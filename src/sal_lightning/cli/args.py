@@ -4,8 +4,9 @@
 default (the help comes from its docstring); a settings dataclass parameter becomes a group
 (``--trainer.devices 2``; its defaults are the class's when the parameter's default is ``None``),
 or, when ``flatten`` names it, its fields become flags of their own (``--tau 0.8`` for
-``selection: Selection``). :func:`call` builds the arguments back and calls the
-function, so the function's own checks run on what the command line gave.
+``settings: SelectSettings``); ``hidden`` names fields (``"settings.processes"``) that a command
+leaves at their defaults. :func:`call` builds the arguments back and calls the function, so the
+function's own checks run on what the command line gave.
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ def _switches(fn: Callable[..., Any], skip: Sequence[str]) -> dict[str, tuple[bo
     }
 
 
+def _hidden(name: str, hidden: Sequence[str]) -> set[str]:
+    """The fields of the settings parameter ``name`` that ``hidden`` (``"name.field"``) names."""
+    return {h.split(".", 1)[1] for h in hidden if h.startswith(f"{name}.")}
+
+
 def add_function(
     parser: ArgumentParser,
     fn: Callable[..., Any],
@@ -101,6 +107,7 @@ def add_function(
     skip: Sequence[str] = (),
     classes: Mapping[str, type] | None = None,
     paths: Sequence[str] = (),
+    hidden: Sequence[str] = (),
 ) -> None:
     """Add the parameters of ``fn`` (but ``skip``) to ``parser``; see the module docstring.
 
@@ -126,7 +133,7 @@ def add_function(
     for name, (default, help_text) in switches.items():
         add_switch(parser, name, default, help_text)
     for name, cls in groups.items():
-        parser.add_class_arguments(cls, None if name in flatten else name)
+        parser.add_class_arguments(cls, None if name in flatten else name, skip=_hidden(name, hidden))
 
 
 def lazy_subcommands(
@@ -161,6 +168,7 @@ def call(
     flatten: Sequence[str] = (),
     skip: Sequence[str] = (),
     classes: Mapping[str, type] | None = None,
+    hidden: Sequence[str] = (),
     **given: Any,
 ) -> Any:
     """``fn`` called with the parsed ``namespace`` (and ``given`` arguments), settings rebuilt."""
@@ -174,8 +182,10 @@ def call(
         if name in skip or name in given:
             continue
         if name in flatten:
-            cls = groups[name]
-            kwargs[name] = cls(**{f.name: built[f.name] for f in dataclasses.fields(cls) if f.init})
+            cls, left = groups[name], _hidden(name, hidden)
+            kwargs[name] = cls(
+                **{f.name: built[f.name] for f in dataclasses.fields(cls) if f.init and f.name not in left}
+            )
         else:
             kwargs[name] = built[name]
     return fn(**kwargs)

@@ -77,7 +77,11 @@ def main(argv: list[str]) -> int:
     functions = _functions()
     helps = {name: help_text for name, (_, help_text, _) in functions.items()}
     top, parsers = lazy_subcommands(
-        "sal-lightning data", HELP, helps, argv, lambda name, parser: add_function(parser, functions[name][0])
+        "sal-lightning data",
+        HELP,
+        helps,
+        argv,
+        build=lambda name, parser: add_function(parser, functions[name][0]),
     )
     namespace = top.parse_args(argv)
     name = namespace["action"]

@@ -65,7 +65,7 @@ LIGHTNING_COMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
 MODELS: dict[str, str] = {
     "SALSegmenter": "sal_lightning.models.segmenter",
     "MaskScorer": "sal_lightning.models.scorer",
-    "ReferenceNet": "sal_lightning.models.reference_net",
+    "AgreementNet": "sal_lightning.models.agreement_net",
     "CAMClassifier": "sal_lightning.models.cam",
     "ProxyNet": "sal_lightning.models.proxy",
 }

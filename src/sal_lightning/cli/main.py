@@ -4,7 +4,7 @@
 ``data``, ``score``, ``proxies``, ``pipeline`` and ``demo`` are their stage functions' signatures
 (:mod:`sal_lightning.cli.args`). A command's module is imported when it runs, so
 ``sal-lightning --help`` is fast. Options are written as their YAML keys and Python arguments are
-named (``--batch_size``, ``--trainer.devices``); the dashed spelling (``--batch-size``) is accepted.
+named (``--batch_size``, ``--trainer.devices``).
 
 Errors have one style for every command: bad input (a missing or unreadable file, an invalid
 setting or option, a missing extra) ends with one line ``sal-lightning <command>: error: <what and
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,15 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DASHED = re.compile(r"^--[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?==|$)")
-
-
-def underscored(argv: Sequence[str]) -> list[str]:
-    """``argv`` with dashed option names written with underscores (``--batch-size=8`` ->
-    ``--batch_size=8``); values and the dotted parts' dashes elsewhere are left alone."""
-    return [_DASHED.sub(lambda m: "--" + m.group(0)[2:].replace("-", "_"), word) for word in argv]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sal-lightning`` command line; returns the process exit code."""
     from sal_lightning._console import progress_for_logs, quiet_lightning
@@ -156,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress_for_logs()
     try:
         check_yaml(args[1:])
-        return int(COMMANDS[name].run(underscored(args[1:])) or 0)
+        return int(COMMANDS[name].run(args[1:]) or 0)
     except (KeyboardInterrupt, SystemExit) as err:
         # Lightning answers Ctrl-C inside a loop with exit(1): an interruption all the same
         if isinstance(err, SystemExit) and not isinstance(err.__context__, KeyboardInterrupt):

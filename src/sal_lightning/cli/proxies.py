@@ -1,7 +1,7 @@
 """``sal-lightning proxies``: step 1 (tags -> CAMs -> seeds -> ProxyNet -> proxy annotations).
 
 :func:`~sal_lightning.stages.proxies.run_proxies` on the command line: its arguments, and the
-fields of :class:`~sal_lightning.stages.proxy_config.ProxyConfig` as flags of their own::
+fields of :class:`~sal_lightning.stages.proxy_settings.ProxySettings` as flags of their own::
 
     sal-lightning proxies --root VOC --workdir work/step1 --saliency VOC/saliency
     sal-lightning proxies --root VOC --workdir work/step1 --proxy_backbone vgg16_aspp   # SAL-Net-VGG16
@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
     from sal_lightning.stages.proxies import run_proxies
 
     parser = command_parser("sal-lightning proxies", HELP)
-    add_function(parser, run_proxies, flatten=("config",))
+    add_function(parser, run_proxies, flatten=("settings",))
     args = parser.parse_args(argv)
     check_writable(args["workdir"], "--workdir")  # settings were checked when parsed; now the output
-    report = call(parser, run_proxies, args, flatten=("config",))
+    report = call(parser, run_proxies, args, flatten=("settings",))
     for name in ("seeds", "proxies", "p1"):
         if name in report:
             summary = {k: v for k, v in report[name].items() if k != "class_iou"}

@@ -63,6 +63,8 @@ class Action:
         output: the argument naming what it writes (checked for writing before any work).
         report: prints what it wrote.
         flatten: the settings whose fields become flags of their own.
+        hidden: settings fields left at their defaults (``"settings.processes"``): they would do
+            nothing in this action.
         model: a LightningModule (``"package.module:Class"``) whose arguments make the ``--model.*``
             group.
         paths: the arguments that take a file path here (the function also takes an object).
@@ -73,6 +75,7 @@ class Action:
     output: str
     report: Report
     flatten: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
     model: str | None = None
     paths: tuple[str, ...] = ()
 
@@ -89,52 +92,88 @@ class Action:
 
     def add_to(self, parser: ArgumentParser) -> None:
         """This action's arguments: its function's signature."""
-        add_function(parser, self.function(), self.flatten, classes=self.classes(), paths=self.paths)
+        add_function(
+            parser,
+            self.function(),
+            self.flatten,
+            classes=self.classes(),
+            paths=self.paths,
+            hidden=self.hidden,
+        )
 
 
+#: the reference settings' worker pool: the coarse scores build missing masks in their DataLoader workers
+NO_POOL = ("reference_settings.processes",)
 ACTIONS: dict[str, Action] = {
     "references": Action(
-        "references:build_references", "write reference masks H from saliency (PNG per id)", "out",
-        lambda a, out: print(f"reference masks in {out}"), ("reference",),
+        "references:build_references",
+        "write reference masks H from saliency (PNG per id)",
+        "out",
+        lambda a, out: print(f"reference masks in {out}"),
+        flatten=("settings",),
     ),
     "coarse": Action(
-        "coarse:score_coarse", "AC, CD, SC of every proxy into scores.csv (Eq. 3-5)", "scores",
-        _rows("coarse scores", ("ac", "cd", "sc")), ("reference", "coarse"),
+        "coarse:score_coarse",
+        "AC, CD, SC of every proxy into scores.csv (Eq. 3-5)",
+        "scores",
+        _rows("coarse scores", ("ac", "cd", "sc")),
+        flatten=("reference_settings", "settings"),
+        hidden=NO_POOL,
     ),
     "trainset": Action(
-        "trainset:build_scorer_training_set", "synthesise the mask scorer's training samples", "out",
-        lambda a, out: print(f"scorer training samples in {out}"), ("synthesis",),
+        "trainset:build_scorer_training_set",
+        "synthesise the mask scorer's training samples",
+        "out",
+        lambda a, out: print(f"scorer training samples in {out}"),
+        flatten=("synthesis",),
+        hidden=("coarse.batch_size", "coarse.num_workers"),
     ),
     "train-scorer": Action(
-        "scorer:train_mask_scorer", "train the MaskScorer on a sample folder (Eq. 6)", "out",
-        lambda a, best: print(f"best checkpoint: {best}"), model="sal_lightning.models.scorer:MaskScorer",
+        "scorer_training:train_mask_scorer",
+        "train the MaskScorer on a sample folder (Eq. 6)",
+        "out",
+        lambda a, best: print(f"best checkpoint: {best}"),
+        model="sal_lightning.models.scorer:MaskScorer",
     ),
     "fine": Action(
-        "fine:score_fine", "scorer predictions P and SF = P * CD into scores.csv (Eq. 6-7)", "scores",
-        _rows("fine scores", ("p", "sf")), paths=("checkpoint",),
+        "fine:score_fine",
+        "scorer predictions P and SF = P * CD into scores.csv (Eq. 6-7)",
+        "scores",
+        _rows("fine scores", ("p", "sf")),
+        flatten=("settings",),
+        paths=("checkpoint",),
     ),
     "select": Action(
-        "select:select_scores", "weights (Eq. 9) from sf or sc, with tau or keep", "scores",
+        "select:select_scores",
+        "weights (Eq. 9) from sf or sc, with tau or keep",
+        "scores",
         lambda a, s: print(
             f"{s['selected']} of {s['of']} proxies selected ({s['rule']}: threshold {s['threshold']:.4g}; "
             f"{s['zeros']} zero scores; total weight {s['weight']:.4g})"
         ),
-        ("selection",),
+        flatten=("settings",),
     ),
     "sweep": Action(
-        "sweep:sweep_report", "tau sweep (Table IV) and, with ground truth, correlations (Fig. 9)", "out",
+        "sweep:sweep_report",
+        "tau sweep (Table IV) and, with ground truth, correlations (Fig. 9)",
+        "out",
         _sweep,
     ),
     "folder": Action(
-        "folder:score_folder", "score any folder of pseudo-labels end to end into scores.csv", "scores",
+        "folder:score_folder",
+        "score any folder of pseudo-labels end to end into scores.csv",
+        "scores",
         _rows("scores", ("ac", "cd", "sc", "p", "sf", "weight"), "pseudo-labels"),
-        ("reference", "coarse", "selection"),
+        flatten=("reference_settings", "coarse", "selection"),
+        hidden=NO_POOL,
     ),
     "corrupt": Action(
-        "corrupt:make_corrupted_proxies", "write proxies of known quality: corrupted ground truth", "out",
+        "corrupt:make_corrupted_proxies",
+        "write proxies of known quality: corrupted ground truth",
+        "out",
         lambda a, done: print(f"{len(done)} corrupted proxies in {a['out']} (ops in corruptions.json)"),
     ),
-}  # fmt: skip
+}
 
 
 def main(argv: list[str]) -> int:
@@ -143,13 +182,15 @@ def main(argv: list[str]) -> int:
 
     helps = {name: action.help for name, action in ACTIONS.items()}
     top, parsers = lazy_subcommands(
-        "sal-lightning score", HELP, helps, argv, lambda name, parser: ACTIONS[name].add_to(parser)
+        "sal-lightning score", HELP, helps, argv, build=lambda name, parser: ACTIONS[name].add_to(parser)
     )
     namespace = top.parse_args(argv)
     name = namespace["action"]
     action, args = ACTIONS[name], namespace[name]
     target = Path(args[action.output])
     check_writable(target.parent if action.output == "scores" else target, f"--{action.output}")
-    result = call(parsers[name], action.function(), args, action.flatten, classes=action.classes())
+    result = call(
+        parsers[name], action.function(), args, action.flatten, classes=action.classes(), hidden=action.hidden
+    )
     action.report(args.as_dict(), result)
     return 0

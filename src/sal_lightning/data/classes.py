@@ -16,6 +16,10 @@ for up to 21 classes (so VOC's masks keep their devkit colours and a 7-class set
 first classes), and for more classes a generated one (evenly spaced hues over three
 saturation / brightness tiers, consecutive labels far apart) whose colours are distinct, none black
 (background) and none VOC's void colour (label 255).
+
+**A model and its data.** A model's ``num_classes`` is K too; the trainer commands fill an unset one
+from the data (:mod:`sal_lightning.cli.lightning`), and when both are given and differ,
+:func:`check_data_classes` stops the run at ``setup``, before a step, with the fix.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -209,3 +214,22 @@ def tags_from_label_map(labels: np.ndarray, num_classes: int) -> np.ndarray:
     tags = np.zeros(num_classes - 1, dtype=np.float32)
     tags[present - 1] = 1.0
     return tags
+
+
+def check_data_classes(module: Any, num_classes: int) -> None:
+    """Raise ``ValueError`` when ``module``'s trainer has a DataModule whose ``num_classes`` differs.
+
+    ``module``: a LightningModule (attached to a trainer or not; without a DataModule, or one that
+    does not say its classes, nothing is checked). ``num_classes``: the model's K.
+    """
+    trainer = getattr(module, "_trainer", None)
+    datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+    data_classes = getattr(datamodule, "num_classes", None)
+    if not isinstance(data_classes, int) or data_classes == num_classes:
+        return
+    root = getattr(datamodule, "root", "the data root")
+    raise ValueError(
+        f"num_classes: the model has {num_classes} classes (background included) but {root} has "
+        f"{data_classes} (its {CLASSES_FILE}, or VOC's 21 without one); leave the model's "
+        "num_classes unset to take the data's, or fix the class file"
+    )

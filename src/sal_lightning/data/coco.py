@@ -59,27 +59,23 @@ from sal_lightning.data.coco_annotations import (
 from sal_lightning.data.io import PathLike, check_image_id, image_size, write_id_list
 from sal_lightning.data.layout import write_cls_labels
 
-COCO_CATEGORY_IDS: tuple[int, ...] = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90,
-)  # fmt: skip
+COCO_CATEGORY_IDS: tuple[int, ...] = tuple(
+    i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+)
 """The 80 category ids of COCO 2014 / 2017 instances in order: ``COCO_CATEGORY_IDS[c - 1]`` is label ``c``."""
 
 COCO_CLASSES: tuple[str, ...] = (
     BACKGROUND,
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
+    *("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat"),
+    *("traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog"),
+    *("horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag"),
+    *("tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat"),
+    *("baseball glove", "skateboard", "surfboard", "tennis racket", "bottle", "wine glass", "cup", "fork"),
+    *("knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog"),
+    *("pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet", "tv"),
+    *("laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink"),
+    *("refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush"),
+)
 """The 81 label names of COCO 2014 (background + the categories' ``name`` in id order), as
 :func:`convert_coco` writes them to ``classes.txt``; write them beside label PNGs made elsewhere
 with :func:`~sal_lightning.data.classes.write_classes`."""
@@ -331,25 +327,30 @@ def convert_coco(
             seen_ids[image.image_id] = path
         plans.append(plan)
     del seen_ids
-    classes = plans[0].classes
-    classes_path = root / CLASSES_FILE
-    if classes_path.is_file():
-        if read_classes(classes_path) != classes:
-            raise ValueError(
-                f"{classes_path}: {root} already holds another class list; convert into a new --out folder"
-            )
-    else:
-        write_classes(classes_path, classes)
-    colours = palette(len(classes))
+    colours = palette(len(_class_file(root, plans[0].classes)))
 
     summaries: list[CocoSplitSummary] = []
     for plan in plans:
         if coco is None or coco.path != plan.path:  # a single file is read once, several twice
             coco = None
             coco = read_coco_annotations(plan.path)
-        summaries.append(_convert_split(coco, plan, root, colours, crowd_tags, processes, progress))
+        summaries.append(
+            _convert_split(
+                coco, plan, root, colours, crowd_tags=crowd_tags, processes=processes, progress=progress
+            )
+        )
         coco = None
     return summaries
+
+
+def _class_file(root: Path, classes: Sequence[str]) -> Sequence[str]:
+    """Write ``classes`` as the root's class file, or check that the one there holds them."""
+    path = root / CLASSES_FILE
+    if not path.is_file():
+        write_classes(path, classes)
+    elif read_classes(path) != tuple(classes):
+        raise ValueError(f"{path}: {root} already holds another class list; convert into a new --out folder")
+    return classes
 
 
 def _convert_split(
@@ -364,7 +365,10 @@ def _convert_split(
     """Label PNGs and images of one file's listed images, then its tags and split list."""
     label_of = coco.label_of_category
     listed = [img for img in coco.images if img.has_objects]
-    tasks = [_Task(img, src, root, label_of, colours) for img, src in zip(listed, plan.sources, strict=True)]
+    tasks = [
+        _Task(img, src, root, label_of, colours=colours)
+        for img, src in zip(listed, plan.sources, strict=True)
+    ]
     summary = CocoSplitSummary(plan.split, plan.path, images=len(coco.images), listed=len(listed))
     summary.with_crowd = sum(any(a.get("iscrowd", 0) for a in img.annotations) for img in listed)
     for png_status, image_status in _run(tasks, processes, f"coco {plan.split}", progress):

@@ -168,7 +168,7 @@ def read_coco_annotations(path: PathLike) -> CocoAnnotations:
             raise ValueError(f"{where}: category_id {cat_id} is not among the categories")
         by_id[image_id]["anns"].append(ann)
     images = tuple(
-        CocoImage(rec["stem"], rec["file_name"], rec["height"], rec["width"], tuple(rec["anns"]))
+        CocoImage(rec["stem"], rec["file_name"], rec["height"], rec["width"], annotations=tuple(rec["anns"]))
         for _, rec in sorted(by_id.items())
     )
     return CocoAnnotations(path, ordered, images)
@@ -230,7 +230,7 @@ def coco_label_map(
     crowds: list[dict[str, Any]] = []
     for order, ann in enumerate(image.annotations):
         source = f"image {image.file_name}, annotation id {ann.get('id', order)}"
-        rle = instance_rle(ann.get("segmentation", []), image.height, image.width, source, mask)
+        rle = instance_rle(ann.get("segmentation", []), image.height, image.width, source, mask_api=mask)
         if ann.get("iscrowd", 0):
             crowds.append(rle)
         else:

@@ -152,7 +152,9 @@ class _VOCDataModule(_LoaderModule):
             from sal_lightning.data.download import download
 
             opts = self.download_options
-            download(self.root, opts["voc_url"], opts["voc_md5"], opts["aug_url"], opts["aug_sha256"])
+            download(
+                self.root, opts["voc_url"], opts["voc_md5"], opts["aug_url"], aug_sha256=opts["aug_sha256"]
+            )
 
     def _dataset(self, split: str, train: bool, **options: Any) -> VOCDataset:
         transform = (

@@ -197,16 +197,20 @@ class VOCDataset(Dataset[dict[str, Any]]):
                 raise ValueError(f"{scores}: every id of split {self.split} has weight 0 (none selected)")
         images = [self.root / "JPEGImages" / f"{i}.jpg" for i in ids]
         raise_if_missing(images, "images", self.root / "JPEGImages")
-        masks = _mask_paths(self.root, ids, strong, proxies, gt_dirs) if use_masks else [None] * len(ids)
+        masks = (
+            _mask_paths(self.root, ids, strong, proxies, gt_dirs=gt_dirs) if use_masks else [None] * len(ids)
+        )
         salient: list[Path | None] = [None] * len(ids)
         if saliency is not None:
             maps = [Path(saliency) / f"{i}.png" for i in ids]
             raise_if_missing(maps, "saliency maps", saliency)
             salient = list(maps)
-        tags = resolve_tags(self.root, ids, tags_source, cls_labels, sbd_dir, self.classes)
+        tags = resolve_tags(self.root, ids, tags_source, cls_labels, sbd_dir=sbd_dir, classes=self.classes)
         tag_masks = _tag_masks(self.root, ids, tags, gt_dirs)
         self.samples = [
-            SampleSource(i, images[k], masks[k], salient[k], tags[i], tag_masks[k], weights[i])
+            SampleSource(
+                i, images[k], masks[k], salient[k], tags=tags[i], tags_mask=tag_masks[k], weight=weights[i]
+            )
             for k, i in enumerate(ids)
         ]
         if check_sizes:

@@ -138,7 +138,9 @@ def download_voc(
         target = data_dir / archive.extract_to
         if (target / f".{archive.filename}.extracted").is_file():
             continue
-        path = download_file(archive.url, downloads / archive.filename, archive.md5, archive.sha256, progress)
+        path = download_file(
+            archive.url, downloads / archive.filename, archive.md5, archive.sha256, progress=progress
+        )
         extract_archive(path, target, archive.skip_prefixes)
     return resolve_voc_root(data_dir)
 

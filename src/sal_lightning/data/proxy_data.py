@@ -6,7 +6,7 @@
   DataLoader workers the image decoding and the CRFs run in worker processes) and written there.
 - :class:`ProxyMaskDataset`: image and the proxy's binary foreground, resized for a fine scorer.
 - :class:`AgreementDataset`: image labelled where the proxy's foreground and its reference mask
-  agree, the training data of :class:`~sal_lightning.models.ReferenceNet`.
+  agree, the training data of :class:`~sal_lightning.models.AgreementNet`.
 
 Saliency comes as :data:`SaliencySource`: a folder of grayscale PNGs ``<folder>/<id>.png``, a
 callable ``image -> map``, or ``None`` for the built-in method (see
@@ -15,7 +15,7 @@ callable ``image -> map``, or ``None`` for the built-in method (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from sal_lightning.data.layout import (
 from sal_lightning.data.saliency import SaliencySource, load_saliency
 from sal_lightning.data.scorer_data import to_scorer_input
 from sal_lightning.data.voc import IGNORE_INDEX
-from sal_lightning.scoring.references import ReferenceConfig, reference_mask
+from sal_lightning.scoring.references import reference_mask
 
 
 def read_tags(root: Path, ids: Sequence[str], source: TagsSource = "auto") -> dict[str, np.ndarray]:
@@ -114,7 +114,9 @@ class CoarseScoringDataset(_ProxyFolder):
         references: folder of reference masks ``<id>.png``; missing ones are built from
             ``saliency`` and written there. ``None``: always built, never written.
         saliency: folder of saliency PNGs, a callable, or ``None`` for the built-in method.
-        reference: binarisation, CRF and iterative erasing settings.
+        reference_arguments: keyword arguments of
+            :func:`~sal_lightning.scoring.references.reference_mask` (binarisation, CRF and
+            iterative erasing; ``ReferenceSettings.mask_arguments()`` gives them).
         tags_source: see :func:`sal_lightning.data.layout.resolve_tags`.
 
     Samples: ``id`` str, ``image`` uint8 ``[3, H, W]``, ``proxy`` uint8 ``[H, W]``,
@@ -128,13 +130,13 @@ class CoarseScoringDataset(_ProxyFolder):
         proxies: PathLike,
         references: PathLike | None = None,
         saliency: SaliencySource = None,
-        reference: ReferenceConfig | None = None,
+        reference_arguments: Mapping[str, Any] | None = None,
         tags_source: TagsSource = "auto",
     ) -> None:
         super().__init__(root, ids, proxies)
         self.references = None if references is None else Path(references)
         self.saliency = saliency
-        self.reference_config = reference or ReferenceConfig()
+        self.reference_arguments = dict(reference_arguments or {})
         if saliency is not None and not callable(saliency):
             todo = [i for i in self.ids if self._cached(i) is None]
             raise_if_missing([Path(saliency) / f"{i}.png" for i in todo], "saliency maps", saliency)
@@ -152,7 +154,7 @@ class CoarseScoringDataset(_ProxyFolder):
         if cached is not None:
             ref = read_reference(cached)
         else:
-            ref = reference_mask(image, load_saliency(self.saliency, image_id), self.reference_config)
+            ref = reference_mask(image, load_saliency(self.saliency, image_id), **self.reference_arguments)
             if self.references is not None:
                 write_reference(self.references / f"{image_id}.png", ref)
         if ref.shape != image.shape[:2]:
@@ -208,7 +210,7 @@ def agreement_labels(proxy_foreground: np.ndarray, reference: np.ndarray) -> np.
 class AgreementDataset(_ProxyFolder):
     """VOC images labelled where their proxy foreground and their reference mask agree.
 
-    The training data of :class:`~sal_lightning.models.ReferenceNet`. Samples: ``image`` float
+    The training data of :class:`~sal_lightning.models.AgreementNet`. Samples: ``image`` float
     ``[3, S, S]`` (normalised), ``mask`` long ``[S, S]``: 1 foreground, 0 background, 255 where
     the proxy (labels 1..C) and the reference (``<references>/<id>.png``, > 127 salient)
     disagree (see :func:`agreement_labels`); ``weight`` 1, ``id``.

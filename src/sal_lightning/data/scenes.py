@@ -140,8 +140,8 @@ def make_sample(
     image = (
         base
         + tint
-        + 45.0 * smooth_noise(rng, height, width, 4, 1)
-        + 12.0 * smooth_noise(rng, height, width, 4, 3)
+        + 45.0 * smooth_noise(rng, height, width, 4, channels=1)
+        + 12.0 * smooth_noise(rng, height, width, 4, channels=3)
     )
     labels = np.zeros((height, width), dtype=np.uint8)
     instance = np.zeros((height, width), dtype=np.int64)
@@ -160,7 +160,7 @@ def make_sample(
         radius_y = radius_x * rng.uniform(0.7, 1.3)
         cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
         angle = rng.uniform(-0.6, 0.6)
-        u, v = object_coordinates(xx, yy, (cx, cy), angle, (radius_x, radius_y))
+        u, v = object_coordinates(xx, yy, (cx, cy), angle, radii=(radius_x, radius_y))
         inside = shape_mask(style.shape, u, v)
         k = len(strength)
         visible = np.bincount(np.where(inside, k, instance).ravel(), minlength=k + 1)
@@ -188,9 +188,9 @@ def make_sample(
 
     saliency: np.ndarray = np.array(strength, dtype=np.float32)[instance]
     saliency = grow_or_shrink(rng, saliency, max(1, scale // 48))
-    saliency = add_blob(rng, saliency, yy, xx, 0.35, (0.3, 0.8))  # a false-positive blob
+    saliency = add_blob(rng, saliency, yy, xx, chance=0.35, strength=(0.3, 0.8))  # a false-positive blob
     sigma = max(0.8, 0.025 * scale)
     saliency = cv2.GaussianBlur(saliency, (0, 0), sigma)
-    saliency = saliency + 0.04 * smooth_noise(rng, height, width, 6, 1)[..., 0]
+    saliency = saliency + 0.04 * smooth_noise(rng, height, width, 6, channels=1)[..., 0]
     saliency_u8 = np.clip(saliency * 255.0, 0, 255).astype(np.uint8)
     return SyntheticSample(image=image_u8, labels=labels, saliency=saliency_u8, objects=objects)

@@ -32,8 +32,17 @@ COLOURS: tuple[tuple[int, int, int], ...] = (
 )
 #: (main, second) colour of each look-alike pair of classes (2j-1, 2j), j = 1..10
 COLOUR_PAIRS: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0), (0, 3), (1, 4), (2, 5), (3, 0),
-)  # fmt: skip
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (4, 5),
+    (5, 0),
+    (0, 3),
+    (1, 4),
+    (2, 5),
+    (3, 0),
+)
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,8 @@ def make_realistic_sample(
     image = (
         base
         + rng.uniform(-20, 20, size=3)
-        + 40.0 * smooth_noise(rng, height, width, 4, 1)
-        + 12.0 * smooth_noise(rng, height, width, 4, 3)
+        + 40.0 * smooth_noise(rng, height, width, 4, channels=1)
+        + 12.0 * smooth_noise(rng, height, width, 4, channels=3)
     )
     for _ in range(int(rng.integers(0, 4))):  # low-contrast clutter: shapes that are no class
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
@@ -163,7 +172,7 @@ def make_realistic_sample(
         radius_y = radius_x * rng.uniform(0.7, 1.3)
         cx, cy = rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height
         angle = rng.uniform(-np.pi, np.pi)
-        u, v = object_coordinates(xx, yy, (cx, cy), angle, (radius_x, radius_y))
+        u, v = object_coordinates(xx, yy, (cx, cy), angle, radii=(radius_x, radius_y))
         inside = shape_mask(style.shape, u, v)
         k = len(full_area)
         visible = np.bincount(np.where(inside, k, instance).ravel(), minlength=k + 1)
@@ -192,11 +201,11 @@ def make_realistic_sample(
     saliency: np.ndarray = np.array(strength, dtype=np.float32)[instance]
     blur = 1.0
     if rng.random() < 0.15:
-        saliency, blur = _poor_saliency(rng, saliency, instance, yy, xx)
+        saliency, blur = _poor_saliency(rng, saliency, instance, yy, xx=xx)
     else:
         saliency = grow_or_shrink(rng, saliency, max(1, scale // 96))
-    saliency = add_blob(rng, saliency, yy, xx, 0.25, (0.4, 0.9))  # a false-positive blob
+    saliency = add_blob(rng, saliency, yy, xx, chance=0.25, strength=(0.4, 0.9))  # a false-positive blob
     saliency = cv2.GaussianBlur(saliency.astype(np.float32), (0, 0), blur * max(0.6, 0.012 * scale))
-    saliency = saliency + 0.04 * smooth_noise(rng, height, width, 6, 1)[..., 0]
+    saliency = saliency + 0.04 * smooth_noise(rng, height, width, 6, channels=1)[..., 0]
     saliency_u8 = np.clip(saliency * 255.0, 0, 255).astype(np.uint8)
     return SyntheticSample(image=image_u8, labels=labels, saliency=saliency_u8, objects=objects)

@@ -177,7 +177,7 @@ def make_synthetic_voc(
         voc_labels[_void_band(sample.labels, void_width)] = IGNORE_INDEX
         write_label_png(out / "SegmentationClass" / f"{image_id}.png", voc_labels, len(names))
         write_gray_png(out / "saliency" / f"{image_id}.png", sample.saliency)
-        xml = annotation_xml(image_id, height, width, sample.objects, names)
+        xml = annotation_xml(image_id, height, width, sample.objects, classes=names)
         atomic_write_text(out / "Annotations" / f"{image_id}.xml", xml)
     lists = out / "ImageSets" / "Segmentation"
     write_id_list(lists / "train.txt", ids[:n_train])

@@ -37,8 +37,8 @@ def attention_refine(seg_logits: Tensor, class_logits: Tensor) -> Tensor:
         ``[B, C+1, H, W]`` refined logits.
     """
     dims: dict[str, int] = {}
-    check_tensor(class_logits, "class_logits", "B C", "float", dims)
-    check_tensor(seg_logits, "seg_logits", "B K H W", "float", dims)
+    check_tensor(class_logits, "class_logits", "B C", "float", dims=dims)
+    check_tensor(seg_logits, "seg_logits", "B K H W", "float", dims=dims)
     if seg_logits.shape[1] != dims["C"] + 1:
         raise ValueError(
             f"seg_logits: expected C+1 = {dims['C'] + 1} channels (background + class_logits' C = "
@@ -66,7 +66,7 @@ class AttentionLoss(nn.Module):
             A scalar tensor, float32 (float64 for float64 logits).
         """
         dims: dict[str, int] = {}
-        check_tensor(class_logits, "class_logits", "B C", "float", dims)
-        check_tensor(tags, "tags", "B C", "any", dims)
+        check_tensor(class_logits, "class_logits", "B C", "float", dims=dims)
+        check_tensor(tags, "tags", "B C", "any", dims=dims)
         dtype = torch.promote_types(class_logits.dtype, torch.float32)  # half precision -> float32
         return F.binary_cross_entropy_with_logits(class_logits.to(dtype), tags.to(dtype))

@@ -32,8 +32,8 @@ def flood_fill(sources: torch.Tensor, allowed: torch.Tensor, check_every: int = 
     convergence every ``check_every`` steps (each test synchronises with the device).
     """
     dims: dict[str, int] = {}
-    check_tensor(sources, "sources", "N H W", "bool", dims)
-    check_tensor(allowed, "allowed", "N H W", "bool", dims)
+    check_tensor(sources, "sources", "N H W", "bool", dims=dims)
+    check_tensor(allowed, "allowed", "N H W", "bool", dims=dims)
     if check_every < 1:
         raise ValueError(f"check_every: expected a positive integer, got {check_every}")
     gate = allowed.unsqueeze(1).to(torch.float32)
@@ -67,9 +67,9 @@ def grow_seeds(
     ``ignore_index`` elsewhere. Untagged classes never grow.
     """
     dims: dict[str, int] = {}
-    check_tensor(probs, "probs", "B K H W", "float", dims)
-    check_tensor(seeds, "seeds", "B H W", "int", dims)
-    check_tensor(tags, "tags", "B C", "any", dims)
+    check_tensor(probs, "probs", "B K H W", "float", dims=dims)
+    check_tensor(seeds, "seeds", "B H W", "int", dims=dims)
+    check_tensor(tags, "tags", "B C", "any", dims=dims)
     if dims["C"] != dims["K"] - 1:
         raise ValueError(f"tags: expected {dims['K'] - 1} classes (probs minus background), got {dims['C']}")
     valid = seeds != ignore_index

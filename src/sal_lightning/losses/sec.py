@@ -69,8 +69,8 @@ class SeedLoss(nn.Module):
         Returns a scalar.
         """
         dims: dict[str, int] = {}
-        check_tensor(logits, "logits", "B K H W", "float", dims)
-        check_tensor(seeds, "seeds", "B H W", "int", dims)
+        check_tensor(logits, "logits", "B K H W", "float", dims=dims)
+        check_tensor(seeds, "seeds", "B H W", "int", dims=dims)
         valid = seeds != self.ignore_index
         if bool(((seeds < 0) | (seeds >= dims["K"]))[valid].any()):
             raise ValueError(f"seeds: expected labels in [0, {dims['K'] - 1}] or {self.ignore_index}")
@@ -106,8 +106,8 @@ class ExpandLoss(nn.Module):
         Returns a scalar.
         """
         dims: dict[str, int] = {}
-        check_tensor(logits, "logits", "B K H W", "float", dims)
-        check_tensor(tags, "tags", "B C", "any", dims)
+        check_tensor(logits, "logits", "B K H W", "float", dims=dims)
+        check_tensor(tags, "tags", "B C", "any", dims=dims)
         if dims["C"] != dims["K"] - 1:
             raise ValueError(
                 f"tags: expected {dims['K'] - 1} classes (logits minus background), got {dims['C']}"
@@ -140,8 +140,8 @@ class ConstrainLoss(nn.Module):
         Returns a scalar, the mean over pixels and images.
         """
         dims: dict[str, int] = {}
-        check_tensor(logits, "logits", "B K H W", "float", dims)
-        check_tensor(target_probs, "target_probs", "B K H W", "float", dims)
+        check_tensor(logits, "logits", "B K H W", "float", dims=dims)
+        check_tensor(target_probs, "target_probs", "B K H W", "float", dims=dims)
         log_p = logits.float().log_softmax(1)
         q = target_probs.detach().float()
         kl = F.kl_div(log_p, q, reduction="none").sum(1)  # xlogy: 0 log 0 = 0

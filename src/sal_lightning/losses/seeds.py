@@ -25,8 +25,8 @@ def normalize_cams(cams: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
     zero for untagged classes and for classes whose CAM is nowhere positive.
     """
     dims: dict[str, int] = {}
-    check_tensor(cams, "cams", "B C H W", "float", dims)
-    check_tensor(tags, "tags", "B C", "any", dims)
+    check_tensor(cams, "cams", "B C H W", "float", dims=dims)
+    check_tensor(tags, "tags", "B C", "any", dims=dims)
     cams = cams.clamp_min(0) * (tags > 0.5)[:, :, None, None]
     peak = cams.flatten(2).amax(-1)[:, :, None, None]
     return torch.where(peak > 0, cams / peak.clamp_min(torch.finfo(cams.dtype).tiny), torch.zeros_like(cams))
@@ -50,15 +50,15 @@ def seeds_from_cams(
     ``ignore_index`` = unlabelled or conflicting.
     """
     dims: dict[str, int] = {}
-    check_tensor(cams, "cams", "B C H W", "float", dims)
-    check_tensor(tags, "tags", "B C", "any", dims)
+    check_tensor(cams, "cams", "B C H W", "float", dims=dims)
+    check_tensor(tags, "tags", "B C", "any", dims=dims)
     for name, value in (("fg_ratio", fg_ratio), ("bg_saliency", bg_saliency), ("bg_quantile", bg_quantile)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
     norm = normalize_cams(cams, tags)
     fg = (norm > fg_ratio) & (tags > 0.5)[:, :, None, None]  # [B, C, H, W]
     if saliency is not None:
-        check_tensor(saliency, "saliency", "B H W", "float", dims)
+        check_tensor(saliency, "saliency", "B H W", "float", dims=dims)
         if bool((saliency < 0).any() or (saliency > 1).any()):
             raise ValueError("saliency: expected values in [0, 1] (divide a 0..255 map by 255)")
         bg = saliency < bg_saliency

@@ -64,8 +64,8 @@ def per_image_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 
         float64 for float64 logits) and ``[B]`` valid-pixel counts ``n_i`` in the same dtype.
     """
     dims: dict[str, int] = {}
-    check_tensor(logits, "logits", "B K H W", "float", dims)
-    check_tensor(target, "target", "B H W", "int", dims)
+    check_tensor(logits, "logits", "B K H W", "float", dims=dims)
+    check_tensor(target, "target", "B H W", "int", dims=dims)
     classes = logits.shape[1]
     outside = (target != ignore_index) & ((target < 0) | (target >= classes))
     if bool(
@@ -123,7 +123,7 @@ class SelectionLoss(nn.Module):
         """
         per_image, n_valid = per_image_cross_entropy(logits, target, self.ignore_index)
         if weight is not None:
-            check_tensor(weight, "weight", "B", "float", {"B": logits.shape[0]})
+            check_tensor(weight, "weight", "B", "float", dims={"B": logits.shape[0]})
         if weight is None:
             return per_image.sum() / n_valid.sum().clamp_min(self.eps)
         w = weight.to(per_image.dtype)

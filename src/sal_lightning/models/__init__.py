@@ -1,4 +1,4 @@
-"""LightningModules: SALSegmenter, MaskScorer, ReferenceNet, ProxyNet, CAMClassifier, CoarseScorer."""
+"""LightningModules: SALSegmenter, MaskScorer, AgreementNet, ProxyNet, CAMClassifier, CoarseScorer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sal_lightning._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "SALSegmenter": "sal_lightning.models.segmenter",
     "MaskScorer": "sal_lightning.models.scorer",
-    "ReferenceNet": "sal_lightning.models.reference_net",
+    "AgreementNet": "sal_lightning.models.agreement_net",
     "ProxyNet": "sal_lightning.models.proxy",
     "CAMClassifier": "sal_lightning.models.cam",
     "CoarseScorer": "sal_lightning.models.coarse",
@@ -19,10 +19,10 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from sal_lightning.models.agreement_net import AgreementNet as AgreementNet
     from sal_lightning.models.cam import CAMClassifier as CAMClassifier
     from sal_lightning.models.coarse import CoarseScorer as CoarseScorer
     from sal_lightning.models.proxy import ProxyNet as ProxyNet
-    from sal_lightning.models.reference_net import ReferenceNet as ReferenceNet
     from sal_lightning.models.scorer import MaskScorer as MaskScorer
     from sal_lightning.models.segmenter import SALSegmenter as SALSegmenter
 

@@ -26,10 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.classes import check_num_classes
+from sal_lightning.data.classes import check_data_classes, check_num_classes
 from sal_lightning.data.voc import NUM_CLASSES, NUM_FOREGROUND
 from sal_lightning.losses import normalize_cams
-from sal_lightning.models.data_classes import check_data_classes
 from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.schedule import total_steps
 from sal_lightning.nn import DeepLab, build_deeplab, param_groups, upsample_logits
@@ -131,7 +130,7 @@ def multiscale_cams(
     image: ``[B, 3, H, W]`` float. Returns float32 ``[B, C, H, W]`` >= 0.
     """
     dims: dict[str, int] = {}
-    check_tensor(image, "image", "B 3 H W", "float", dims)
+    check_tensor(image, "image", "B 3 H W", "float", dims=dims)
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"scales: expected one or more positive factors, got {tuple(scales)}")
     batch, height, width = dims["B"], dims["H"], dims["W"]
@@ -205,8 +204,10 @@ class CAMClassifier(pl.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> Tensor:
         dims: dict[str, int] = {}
-        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
-        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {self.net.num_foreground}", "any", dims)
+        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims=dims)
+        tags = check_tensor(
+            batch.get("tags"), "batch['tags']", f"B {self.net.num_foreground}", "any", dims=dims
+        )
         _, logits = self(image)
         return F.multilabel_soft_margin_loss(logits.float(), tags.float())
 

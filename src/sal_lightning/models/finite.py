@@ -25,7 +25,7 @@ TERMS: dict[str, str] = {
     "loss_constrain": "constrain (SEC constrain loss)",
     "loss_scorer": "scorer (l2 loss, Eq. 6)",
     "loss_cam": "CAM (multi-label soft margin)",
-    "loss_reference": "reference (cross-entropy)",
+    "loss_agreement": "agreement (cross-entropy)",
     "loss": "the total loss",
 }
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from sal_lightning.data.voc import IMAGENET_MEAN, IMAGENET_STD
-from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFParams, CRFPool
+from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF, CRFPool, CRFSettings
 from sal_lightning.postprocess.fusion import multiscale_flip_probs
 
 Fuse = Literal["mean", "max"]
@@ -78,7 +78,7 @@ class FusedInference:
     test_flip: bool
     test_fuse: Fuse
     crf: bool
-    crf_params: CRFParams | None
+    crf_params: CRFSettings | None
     crf_processes: int | None
     hparams: Any
     _trainer: Any
@@ -89,12 +89,13 @@ class FusedInference:
 
     def set_inference(
         self,
+        *,
         refine_at_inference: bool,
         test_scales: Sequence[float],
         test_flip: bool,
         test_fuse: Fuse,
         crf: bool,
-        crf_params: CRFParams | None,
+        crf_params: CRFSettings | None,
         crf_processes: int | None,
     ) -> None:
         """Check and set the inference options."""

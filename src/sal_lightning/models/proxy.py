@@ -43,7 +43,7 @@ from sal_lightning.data.voc import IMAGENET_MEAN, IMAGENET_STD
 from sal_lightning.losses import ConstrainLoss, ExpandLoss, SeedLoss, grow_seeds
 from sal_lightning.models.inference import to_uint8_images
 from sal_lightning.models.segmenter import SALSegmenter
-from sal_lightning.postprocess.crf import SEC_TRAIN_CRF, CRFParams, CRFPool
+from sal_lightning.postprocess.crf import SEC_TRAIN_CRF, CRFPool, CRFSettings
 
 
 def restrict_to_tags(probs: Tensor, tags: Tensor) -> Tensor:
@@ -52,8 +52,8 @@ def restrict_to_tags(probs: Tensor, tags: Tensor) -> Tensor:
     probs: ``[B, C+1, H, W]`` float; tags: ``[B, C]`` multi-hot. Returns ``[B, C+1, H, W]``.
     """
     dims: dict[str, int] = {}
-    check_tensor(probs, "probs", "B K H W", "float", dims)
-    check_tensor(tags, "tags", "B C", "any", dims)
+    check_tensor(probs, "probs", "B K H W", "float", dims=dims)
+    check_tensor(tags, "tags", "B C", "any", dims=dims)
     if dims["C"] != dims["K"] - 1:
         raise ValueError(f"tags: expected {dims['K'] - 1} classes (probs minus background), got {dims['C']}")
     keep = torch.cat([torch.ones_like(tags[:, :1]), (tags > 0.5).to(tags.dtype)], 1).to(probs.dtype)
@@ -65,7 +65,7 @@ def submit_crf_targets(
     pool: CRFPool,
     image: Tensor,
     probs: Tensor,
-    params: CRFParams = SEC_TRAIN_CRF,
+    params: CRFSettings = SEC_TRAIN_CRF,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> list[Future[np.ndarray]]:
@@ -77,8 +77,8 @@ def submit_crf_targets(
     ``[K, h, w]``; :func:`gather_crf_targets` stacks them.
     """
     dims: dict[str, int] = {}
-    check_tensor(image, "image", "B 3 H W", "float", dims)
-    check_tensor(probs, "probs", "B K h w", "float", dims)
+    check_tensor(image, "image", "B 3 H W", "float", dims=dims)
+    check_tensor(probs, "probs", "B K h w", "float", dims=dims)
     size = (dims["h"], dims["w"])
     small = F.interpolate(
         image.detach().float(), size=size, mode="bilinear", align_corners=True, antialias=True
@@ -127,7 +127,7 @@ class ProxyNet(SALSegmenter):
         fg_decay: float = 0.996,
         bg_decay: float = 0.999,
         constrain_weight: float = 1.0,
-        train_crf_params: CRFParams | None = None,
+        train_crf_params: CRFSettings | None = None,
         grow: bool = True,
         grow_fg_threshold: float = 0.85,
         grow_bg_threshold: float = 0.99,
@@ -169,9 +169,9 @@ class ProxyNet(SALSegmenter):
         "seed_fraction"}`` (``seed_fraction``: labelled share of the grown seeds, for logging)."""
         hp: Any = self.hparams
         dims: dict[str, int] = {}
-        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
-        seeds = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims)
-        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {hp.num_classes - 1}", "any", dims)
+        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims=dims)
+        seeds = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims=dims)
+        tags = check_tensor(batch.get("tags"), "batch['tags']", f"B {hp.num_classes - 1}", "any", dims=dims)
         low = self.net(image).low_res_logits  # [B, K, h, w], cell (i, j) on pixel (s*i, s*j)
         stride = self.net.output_stride
         seeds_low = seeds[:, ::stride, ::stride][:, : low.shape[-2], : low.shape[-1]].long()
@@ -180,10 +180,17 @@ class ProxyNet(SALSegmenter):
         if hp.constrain_weight > 0:
             params = hp.train_crf_params if hp.train_crf_params is not None else SEC_TRAIN_CRF
             target = restrict_to_tags(probs, tags)
-            futures = submit_crf_targets(self._crf_pool(), image, target, params, hp.pixel_mean, hp.pixel_std)
+            futures = submit_crf_targets(
+                self._crf_pool(), image, target, params, mean=hp.pixel_mean, std=hp.pixel_std
+            )
         if hp.grow:
             seeds_low = grow_seeds(
-                probs, seeds_low, tags, hp.grow_fg_threshold, hp.grow_bg_threshold, hp.ignore_index
+                probs,
+                seeds_low,
+                tags,
+                hp.grow_fg_threshold,
+                bg_threshold=hp.grow_bg_threshold,
+                ignore_index=hp.ignore_index,
             )
         result = {"loss_seed": self.seed_loss(low, seeds_low)}
         loss = result["loss_seed"]

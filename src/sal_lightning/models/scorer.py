@@ -76,7 +76,9 @@ class MaskScorer(L.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pred = self(batch["image"], batch["mask"])
-        target = check_tensor(batch["target"], "target", "B", "float", {"B": pred.shape[0]}).to(pred.dtype)
+        target = check_tensor(batch["target"], "target", "B", "float", dims={"B": pred.shape[0]}).to(
+            pred.dtype
+        )
         return F.mse_loss(pred, target), pred, target
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -37,11 +37,10 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from sal_lightning._checks import check_tensor
-from sal_lightning.data.classes import check_num_classes
+from sal_lightning.data.classes import check_data_classes, check_num_classes
 from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, VOC_CLASSES
 from sal_lightning.losses import AttentionLoss, SelectionLoss
 from sal_lightning.losses import attention_refine as refine_by_class_scores
-from sal_lightning.models.data_classes import check_data_classes
 from sal_lightning.models.finite import check_finite_losses
 from sal_lightning.models.inference import INFERENCE_OPTIONS, Fuse, FusedInference, image_sizes
 from sal_lightning.models.metrics import (
@@ -52,7 +51,7 @@ from sal_lightning.models.metrics import (
 )
 from sal_lightning.models.schedule import poly_factor, total_steps
 from sal_lightning.nn import HybridDilatedClassifier, build_deeplab, param_groups
-from sal_lightning.postprocess.crf import CRFParams
+from sal_lightning.postprocess.crf import CRFSettings
 
 
 class SegmenterOutput(NamedTuple):
@@ -131,7 +130,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
         test_flip: also fuse horizontally flipped inputs (neither the paper nor the release does).
         test_fuse: ``"mean"`` or ``"max"`` of the per-scale probabilities (released code: max).
         crf: refine test / predict probabilities with dense CRF (``pydensecrf``).
-        crf_params: dense CRF settings (:class:`~sal_lightning.postprocess.crf.CRFParams`; ``None`` =
+        crf_params: dense CRF settings (:class:`~sal_lightning.postprocess.crf.CRFSettings`; ``None`` =
             DeepLab's test parameters: Gaussian 3/3, bilateral 80/13/10, 10 iterations).
         crf_processes: CRF worker processes per training process (``None``: the CPU cores divided
             among the devices; 0: CRF in the calling process, no pool).
@@ -175,7 +174,7 @@ class SALSegmenter(FusedInference, pl.LightningModule):
         test_flip: bool = False,
         test_fuse: Fuse = "mean",
         crf: bool = False,
-        crf_params: CRFParams | None = None,
+        crf_params: CRFSettings | None = None,
         crf_processes: int | None = None,
         class_names: Sequence[str] | None = None,
         pixel_mean: Sequence[float] = IMAGENET_MEAN,
@@ -193,9 +192,8 @@ class SALSegmenter(FusedInference, pl.LightningModule):
         self.save_hyperparameters(ignore=list(INFERENCE_OPTIONS))
         num_classes = check_num_classes(NUM_CLASSES if num_classes is None else num_classes)
         self.hparams["num_classes"] = num_classes  # the checkpoint loads with its own K
-        self.set_inference(
-            refine_at_inference, test_scales, test_flip, test_fuse, crf, crf_params, crf_processes
-        )
+        arguments = locals()  # as save_hyperparameters reads them: the inference options by name
+        self.set_inference(**{name: arguments[name] for name in INFERENCE_OPTIONS})
         self.class_names = class_names_for(num_classes, class_names)
         self.net = build_deeplab(
             backbone,
@@ -258,20 +256,20 @@ class SALSegmenter(FusedInference, pl.LightningModule):
     def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Eq. 14 on one batch: ``{"loss", "loss_sel"[, "loss_atten"]}`` (scalar tensors)."""
         dims: dict[str, int] = {}
-        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims)
-        mask = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims)
+        image = check_tensor(batch.get("image"), "batch['image']", "B 3 H W", "float", dims=dims)
+        mask = check_tensor(batch.get("mask"), "batch['mask']", "B H W", "int", dims=dims)
         out = self(image)
         seg = out.seg_logits
         if out.class_logits is not None and self._hp.attention_refine:
             seg = refine_by_class_scores(seg, out.class_logits)
         weight = None
         if self._hp.use_selection:
-            weight = check_tensor(batch.get("weight"), "batch['weight']", "B", "float", dims)
+            weight = check_tensor(batch.get("weight"), "batch['weight']", "B", "float", dims=dims)
         result = {"loss_sel": self.selection_loss(seg, mask, weight)}
         result["loss"] = result["loss_sel"]
         if out.class_logits is not None:
             tags = check_tensor(
-                batch.get("tags"), "batch['tags']", f"B {out.class_logits.shape[1]}", "any", dims
+                batch.get("tags"), "batch['tags']", f"B {out.class_logits.shape[1]}", "any", dims=dims
             )
             result["loss_atten"] = self.attention_loss(out.class_logits, tags)
             result["loss"] = result["loss_sel"] + self._hp.lambda_atten * result["loss_atten"]

@@ -194,11 +194,17 @@ def build_deeplab(
     build = builders[_family(name)]
     hub_name, weights_file = resolve_weights(name, encoder_weights)
     options = {
-        "num_classes": num_classes, "output_stride": output_stride, "dropout": dropout,
-        "encoder_depth": encoder_depth, "decoder_channels": decoder_channels, "atrous_rates": atrous_rates,
-        "fc_channels": fc_channels, "freeze_bn": freeze_bn, "pad_mode": pad_mode,
+        "num_classes": num_classes,
+        "output_stride": output_stride,
+        "dropout": dropout,
+        "encoder_depth": encoder_depth,
+        "decoder_channels": decoder_channels,
+        "atrous_rates": atrous_rates,
+        "fc_channels": fc_channels,
+        "freeze_bn": freeze_bn,
+        "pad_mode": pad_mode,
         "has_weights": encoder_weights is not None,
-    }  # fmt: skip
+    }
     model = build(name, hub_name, options)
     model.set_input_space(input_space, pixel_mean, pixel_std)
     if weights_file is not None:

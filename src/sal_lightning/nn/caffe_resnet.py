@@ -45,7 +45,9 @@ class ConvBN(nn.Module):
     ) -> None:
         super().__init__()
         padding = dilation * (kernel // 2)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=CAFFE_BN_EPS)
         self.relu = relu
 
@@ -128,7 +130,9 @@ class CaffeResNet(nn.Module):
         in_channels = 64
         for k in range(4):
             setattr(
-                self, f"layer{k + 2}", _layer(blocks[k], in_channels, widths[k], strides[k], dilations[k])
+                self,
+                f"layer{k + 2}",
+                _layer(blocks[k], in_channels, widths[k], strides[k], dilation=dilations[k]),
             )
             in_channels = widths[k]
 

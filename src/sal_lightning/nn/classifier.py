@@ -101,7 +101,7 @@ class HybridDilatedClassifier(nn.Module):
         self.rates = tuple(int(r) for r in rates)
         self.combine = combine
         self.branches = nn.ModuleList(
-            _branch(in_channels, num_foreground, r, hidden_channels, dropout) for r in self.rates
+            _branch(in_channels, num_foreground, r, hidden_channels, dropout=dropout) for r in self.rates
         )
         self.fc = nn.Linear(num_foreground, num_foreground) if combine == "released" else None
 

@@ -88,8 +88,8 @@ class GDN(nn.Module):
     def set_parameters(self, beta: Tensor, gamma: Tensor) -> None:
         """Set the effective ``beta`` (``[C]``, ``> beta_min``) and ``gamma`` (``[C, C]``, ``>= 0``)."""
         dims = {"C": self.channels}
-        check_tensor(beta, "beta", "C", "float", dims)
-        check_tensor(gamma, "gamma", "C C", "float", dims)
+        check_tensor(beta, "beta", "C", "float", dims=dims)
+        check_tensor(gamma, "gamma", "C C", "float", dims=dims)
         self.beta_raw.copy_(_to_raw(beta.to(self.beta_raw)))
         self.gamma_raw.copy_(_to_raw(gamma.to(self.gamma_raw)))
 

@@ -136,8 +136,8 @@ class MaskScorerNet(nn.Module):
         """The 4-channel input: image ``[B, 3, H, W]`` float and mask ``[B, H, W]`` (nonzero =
         foreground) -> ``[B, 4, H, W]``."""
         dims: dict[str, int] = {}
-        check_tensor(image, "image", "B 3 H W", "float", dims)
-        check_tensor(mask, "mask", "B H W", "any", dims)
+        check_tensor(image, "image", "B 3 H W", "float", dims=dims)
+        check_tensor(mask, "mask", "B H W", "any", dims=dims)
         return torch.cat([image, (mask > 0).to(image.dtype).unsqueeze(1)], dim=1)
 
     def score(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -125,7 +125,7 @@ class VGG16DeepLab(DeepLab):
         self.rates = rates
         self.features = vgg16_trunk()
         self.branches = nn.ModuleList(
-            dilated_fc_branch(512, num_classes, rate, fc_channels, dropout) for rate in rates
+            dilated_fc_branch(512, num_classes, rate, fc_channels, dropout=dropout) for rate in rates
         )
 
     def extract_features(self, x: Tensor) -> Tensor:

@@ -167,7 +167,7 @@ def _load_backbone(backbone: nn.Module, state: dict[str, Tensor], path: str) -> 
     prefix = _best_prefix(own, state)
     matched = sum(prefix + k in state and state[prefix + k].shape == v.shape for k, v in own.items())
     if matched < len(own):
-        raise _refusal(path, own, state, prefix, matched)
+        raise _refusal(path, own, state, prefix, matched=matched)
     backbone.load_state_dict({k: state[prefix + k] for k in own}, strict=False)
     return prefix, own
 
@@ -202,7 +202,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> 
         raise FileNotFoundError(f"encoder_weights: no such file {str(path)!r}")
     state = read_state_dict(path)
     prefix, own = _load_backbone(backbone, state, str(path))
-    _warn_extra(state, prefix, own, set(), str(path))
+    _warn_extra(state, prefix, own, set(), path=str(path))
 
 
 def load_weights(model: DeepLab, path: str | os.PathLike[str]) -> Literal["model", "backbone"]:
@@ -224,5 +224,5 @@ def load_weights(model: DeepLab, path: str | os.PathLike[str]) -> Literal["model
     state = read_state_dict(path)
     prefix, own = _load_backbone(model.backbone_module(), state, str(path))
     whole = _load_head(model, state, prefix, str(path))
-    _warn_extra(state, prefix, own, set(_tensors(model)), str(path))
+    _warn_extra(state, prefix, own, set(_tensors(model)), path=str(path))
     return "model" if whole else "backbone"

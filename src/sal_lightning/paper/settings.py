@@ -34,17 +34,17 @@ def _model_settings(model: Mapping[str, Any], data: Mapping[str, Any]) -> dict[s
     merged = {**_defaults(SALSegmenter), **model}
     loader = {**_defaults(VOCSegmentationDataModule), **data}
     keys = (
-        "backbone", "output_stride", "dropout", "lr", "momentum", "weight_decay", "poly_power",
-        "lambda_atten", "branch_rates", "branch_combine", "attention_refine", "head_lr_mult",
-        "head_bias_lr_mult", "test_scales", "test_flip", "crf",
-    )  # fmt: skip
+        *("backbone", "output_stride", "dropout", "lr", "momentum", "weight_decay", "poly_power"),
+        *("lambda_atten", "branch_rates", "branch_combine", "attention_refine", "head_lr_mult"),
+        *("head_bias_lr_mult", "test_scales", "test_flip", "crf"),
+    )
     settings = {k: merged[k] for k in keys}
     settings.update(batch_size=loader["batch_size"], crop_size=loader["crop_size"])
     return settings
 
 
 def pipeline_settings(config: Any) -> dict[str, Any]:
-    """The paper-relevant settings of a pipeline configuration (a :class:`PipelineConfig`, or the
+    """The paper-relevant settings of a pipeline configuration (a :class:`PipelineSettings`, or the
     mapping of its YAML file, which is checked first).
 
     Every name of :data:`PAPER` / :data:`RELEASED` that the pipeline sets is read from its
@@ -66,8 +66,8 @@ def pipeline_settings(config: Any) -> dict[str, Any]:
     evaluate = tree.evaluate
     settings.update(test_scales=tuple(evaluate.test_scales), test_flip=evaluate.test_flip, crf=evaluate.crf)
     select = tree.select
-    settings["tau"] = select.fixed_tau  # None where keep decides
-    settings["tau_coarse"] = select.coarse().fixed_tau
+    settings["tau"] = select.rule("sf").fixed_tau  # None where keep decides
+    settings["tau_coarse"] = select.rule("sc").fixed_tau
     scorer = tree.scorer
     settings.update(
         scorer_lr={**_defaults(MaskScorer), **scorer.model}.get("lr"),

@@ -1,4 +1,4 @@
-"""A pipeline configuration: one typed tree (:class:`PipelineConfig`) of the steps' settings.
+"""A pipeline configuration: one typed tree (:class:`PipelineSettings`) of the steps' settings.
 
 The YAML file, the command line (``--select.tau 0.8``) and Python share its names, types and
 checks: jsonargparse parses and validates it, so an unknown key, a wrong type, a tau outside
@@ -34,33 +34,23 @@ from typing import Any, get_type_hints
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from sal_lightning.pipeline.runner import Pipeline, Step
-from sal_lightning.pipeline.steps import (
-    CoarseScores,
-    Evaluate,
-    FineScores,
-    ImportProxies,
-    MakeProxies,
-    MakeReferences,
-    Report,
-    Retrain,
-    Select,
-    TrainScorer,
-)
-from sal_lightning.stages.coarse import CoarseSettings
-from sal_lightning.stages.evaluate import EvaluateSettings
-from sal_lightning.stages.fine import FineSettings
-from sal_lightning.stages.proxy_config import ProxyConfig
-from sal_lightning.stages.references import ReferenceSettings
-from sal_lightning.stages.report import ReportSettings
-from sal_lightning.stages.retrain import RetrainSettings
-from sal_lightning.stages.scorer import ScorerSettings
-from sal_lightning.stages.select import SelectSettings
-from sal_lightning.stages.trainer import TrainerOptions
+from sal_lightning.pipeline.runner import Pipeline
+from sal_lightning.stages.coarse import CoarseScores, CoarseSettings
+from sal_lightning.stages.evaluate import Evaluate, EvaluateSettings
+from sal_lightning.stages.fine import FineScores, FineSettings
+from sal_lightning.stages.proxies import ImportProxies, MakeProxies
+from sal_lightning.stages.proxy_settings import ProxySettings
+from sal_lightning.stages.references import MakeReferences, ReferenceSettings
+from sal_lightning.stages.report import Report, ReportSettings
+from sal_lightning.stages.retrain import Retrain, RetrainSettings
+from sal_lightning.stages.scorer import ScorerSettings, TrainScorer
+from sal_lightning.stages.select import Select, SelectSettings
+from sal_lightning.stages.step import Step
+from sal_lightning.stages.trainer import TrainerSettings
 
 
 @dataclass
-class PipelineConfig:
+class PipelineSettings:
     """The whole of SAL-Net on one VOC-layout root.
 
     Attributes:
@@ -87,8 +77,8 @@ class PipelineConfig:
     train_split: str = "train_aug"
     val_split: str = "val"
     saliency: str | None = None
-    trainer: TrainerOptions = field(default_factory=TrainerOptions)
-    proxies: str | ProxyConfig = field(default_factory=ProxyConfig)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    proxies: str | ProxySettings = field(default_factory=ProxySettings)
     references: ReferenceSettings = field(default_factory=ReferenceSettings)
     coarse: CoarseSettings = field(default_factory=CoarseSettings)
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
@@ -103,42 +93,49 @@ class PipelineConfig:
         root, train, val = self.root, self.train_split, self.val_split
         first: Step
         if isinstance(self.proxies, str):
-            first = ImportProxies(root, train, self.proxies)
+            first = ImportProxies(root, train, proxies=self.proxies)
         else:
-            first = MakeProxies(root, train, val, self.saliency, self.proxies)
+            first = MakeProxies(root, train, val_split=val, saliency=self.saliency, settings=self.proxies)
         steps: list[Step] = [
             first,
-            MakeReferences(root, train, self.saliency, self.references),
-            CoarseScores(root, train, self.coarse),
-            TrainScorer(root, train, self.scorer),
-            FineScores(root, train, self.fine),
-            Select(root, train, self.select),
+            MakeReferences(root, train, saliency=self.saliency, settings=self.references),
+            CoarseScores(root, train, settings=self.coarse),
+            TrainScorer(root, train, settings=self.scorer, coarse=self.coarse),
+            FineScores(root, train, settings=self.fine),
+            Select(root, train, settings=self.select),
         ]
-        steps += [Retrain(root, train, val, variant, self.retrain) for variant in self.retrain.variants]
-        variants, seeds = self.retrain.variants, self.retrain.seeds
-        steps.append(Evaluate(root, val, variants, seeds, isinstance(first, MakeProxies), self.evaluate))
-        steps.append(Report(root, train, val, self.report))
-        return steps
+        steps += [
+            Retrain(root, train, val_split=val, variant=variant, settings=self.retrain)
+            for variant in self.retrain.variants
+        ]
+        evaluate = Evaluate(
+            root,
+            val,
+            variants=self.retrain.variants,
+            seeds=self.retrain.seeds,
+            include_p1=isinstance(first, MakeProxies),
+            settings=self.evaluate,
+        )
+        return [*steps, evaluate, Report(root, train, val_split=val, settings=self.report)]
 
 
 #: the sections of a configuration: one per step kind, and the Trainer settings
-SECTIONS: tuple[str, ...] = (
-    "trainer", "proxies", "references", "coarse", "scorer", "fine", "select", "retrain", "evaluate", "report",
-)  # fmt: skip
+SECTIONS: tuple[str, ...] = ("trainer", "proxies", "references", "coarse", "scorer", "fine", "select")
+SECTIONS += ("retrain", "evaluate", "report")
 
 
 def config_parser(prog: str = "sal-lightning pipeline") -> ArgumentParser:
-    """The jsonargparse parser of :class:`PipelineConfig` (and ``--config FILE``)."""
+    """The jsonargparse parser of :class:`PipelineSettings` (and ``--config FILE``)."""
     parser = ArgumentParser(prog=prog, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a pipeline configuration (YAML)")
-    parser.add_class_arguments(PipelineConfig, None)
+    parser.add_class_arguments(PipelineSettings, None)
     return parser
 
 
 def check_sections(data: Mapping[str, Any], source: str = "config") -> None:
-    """Raise ``ValueError`` for a top-level key that is not a setting of :class:`PipelineConfig`, or
+    """Raise ``ValueError`` for a top-level key that is not a setting of :class:`PipelineSettings`, or
     a section that is not a mapping (``proxies`` may also be a folder)."""
-    known = list(PipelineConfig.__dataclass_fields__)
+    known = list(PipelineSettings.__dataclass_fields__)
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError(f"{source}: unknown settings {unknown}; expected some of {known}")
@@ -156,7 +153,7 @@ def check_sections(data: Mapping[str, Any], source: str = "config") -> None:
 
 def _failing_section(namespace: Namespace) -> str:
     """The first section of ``namespace`` whose settings cannot be built (their checks fail)."""
-    hints = get_type_hints(PipelineConfig)
+    hints = get_type_hints(PipelineSettings)
     for name in SECTIONS:
         section = ArgumentParser(exit_on_error=False)
         section.add_argument(f"--{name}", type=hints[name])
@@ -167,26 +164,26 @@ def _failing_section(namespace: Namespace) -> str:
     return "config"
 
 
-def instantiate(parser: ArgumentParser, namespace: Namespace) -> PipelineConfig:
-    """The :class:`PipelineConfig` of a parsed ``namespace``; a failed check names its section
+def instantiate(parser: ArgumentParser, namespace: Namespace) -> PipelineSettings:
+    """The :class:`PipelineSettings` of a parsed ``namespace``; a failed check names its section
     (``select: tau: expected a number in [0, 1], got 1.5``)."""
     try:
         built = parser.instantiate(namespace)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{_failing_section(namespace)}: {err}") from err
-    return PipelineConfig(**{k: built[k] for k in PipelineConfig.__dataclass_fields__})
+    return PipelineSettings(**{k: built[k] for k in PipelineSettings.__dataclass_fields__})
 
 
-def parse_config(config: Mapping[str, Any] | PipelineConfig) -> PipelineConfig:
-    """A :class:`PipelineConfig` from a mapping (a loaded YAML file), checked as the command line is."""
-    if isinstance(config, PipelineConfig):
+def parse_config(config: Mapping[str, Any] | PipelineSettings) -> PipelineSettings:
+    """A :class:`PipelineSettings` from a mapping (a loaded YAML file), checked as the command line is."""
+    if isinstance(config, PipelineSettings):
         return config
     check_sections(config)
     parser = config_parser()
     return instantiate(parser, parser.parse_object(dict(config)))
 
 
-def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfig:
+def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineSettings:
     """Read a pipeline configuration file (YAML), with ``overrides`` of its top-level keys."""
     import yaml
 
@@ -202,12 +199,12 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfi
     return parse_config({**data, **overrides})
 
 
-def build_steps(config: Mapping[str, Any] | PipelineConfig) -> list[Step]:
-    """The ordered SAL-Net steps of a configuration (a mapping or a :class:`PipelineConfig`)."""
+def build_steps(config: Mapping[str, Any] | PipelineSettings) -> list[Step]:
+    """The ordered SAL-Net steps of a configuration (a mapping or a :class:`PipelineSettings`)."""
     return parse_config(config).steps()
 
 
-def build_pipeline(config: Mapping[str, Any] | PipelineConfig, workdir: str | os.PathLike[str]) -> Pipeline:
+def build_pipeline(config: Mapping[str, Any] | PipelineSettings, workdir: str | os.PathLike[str]) -> Pipeline:
     """A :class:`Pipeline` in ``workdir`` with the configuration's steps and trainer settings."""
     tree = parse_config(config)
     return Pipeline(workdir, tree.steps(), tree.trainer)

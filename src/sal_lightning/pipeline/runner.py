@@ -1,8 +1,9 @@
 """The pipeline runner: ordered steps, a manifest in the workdir, atomic artefacts, resume.
 
-A :class:`Step` is a dataclass whose fields are its configuration. It declares the artefacts it
-reads and writes (paths relative to the workdir) and does its work in :meth:`Step.run`.
-:class:`Pipeline` runs steps in order and records each one in ``manifest.json``::
+A :class:`~sal_lightning.stages.step.Step` is a dataclass whose fields are its configuration; each
+stage module defines its own. It declares the artefacts it reads and writes (paths relative to the
+workdir) and does its work in ``run``. :class:`Pipeline` runs steps in order and records each one
+in ``manifest.json``::
 
     {"steps": {"coarse": {"status": "done", "config_hash": "…", "config": {…},
                                  "outputs": ["scores.csv"], "seconds": 12.3, "result": {…}, …}}}
@@ -25,12 +26,10 @@ import json
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sal_lightning._atomic import atomic_write_text, check_writable
 from sal_lightning._console import format_seconds, step_label
@@ -46,7 +45,8 @@ from sal_lightning.pipeline.manifest import (
     jsonable,
     now,
 )
-from sal_lightning.stages.trainer import TrainerOptions, cpu_processes
+from sal_lightning.stages.step import Step, StepContext
+from sal_lightning.stages.trainer import TrainerSettings, cpu_processes
 
 MANIFEST = "manifest.json"
 
@@ -62,89 +62,14 @@ def reads(step: Step, outputs: Sequence[str]) -> bool:
     return reads_from(step.inputs(), outputs)
 
 
-#: step names of 0.1 that ``--from``, ``--only`` and ``--until`` still accept
-RENAMED_STEPS = {"coarse-scores": "coarse", "fine-scores": "fine"}
-
-
-@dataclass
-class StepContext:
-    """What a running step gets besides its configuration.
-
-    Attributes:
-        workdir: the pipeline's folder; artefacts are paths relative to it.
-        trainer: the settings of every ``lightning.Trainer`` a step builds (``accelerator``,
-            ``devices``, ``strategy``, ``num_nodes``...), so all steps scale alike.
-        fresh: True when the step's outputs were cleared before this run (new configuration);
-            False when a previous interrupted run with the same configuration left partial
-            outputs that the step may reuse.
-    """
-
-    workdir: Path
-    trainer: TrainerOptions = field(default_factory=TrainerOptions)
-    fresh: bool = True
-
-    def path(self, artefact: str) -> Path:
-        return self.workdir / artefact
-
-
-class Step:
-    """Base class of pipeline steps. Subclasses are dataclasses; their fields are the configuration.
-
-    Class attributes:
-        kind: the step's kind, used as its default name (``"coarse"``), the configuration
-            section that holds its settings.
-        reads: artefacts (workdir-relative paths) that must exist before the step runs.
-        writes: artefacts the step produces; cleared when the step re-runs with a new configuration.
-        sources: names of fields that hold folders outside the workdir which the step reads; their
-            content hash is part of :meth:`config_dict`, so a changed file re-runs the step.
-    """
-
-    kind: ClassVar[str] = "step"
-    reads: ClassVar[tuple[str, ...]] = ()
-    writes: ClassVar[tuple[str, ...]] = ()
-    sources: ClassVar[tuple[str, ...]] = ()
-
-    @property
-    def name(self) -> str:
-        """The step's unique name in a pipeline (the kind, unless a subclass qualifies it)."""
-        return self.kind
-
-    def inputs(self) -> tuple[str, ...]:
-        """Artefacts read by this instance (defaults to the class's ``reads``)."""
-        return self.reads
-
-    def outputs(self) -> tuple[str, ...]:
-        """Artefacts written by this instance (defaults to the class's ``writes``)."""
-        return self.writes
-
-    def config_dict(self) -> dict[str, Any]:
-        """The configuration that identifies this step's result (hashed for resume): the fields,
-        plus ``source_hashes`` (field -> :func:`folder_hash`) for the fields named in ``sources``."""
-        config = jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
-        if self.sources:
-            config["source_hashes"] = {name: folder_hash(getattr(self, name)) for name in self.sources}
-        return config
-
-    def batch_sizes(self) -> dict[str, int]:
-        """The training batch sizes of this step by setting name (``{"data.batch_size": 7}``);
-        :meth:`Pipeline.check` checks that the trainer options can divide them (global batches).
-        The default: those its ``settings`` declare with a ``batch_sizes()`` method, else none."""
-        settings = getattr(self, "settings", None)
-        sizes = getattr(settings, "batch_sizes", None)
-        return dict(sizes()) if callable(sizes) else {}
-
-    def check(self) -> None:
-        """Validate the configuration and the inputs from outside the workdir without doing any work.
-
-        :meth:`Pipeline.run` calls it for every step before the first one runs, so a bad setting
-        fails in the first second, not hours later when its step starts. Raise ``ValueError``
-        (a setting), ``FileNotFoundError`` (an input) or ``ImportError`` (a missing extra) with a
-        message naming the setting or file and the fix. The default checks nothing.
-        """
-
-    def run(self, ctx: StepContext) -> dict[str, Any]:
-        """Do the work; return a JSON-able summary (metrics, counts) for the manifest."""
-        raise NotImplementedError
+def step_config(step: Step) -> dict[str, Any]:
+    """The configuration that identifies a step's result (hashed for resume): its fields, plus
+    ``source_hashes`` (field -> :func:`~sal_lightning.pipeline.manifest.folder_hash`) for the
+    fields named in its ``sources``."""
+    config = jsonable(dataclasses.asdict(step))  # type: ignore[call-overload]
+    if step.sources:
+        config["source_hashes"] = {name: folder_hash(getattr(step, name)) for name in step.sources}
+    return config
 
 
 class Pipeline:
@@ -162,12 +87,12 @@ class Pipeline:
         self,
         workdir: str | os.PathLike[str],
         steps: Sequence[Step],
-        trainer: TrainerOptions | None = None,
+        trainer: TrainerSettings | None = None,
         verbose: bool = True,
     ):
         self.workdir = Path(workdir)
         self.steps = list(steps)
-        self.trainer = trainer or TrainerOptions()
+        self.trainer = trainer or TrainerSettings()
         self.verbose = verbose
         names = [s.name for s in self.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -201,13 +126,6 @@ class Pipeline:
     def _index(self, name: str | None, argument: str) -> int | None:
         if name is None:
             return None
-        if name in RENAMED_STEPS:
-            warnings.warn(
-                f"{argument}: step {name!r} is now called {RENAMED_STEPS[name]!r}",
-                FutureWarning,
-                stacklevel=3,
-            )
-            name = RENAMED_STEPS[name]
         for i, step in enumerate(self.steps):
             if step.name == name:
                 return i
@@ -215,7 +133,7 @@ class Pipeline:
 
     def check(self) -> None:
         """Every step's :meth:`Step.check` and training batch sizes (:meth:`Step.batch_sizes`, which
-        the trainer options must divide when they are global batches), then the accelerator and
+        the trainer settings must divide when they are global batches), then the accelerator and
         devices of the Trainer settings (on this machine) and whether the workdir can be written:
         before any work.
 
@@ -240,7 +158,7 @@ class Pipeline:
         record = (manifest or self.manifest())["steps"].get(step.name, {})
         return (
             record.get("status") == "done"
-            and record.get("config_hash") == config_hash(step.config_dict())
+            and record.get("config_hash") == config_hash(step_config(step))
             and all((self.workdir / out).exists() for out in step.outputs())
         )
 
@@ -332,7 +250,7 @@ class Pipeline:
                 f"step {step.name!r} needs {missing} in {self.workdir}; run "
                 + (f"step(s) {producers} first" if producers else "a step that writes them first")
             )
-        config = step.config_dict()
+        config = step_config(step)
         digest = config_hash(config)
         previous = records.get(step.name, {})
         fresh = previous.get("config_hash") != digest or previous.get("status") in ("stale", None)

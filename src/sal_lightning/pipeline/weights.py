@@ -5,7 +5,7 @@ machine with network (the same ``TORCH_HOME``, or a copy of its ``hub/checkpoint
 compute nodes) leaves every named or URL weights file where the run looks for it
 (:mod:`sal_lightning.nn.hub`), and checks that every local weights file exists.
 
-A configuration is a pipeline configuration (:class:`~sal_lightning.pipeline.config.PipelineConfig`:
+A configuration is a pipeline configuration (:class:`~sal_lightning.pipeline.config.PipelineSettings`:
 the CAM network and the ProxyNet of step 1, the scorer's network, the retraining network) or a
 trainer configuration (``fit`` / ``test`` / ``predict``: its ``model``'s ``class_path`` and
 ``init_args``).
@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from sal_lightning.pipeline.config import PipelineConfig, check_sections, load_config
+from sal_lightning.pipeline.config import PipelineSettings, check_sections, load_config
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _network(where: str, cls: type, args: Mapping[str, Any]) -> list[Need]:
     value = args.get("encoder_weights", _default(cls, "encoder_weights"))
     if value is None:
         return []
-    if "encoder" in inspect.signature(cls).parameters:  # ReferenceNet: an smp encoder
+    if "encoder" in inspect.signature(cls).parameters:  # AgreementNet: an smp encoder
         encoder = args.get("encoder", _default(cls, "encoder"))
         return [Need(where, SMP_PREFIX + str(encoder), str(value))]
     backbone = str(args.get("backbone", _default(cls, "backbone")))
@@ -71,7 +71,7 @@ def _network(where: str, cls: type, args: Mapping[str, Any]) -> list[Need]:
     return [Need(where, backbone, str(value), build)]
 
 
-def pipeline_needs(config: PipelineConfig) -> list[Need]:
+def pipeline_needs(config: PipelineSettings) -> list[Need]:
     """The weights of a pipeline configuration's networks."""
     from sal_lightning.models import CAMClassifier, ProxyNet, SALSegmenter
 
@@ -124,7 +124,7 @@ def fetch_need(need: Need, progress: bool = True) -> str:
     return f"the cache of {need.backbone}'s encoder library"
 
 
-def prepare_weights(config: PipelineConfig, progress: bool = True) -> None:
+def prepare_weights(config: PipelineSettings, progress: bool = True) -> None:
     """Fetch (or find in the caches) every weights file of a pipeline before its first step: a file
     that cannot be had stops the run now, in seconds, naming its setting, not hours later."""
     for need in pipeline_needs(config):

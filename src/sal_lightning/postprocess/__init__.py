@@ -12,7 +12,7 @@ from sal_lightning._lazy import lazy_exports
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "CRFParams": "sal_lightning.postprocess.crf",
+    "CRFSettings": "sal_lightning.postprocess.crf",
     "CRFPool": "sal_lightning.postprocess.crf",
     "DEEPLAB_TEST_CRF": "sal_lightning.postprocess.crf",
     "SEC_TRAIN_CRF": "sal_lightning.postprocess.crf",
@@ -28,8 +28,8 @@ __all__ = list(_EXPORTS)
 if TYPE_CHECKING:
     from sal_lightning.postprocess.crf import DEEPLAB_TEST_CRF as DEEPLAB_TEST_CRF
     from sal_lightning.postprocess.crf import SEC_TRAIN_CRF as SEC_TRAIN_CRF
-    from sal_lightning.postprocess.crf import CRFParams as CRFParams
     from sal_lightning.postprocess.crf import CRFPool as CRFPool
+    from sal_lightning.postprocess.crf import CRFSettings as CRFSettings
     from sal_lightning.postprocess.crf import binary_crf as binary_crf
     from sal_lightning.postprocess.crf import dense_crf as dense_crf
     from sal_lightning.postprocess.crf import dense_crf_batch as dense_crf_batch

@@ -34,7 +34,7 @@ _INSTALL_HINT = 'dense CRF needs pydensecrf: pip install "sal-lightning[crf]"'
 
 
 @dataclass(frozen=True)
-class CRFParams:
+class CRFSettings:
     """Dense CRF parameters (pydensecrf ``DenseCRF2D``, diagonal kernels, symmetric normalisation).
 
     Defaults are DeepLab's test-time parameters, used by SAL-Net's inference.
@@ -61,19 +61,19 @@ class CRFParams:
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
             if not getattr(self, name) > 0:
                 raise ValueError(
-                    f"CRFParams.{name}: expected a positive standard deviation, got {getattr(self, name)}"
+                    f"CRFSettings.{name}: expected a positive standard deviation, got {getattr(self, name)}"
                 )
         for name in ("gaussian_compat", "bilateral_compat"):
             if not getattr(self, name) >= 0:
                 raise ValueError(
-                    f"CRFParams.{name}: expected a non-negative weight, got {getattr(self, name)}"
+                    f"CRFSettings.{name}: expected a non-negative weight, got {getattr(self, name)}"
                 )
         if not (isinstance(self.iterations, int) and self.iterations >= 1):
-            raise ValueError(f"CRFParams.iterations: expected an integer >= 1, got {self.iterations!r}")
+            raise ValueError(f"CRFSettings.iterations: expected an integer >= 1, got {self.iterations!r}")
         if not 0 < self.min_prob < 1:
-            raise ValueError(f"CRFParams.min_prob: expected a value in (0, 1), got {self.min_prob}")
+            raise ValueError(f"CRFSettings.min_prob: expected a value in (0, 1), got {self.min_prob}")
 
-    def scaled(self, factor: float) -> CRFParams:
+    def scaled(self, factor: float) -> CRFSettings:
         """These parameters with both position standard deviations divided by ``factor``.
 
         For a CRF on an image downscaled by ``factor`` (SEC runs it at the network's output
@@ -87,7 +87,7 @@ class CRFParams:
 
 
 #: DeepLab's test-time CRF (Gaussian sxy 3 / compat 3, bilateral sxy 80 / srgb 13 / compat 10, 10 iterations).
-DEEPLAB_TEST_CRF = CRFParams()
+DEEPLAB_TEST_CRF = CRFSettings()
 #: SEC's training CRF for the constrain loss: DeepLab's parameters with positions divided by 12
 #: (Gaussian sxy 0.25 / compat 3, bilateral sxy 6.67 / srgb 13 / compat 10, 10 iterations).
 SEC_TRAIN_CRF = DEEPLAB_TEST_CRF.scaled(12.0)
@@ -127,7 +127,7 @@ def _check_inputs(image: object, probs: object) -> tuple[np.ndarray, np.ndarray]
     return np.require(image, requirements=["C", "W"]), np.require(probs, np.float32, ["C", "W"])
 
 
-def _run_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndarray:
+def _run_crf(image: np.ndarray, probs: np.ndarray, params: CRFSettings) -> np.ndarray:
     """The CRF proper on validated, C-contiguous inputs; ``float32 [K, H, W]``."""
     dcrf = _import_densecrf()
     labels, height, width = probs.shape
@@ -142,7 +142,7 @@ def _run_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndar
     return np.asarray(q, dtype=np.float32).reshape(labels, height, width)
 
 
-def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams = DEEPLAB_TEST_CRF) -> np.ndarray:
+def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFSettings = DEEPLAB_TEST_CRF) -> np.ndarray:
     """Refine class probabilities with a dense CRF.
 
     Args:
@@ -158,7 +158,9 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams = DEEPLAB_
     return _run_crf(image, probs, params)
 
 
-def binary_crf(image: np.ndarray, foreground: np.ndarray, params: CRFParams = DEEPLAB_TEST_CRF) -> np.ndarray:
+def binary_crf(
+    image: np.ndarray, foreground: np.ndarray, params: CRFSettings = DEEPLAB_TEST_CRF
+) -> np.ndarray:
     """Two-label dense CRF on a foreground probability map.
 
     ``image: uint8 [H, W, 3]``, ``foreground: float [H, W]`` in [0, 1]; returns the refined
@@ -170,7 +172,7 @@ def binary_crf(image: np.ndarray, foreground: np.ndarray, params: CRFParams = DE
     return dense_crf(image, np.stack([1.0 - fg, fg]), params)[1]
 
 
-def _crf_job(image: np.ndarray, probs: np.ndarray, params: CRFParams, output: Output) -> np.ndarray:
+def _crf_job(image: np.ndarray, probs: np.ndarray, params: CRFSettings, output: Output) -> np.ndarray:
     """Worker entry point (module level, so ``spawn`` workers can unpickle it)."""
     q = _run_crf(image, probs, params)
     if output == "labels":
@@ -213,7 +215,7 @@ class CRFPool:
         self,
         image: np.ndarray,
         probs: np.ndarray,
-        params: CRFParams = DEEPLAB_TEST_CRF,
+        params: CRFSettings = DEEPLAB_TEST_CRF,
         output: Output = "probs",
     ) -> Future[np.ndarray]:
         """Schedule one CRF (arguments as :func:`dense_crf`).
@@ -232,13 +234,13 @@ class CRFPool:
             except Exception as error:
                 future.set_exception(error)
             return future
-        return self._pool().submit(_crf_job, image, probs, params, output)
+        return self._pool().submit(_crf_job, image, probs, params=params, output=output)
 
     def map(
         self,
         images: Sequence[np.ndarray],
         probs: Sequence[np.ndarray],
-        params: CRFParams = DEEPLAB_TEST_CRF,
+        params: CRFSettings = DEEPLAB_TEST_CRF,
         output: Output = "probs",
     ) -> list[np.ndarray]:
         """CRFs of paired ``images[i]``, ``probs[i]``, in order (arrays ``[N, ...]`` or lists)."""
@@ -273,7 +275,7 @@ class CRFPool:
 def dense_crf_batch(
     images: Sequence[np.ndarray],
     probs: Sequence[np.ndarray],
-    params: CRFParams = DEEPLAB_TEST_CRF,
+    params: CRFSettings = DEEPLAB_TEST_CRF,
     processes: int = 0,
     output: Output = "probs",
 ) -> list[np.ndarray]:

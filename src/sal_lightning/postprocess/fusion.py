@@ -51,7 +51,7 @@ def multiscale_flip_probs(
         float32 ``[B, K, H, W]`` probabilities summing to 1 over K.
     """
     dims: dict[str, int] = {}
-    check_tensor(image, "image", "B C H W", "float", dims)
+    check_tensor(image, "image", "B C H W", "float", dims=dims)
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"scales: expected one or more positive factors, got {tuple(scales)}")
     if fuse not in ("mean", "max"):

@@ -11,6 +11,7 @@ _EXPORTS: dict[str, str] = {
     "boundary_accuracy": "sal_lightning.scoring.metrics",
     "class_distribution": "sal_lightning.scoring.metrics",
     "coarse_score": "sal_lightning.scoring.metrics",
+    "fine_score": "sal_lightning.scoring.metrics",
     "foreground": "sal_lightning.scoring.metrics",
     "mask_objectness": "sal_lightning.scoring.objectness",
 }
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sal_lightning.scoring.metrics import boundary_accuracy as boundary_accuracy
     from sal_lightning.scoring.metrics import class_distribution as class_distribution
     from sal_lightning.scoring.metrics import coarse_score as coarse_score
+    from sal_lightning.scoring.metrics import fine_score as fine_score
     from sal_lightning.scoring.metrics import foreground as foreground
     from sal_lightning.scoring.objectness import mask_objectness as mask_objectness
 

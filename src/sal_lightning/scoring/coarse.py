@@ -1,7 +1,8 @@
 """Coarse scores of a batch of proxies (SAL-Net Eq. 3-5): AC, CD and SC from images, proxies,
 reference masks and tags.
 
-:class:`CoarseConfig` holds the settings of Eq. 3; :func:`score_samples` turns a list of samples
+:func:`accuracy_batch` is AC with the settings of Eq. 3 (``b``, the definition, the objectness
+function) as keyword arguments; :func:`score_samples` turns a list of samples
 (as :class:`~sal_lightning.data.proxy_data.CoarseScoringDataset` yields them) into AC, CD and SC,
 batching images of equal size (VOC images come in a handful of sizes) on any device. The
 Lightning predict loop that shards a dataset across DDP ranks and writes ``scores.csv`` is
@@ -11,7 +12,6 @@ Lightning predict loop that shards a dataset across DDP ranks and writes ``score
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,59 +31,73 @@ else:
 """``F(image uint8 [B, 3, H, W], mask [B, H, W]) -> [B]`` in (0, 1], e.g. :func:`mask_objectness`."""
 
 
-@dataclass(frozen=True)
-class CoarseConfig:
-    """Settings of Eq. 3.
-
-    Attributes:
-        b: exponent of the objectness term, ``>= 0`` (paper: 0.1; 0: F has no effect).
-        definition: ``"paper"`` (Eq. 3 as printed) or ``"fmeasure"`` (standard F1).
-        objectness: ``F(B)``; the default edge-alignment :func:`mask_objectness`, ``None`` for F = 1.
-            Must be picklable (a module-level function) to run under DDP.
-    """
-
-    b: float = 0.1
-    definition: Definition = "paper"
-    objectness: ObjectnessFn | None = field(default=mask_objectness)
-
-    def __post_init__(self) -> None:
-        b_ok = isinstance(self.b, int | float) and not isinstance(self.b, bool) and self.b >= 0
-        if not b_ok:  # NaN fails too
-            raise ValueError(f"b: expected a number >= 0 (the objectness exponent), got {self.b!r}")
-        if self.definition not in ("paper", "fmeasure"):
-            raise ValueError(f"definition: expected 'paper' or 'fmeasure', got {self.definition!r}")
-        if self.objectness is not None and not callable(self.objectness):
-            raise ValueError(f"objectness: expected a callable or None, got {self.objectness!r}")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly view (the objectness function by qualified name)."""
-        f = self.objectness
-        name = None if f is None else f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
-        return {"b": self.b, "definition": self.definition, "objectness": name}
+def check_accuracy_settings(b: Any, definition: Any, objectness: Any) -> None:
+    """Raise ``ValueError`` naming the setting unless ``b``, ``definition`` and ``objectness`` are
+    settings of Eq. 3: ``b`` a number ``>= 0`` (the objectness exponent; 0: F has no effect),
+    ``definition`` ``"paper"`` or ``"fmeasure"``, ``objectness`` a callable or ``None``."""
+    b_ok = isinstance(b, int | float) and not isinstance(b, bool) and b >= 0
+    if not b_ok:  # NaN fails too
+        raise ValueError(f"b: expected a number >= 0 (the objectness exponent), got {b!r}")
+    if definition not in ("paper", "fmeasure"):
+        raise ValueError(f"definition: expected 'paper' or 'fmeasure', got {definition!r}")
+    if objectness is not None and not callable(objectness):
+        raise ValueError(f"objectness: expected a callable or None, got {objectness!r}")
 
 
-def accuracy_batch(image: Tensor, reference: Tensor, mask: Tensor, config: CoarseConfig) -> Tensor:
+def objectness_name(objectness: ObjectnessFn | None) -> str | None:
+    """An objectness function by its qualified name (JSON-friendly, stable across processes)."""
+    if objectness is None:
+        return None
+    module = getattr(objectness, "__module__", "?")
+    return f"{module}.{getattr(objectness, '__qualname__', repr(objectness))}"
+
+
+def accuracy_batch(
+    image: Tensor,
+    reference: Tensor,
+    mask: Tensor,
+    *,
+    b: float = 0.1,
+    definition: Definition = "paper",
+    objectness: ObjectnessFn | None = mask_objectness,
+) -> Tensor:
     """AC (Eq. 3) of same-sized masks.
 
     image: uint8/float ``[B, 3, H, W]``; reference: bool ``[B, H, W]``; mask: ``[B, H, W]`` label
-    maps or bool foregrounds. Returns float32 ``[B]``.
+    maps or bool foregrounds. ``b``: the objectness exponent (paper: 0.1); ``definition``:
+    ``"paper"`` (Eq. 3 as printed) or ``"fmeasure"``; ``objectness``: ``F(B)``, ``None`` for F = 1.
+    Returns float32 ``[B]``.
     """
-    f = None if config.objectness is None else config.objectness(image, mask)
-    return boundary_accuracy(reference, mask, objectness=f, b=config.b, definition=config.definition)
+    f = None if objectness is None else objectness(image, mask)
+    return boundary_accuracy(reference, mask, objectness=f, b=b, definition=definition)
 
 
 def boundary_accuracy_np(
-    image: np.ndarray, reference: np.ndarray, mask: np.ndarray, config: CoarseConfig | None = None
+    image: np.ndarray,
+    reference: np.ndarray,
+    mask: np.ndarray,
+    *,
+    b: float = 0.1,
+    definition: Definition = "paper",
+    objectness: ObjectnessFn | None = mask_objectness,
 ) -> float:
-    """AC of one mask from numpy arrays: image uint8 ``[H, W, 3]``, reference and mask ``[H, W]``."""
+    """AC of one mask from numpy arrays: image uint8 ``[H, W, 3]``, reference and mask ``[H, W]``
+    (the settings as in :func:`accuracy_batch`)."""
     x = torch.tensor(image).permute(2, 0, 1)[None]  # torch.tensor copies (inputs may be read-only)
     ref = torch.tensor(reference, dtype=torch.bool)[None]
     m = torch.tensor(mask)[None]
-    return float(accuracy_batch(x, ref, m, config or CoarseConfig())[0])
+    return float(accuracy_batch(x, ref, m, b=b, definition=definition, objectness=objectness)[0])
 
 
-def score_samples(samples: Sequence[dict[str, Any]], config: CoarseConfig) -> dict[str, Tensor | list[str]]:
-    """AC, CD and SC of a list of samples as :class:`CoarseScoringDataset` yields them.
+def score_samples(
+    samples: Sequence[dict[str, Any]],
+    *,
+    b: float = 0.1,
+    definition: Definition = "paper",
+    objectness: ObjectnessFn | None = mask_objectness,
+) -> dict[str, Tensor | list[str]]:
+    """AC, CD and SC of a list of samples as :class:`CoarseScoringDataset` yields them (the
+    settings of Eq. 3 as in :func:`accuracy_batch`).
 
     Each sample: ``id`` str, ``image`` uint8 ``[3, H, W]``, ``proxy`` uint8 ``[H, W]``,
     ``reference`` bool ``[H, W]``, ``tags`` float ``[C]`` (sizes may differ between samples).
@@ -103,6 +117,8 @@ def score_samples(samples: Sequence[dict[str, Any]], config: CoarseConfig) -> di
         reference = torch.stack([samples[k]["reference"] for k in members])
         tags = torch.stack([samples[k]["tags"] for k in members])
         index = torch.as_tensor(members, device=device)
-        ac[index] = accuracy_batch(image, reference, proxy, config).to(device)
+        ac[index] = accuracy_batch(
+            image, reference, proxy, b=b, definition=definition, objectness=objectness
+        ).to(device)
         cd[index] = class_distribution(proxy, tags).to(device)
     return {"id": [s["id"] for s in samples], "ac": ac, "cd": cd, "sc": coarse_score(ac, cd)}

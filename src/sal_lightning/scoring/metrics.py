@@ -1,10 +1,11 @@
-"""Coarse proxy-quality scores (SAL-Net Eq. 3-5), batched over ``[B, H, W]`` masks on any device.
+"""Proxy-quality scores (SAL-Net Eq. 3-5, 7), batched over ``[B, H, W]`` masks on any device.
 
 - :func:`boundary_accuracy` (Eq. 3, ``AC_i``): agreement of the proxy foreground ``B_i`` with the
   reference mask ``H_i``, times an objectness term ``F(B_i)^b``.
 - :func:`class_distribution` (Eq. 4, ``CD_i``): the fraction of foreground pixels whose class is
   among the image's tags.
 - :func:`coarse_score` (Eq. 5): ``SC_i = AC_i * CD_i``.
+- :func:`fine_score` (Eq. 7): ``SF_i = P_i * CD_i``, ``P_i`` the learned scorer's quality.
 
 Each function also takes a single ``[H, W]`` mask (with ``[C]`` tags, ``[]`` objectness) and then
 returns a 0-d tensor. Every empty case scores 0, never NaN.
@@ -99,10 +100,10 @@ def boundary_accuracy(
     dims: dict[str, int] = {}
     _mask_kind(reference, "reference")
     _mask_kind(mask, "mask")
-    check_tensor(reference, "reference", batch + "H W", "any", dims)
-    check_tensor(mask, "mask", batch + "H W", "any", dims)
+    check_tensor(reference, "reference", batch + "H W", "any", dims=dims)
+    check_tensor(mask, "mask", batch + "H W", "any", dims=dims)
     if objectness is not None:
-        check_tensor(objectness, "objectness", batch.strip(), "float", dims)
+        check_tensor(objectness, "objectness", batch.strip(), "float", dims=dims)
     ref = reference if reference.dtype == torch.bool else reference != 0
     fg = foreground(mask, ignore_index)
     if single:
@@ -142,8 +143,8 @@ def class_distribution(labels: Tensor, tags: Tensor, ignore_index: int = 255) ->
     single = isinstance(labels, torch.Tensor) and labels.dim() == 2
     batch = "" if single else "B "
     dims: dict[str, int] = {}
-    check_tensor(labels, "labels", batch + "H W", "int", dims)
-    check_tensor(tags, "tags", batch + "C", "any", dims)
+    check_tensor(labels, "labels", batch + "H W", "int", dims=dims)
+    check_tensor(tags, "tags", batch + "C", "any", dims=dims)
     if single:
         labels, tags = labels[None], tags[None]
     num_classes = tags.shape[1]
@@ -162,19 +163,37 @@ def class_distribution(labels: Tensor, tags: Tensor, ignore_index: int = 255) ->
     return cd[0] if single else cd
 
 
+def _product(first: Tensor, cd: Tensor, name: str) -> Tensor:
+    """``first * cd`` after checking both are float tensors of one shape (``name``: the first's)."""
+    if isinstance(first, torch.Tensor) and isinstance(cd, torch.Tensor) and first.shape != cd.shape:
+        raise ValueError(f"cd: expected the shape of {name} {list(first.shape)}, got {list(cd.shape)}")
+    shape = " ".join(f"N{i}" for i in range(first.dim())) if isinstance(first, torch.Tensor) else "N"
+    check_tensor(first, name, shape, "float")
+    check_tensor(cd, "cd", shape, "float")
+    return first * cd
+
+
 def coarse_score(ac: Tensor, cd: Tensor) -> Tensor:
-    """Coarse score ``SC_i = AC_i * CD_i`` (Eq. 5); the same product gives ``SF_i = P_i * CD_i`` (Eq. 7).
+    """Coarse score ``SC_i = AC_i * CD_i`` (Eq. 5).
 
     Args:
-        ac: ``[B]`` float boundary accuracies (or mask-scorer predictions ``P_i``).
+        ac: ``[B]`` float boundary accuracies.
         cd: ``[B]`` float class distributions.
 
     Returns:
         ``[B]`` float scores.
     """
-    if isinstance(ac, torch.Tensor) and isinstance(cd, torch.Tensor) and ac.shape != cd.shape:
-        raise ValueError(f"cd: expected the shape of ac {list(ac.shape)}, got {list(cd.shape)}")
-    shape = " ".join(f"N{i}" for i in range(ac.dim())) if isinstance(ac, torch.Tensor) else "N"
-    check_tensor(ac, "ac", shape, "float")
-    check_tensor(cd, "cd", shape, "float")
-    return ac * cd
+    return _product(ac, cd, "ac")
+
+
+def fine_score(p: Tensor, cd: Tensor) -> Tensor:
+    """Fine score ``SF_i = P_i * CD_i`` (Eq. 7).
+
+    Args:
+        p: ``[B]`` float qualities predicted by the fine scorer.
+        cd: ``[B]`` float class distributions.
+
+    Returns:
+        ``[B]`` float scores.
+    """
+    return _product(p, cd, "p")

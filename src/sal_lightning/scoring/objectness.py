@@ -81,8 +81,8 @@ def mask_objectness(image: Tensor, mask: Tensor, eps: float = 1e-3, ignore_index
         ``[B]`` float32 scores in ``[eps, 1)``, a subset of ``(0, 1]``.
     """
     dims: dict[str, int] = {}
-    check_tensor(image, "image", "B 3 H W", "any", dims)
-    check_tensor(mask, "mask", "B H W", "any", dims)
+    check_tensor(image, "image", "B 3 H W", "any", dims=dims)
+    check_tensor(mask, "mask", "B H W", "any", dims=dims)
     if image.is_complex() or image.dtype == torch.bool:
         raise ValueError(f"image: expected a float or uint8 tensor [B, 3, H, W], got {image.dtype}")
     if mask.is_floating_point():

@@ -7,9 +7,9 @@ iterative erasing. :func:`reference_mask` takes the saliency of one image as
 - a map ``[H, W]`` (float in [0, 1] or uint8 0..255; the PNGs of DSS, PoolNet and similar detectors),
 - any callable ``image uint8 [H, W, 3] -> saliency float [H, W] in [0, 1]``,
 - ``None``: the built-in classical method :func:`~sal_lightning.scoring.saliency.classical_saliency`
-  (``"ft-border"`` unless :attr:`ReferenceConfig.method` says otherwise).
+  (``"ft-border"`` unless ``method`` says otherwise).
 
-A map becomes a mask by thresholding at :attr:`ReferenceConfig.threshold` and refining with a
+A map becomes a mask by thresholding at ``threshold`` and refining with a
 two-label dense CRF whose unary is the saliency stretched so that the threshold maps to
 probability 0.5 (:func:`saliency_probabilities`); without CRF the mask is ``saliency >= threshold``.
 With a callable (built-in included) and ``max_objects > 1``, each found object is erased (filled
@@ -24,8 +24,7 @@ built-in method, in a pool of worker processes.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,48 +33,17 @@ from sal_lightning.scoring.saliency import SaliencyFn, SaliencyMethod, check_ima
 Threshold = float | Literal["adaptive", "otsu"]
 
 
-@dataclass(frozen=True)
-class ReferenceConfig:
-    """How saliency becomes a reference mask.
-
-    Attributes:
-        threshold: a value in (0, 1), ``"adaptive"`` (twice the mean saliency, Achanta et al.,
-            clipped to [0.1, 0.9]) or ``"otsu"``. ``None`` picks 0.5 for maps given by a folder or a
-            callable and ``"adaptive"`` for the built-in method.
-        crf: refine the thresholded map with a two-label dense CRF (needs the ``crf`` extra).
-        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFParams`.
-        max_objects: iterative-erasing rounds for callable sources (1 = a single pass).
-        min_object_fraction: smallest new region (fraction of the image) that counts as an object.
-        method: the built-in saliency method used when the source is ``None``.
-    """
-
-    threshold: Threshold | None = None
-    crf: bool = True
-    crf_params: dict[str, float] = field(default_factory=dict)
-    max_objects: int = 3
-    min_object_fraction: float = 0.01
-    method: SaliencyMethod = "ft-border"
-
-    def __post_init__(self) -> None:
-        t = self.threshold
-        if not (
-            t is None or t in ("adaptive", "otsu") or (isinstance(t, int | float) and 0.0 < float(t) < 1.0)
-        ):
-            raise ValueError(f"threshold: expected a number in (0, 1), 'adaptive', 'otsu' or None, got {t!r}")
-        if (
-            isinstance(self.max_objects, bool)
-            or not isinstance(self.max_objects, int)
-            or self.max_objects < 1
-        ):
-            raise ValueError(f"max_objects: expected at least 1, got {self.max_objects}")
-        if not 0.0 <= self.min_object_fraction < 1.0:
-            raise ValueError(
-                f"min_object_fraction: expected a fraction in [0, 1), got {self.min_object_fraction}"
-            )
-
-    def as_dict(self) -> dict[str, object]:
-        """A JSON-friendly view of these settings (for score sidecars and manifests)."""
-        return {f.name: getattr(self, f.name) for f in fields(ReferenceConfig)}
+def check_mask_settings(threshold: Any, max_objects: Any, min_object_fraction: Any) -> None:
+    """Raise ``ValueError`` naming the setting unless ``threshold`` is ``None``, ``"adaptive"``,
+    ``"otsu"`` or a number in (0, 1), ``max_objects`` an integer ``>= 1`` and
+    ``min_object_fraction`` a fraction in [0, 1)."""
+    t = threshold
+    if not (t is None or t in ("adaptive", "otsu") or (isinstance(t, int | float) and 0.0 < float(t) < 1.0)):
+        raise ValueError(f"threshold: expected a number in (0, 1), 'adaptive', 'otsu' or None, got {t!r}")
+    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or max_objects < 1:
+        raise ValueError(f"max_objects: expected at least 1, got {max_objects}")
+    if not 0.0 <= min_object_fraction < 1.0:
+        raise ValueError(f"min_object_fraction: expected a fraction in [0, 1), got {min_object_fraction}")
 
 
 def check_saliency(
@@ -142,10 +110,10 @@ def refine_saliency(
     t = resolve_threshold(sal, threshold)
     if not crf:
         return sal >= t
-    from sal_lightning.postprocess.crf import CRFParams, binary_crf
+    from sal_lightning.postprocess.crf import CRFSettings, binary_crf
 
     writable = np.require(image, requirements=["C", "W"])  # pydensecrf rejects read-only buffers
-    fg = binary_crf(writable, saliency_probabilities(sal, t)[1], CRFParams(**(crf_params or {})))
+    fg = binary_crf(writable, saliency_probabilities(sal, t)[1], CRFSettings(**(crf_params or {})))
     return np.asarray(fg > 0.5)
 
 
@@ -159,31 +127,48 @@ def _erase(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def reference_mask(
-    image: np.ndarray, saliency: np.ndarray | SaliencyFn | None, config: ReferenceConfig | None = None
+    image: np.ndarray,
+    saliency: np.ndarray | SaliencyFn | None,
+    *,
+    threshold: Threshold | None = None,
+    crf: bool = True,
+    crf_params: dict[str, float] | None = None,
+    max_objects: int = 3,
+    min_object_fraction: float = 0.01,
+    method: SaliencyMethod = "ft-border",
 ) -> np.ndarray:
     """The reference mask H of one image.
 
-    image: uint8 ``[H, W, 3]`` RGB. ``saliency``: a map ``[H, W]`` (float in [0, 1] or uint8), a
-    callable image -> map (iterative erasing up to ``config.max_objects`` rounds), or ``None`` for
-    the built-in method. Returns bool ``[H, W]``.
+    Args:
+        image: uint8 ``[H, W, 3]`` RGB.
+        saliency: a map ``[H, W]`` (float in [0, 1] or uint8), a callable image -> map (iterative
+            erasing up to ``max_objects`` rounds), or ``None`` for the built-in method.
+        threshold: a value in (0, 1), ``"adaptive"`` (twice the mean saliency, Achanta et al.,
+            clipped to [0.1, 0.9]) or ``"otsu"``; ``None``: 0.5 for a map or a callable,
+            ``"adaptive"`` for the built-in method.
+        crf: refine the thresholded map with a two-label dense CRF (needs the ``crf`` extra).
+        crf_params: keyword overrides for :class:`sal_lightning.postprocess.crf.CRFSettings`.
+        max_objects: iterative-erasing rounds for callable sources (1 = a single pass).
+        min_object_fraction: smallest new region (fraction of the image) that counts as an object.
+        method: the built-in saliency method used when ``saliency`` is ``None``.
+
+    Returns bool ``[H, W]``.
     """
-    config = config or ReferenceConfig()
+    check_mask_settings(threshold, max_objects, min_object_fraction)
     image = check_image(image)
     if saliency is None:
-        saliency = functools.partial(classical_saliency, method=config.method)
+        saliency = functools.partial(classical_saliency, method=method)
         default_threshold: Threshold = "adaptive"
     else:
         default_threshold = 0.5
-    threshold = default_threshold if config.threshold is None else config.threshold
-    refine = functools.partial(
-        refine_saliency, threshold=threshold, crf=config.crf, crf_params=config.crf_params
-    )
+    chosen = default_threshold if threshold is None else threshold
+    refine = functools.partial(refine_saliency, threshold=chosen, crf=crf, crf_params=crf_params)
     if not callable(saliency):
         return refine(image, saliency)
     found = np.zeros(image.shape[:2], dtype=bool)
     current = image
-    min_pixels = config.min_object_fraction * found.size
-    for _ in range(config.max_objects):
+    min_pixels = min_object_fraction * found.size
+    for _ in range(max_objects):
         new = refine(current, saliency(current)) & ~found
         if new.sum() < max(min_pixels, 1):
             break

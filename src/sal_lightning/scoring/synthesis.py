@@ -36,7 +36,7 @@ and writes the samples as a sample folder (:mod:`sal_lightning.data.scorer_data`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 import cv2
@@ -44,14 +44,12 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
-
 Degradation = Literal["erode", "dilate", "erase"]
 DEGRADATIONS: tuple[Degradation, ...] = ("erode", "dilate", "erase")
 
 
 @dataclass(frozen=True)
-class SynthesisConfig:
+class SynthesisSettings:
     """Thresholds, shares and strengths of the scorer's training-set synthesis (module docstring).
 
     Attributes:
@@ -73,7 +71,9 @@ class SynthesisConfig:
         erase_range: fraction of the mask's pixels removed by a partial erase.
         scale_range: donor rescaling before pasting (it is also shrunk to fit the receiver).
         seed: seed of the generator.
-        coarse: ``b``, definition and objectness used to recompute AC (as in coarse scoring).
+
+    The AC of a degraded or composite mask is computed by the record source
+    (:meth:`RecordSource.accuracy`), with the settings of the coarse scores.
     """
 
     positive_threshold: float = 0.8
@@ -89,7 +89,6 @@ class SynthesisConfig:
     erase_range: tuple[float, float] = (0.2, 0.7)
     scale_range: tuple[float, float] = (0.6, 1.0)
     seed: int = 0
-    coarse: CoarseConfig = field(default_factory=CoarseConfig)
 
     def __post_init__(self) -> None:
         for name in ("positive_threshold", "negative_threshold", "donor_threshold", "receiver_threshold"):
@@ -117,9 +116,7 @@ class SynthesisConfig:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly view (stored beside the samples)."""
-        out = asdict(self)
-        out["coarse"] = self.coarse.as_dict()
-        return out
+        return asdict(self)
 
 
 @dataclass
@@ -150,7 +147,8 @@ class RecordSource(Protocol):
     :class:`~sal_lightning.stages.trainset.ProxySource`, which reads a VOC root and two folders).
 
     ``ac`` holds AC values already known (the rest are computed by :meth:`load` and added to it);
-    ``check`` raises naming what is missing for ``ids``.
+    ``check`` raises naming what is missing for ``ids``; ``accuracy`` is the AC (Eq. 3) of a mask
+    (bool ``[H, W]``) against a reference (bool ``[H, W]``) on an image (uint8 ``[H, W, 3]``).
     """
 
     ac: dict[str, float]
@@ -158,6 +156,8 @@ class RecordSource(Protocol):
     def check(self, ids: Sequence[str]) -> None: ...
 
     def load(self, image_id: str) -> ProxyRecord: ...
+
+    def accuracy(self, image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float: ...
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -266,7 +266,7 @@ def background_place(
     return best[1], best[2]
 
 
-def _split_kinds(acs: Mapping[str, float], config: SynthesisConfig) -> dict[str, list[str]]:
+def _split_kinds(acs: Mapping[str, float], config: SynthesisSettings) -> dict[str, list[str]]:
     ids = sorted(acs)
     return {
         "positive": [i for i in ids if acs[i] >= config.positive_threshold],
@@ -277,7 +277,7 @@ def _split_kinds(acs: Mapping[str, float], config: SynthesisConfig) -> dict[str,
 
 
 def synthesize_samples(
-    source: RecordSource, ids: Sequence[str], config: SynthesisConfig | None = None, progress: bool = True
+    source: RecordSource, ids: Sequence[str], config: SynthesisSettings | None = None, progress: bool = True
 ) -> Iterator[ScorerSample]:
     """Yield the scorer's training samples for ``ids`` (module docstring), deterministically.
 
@@ -285,10 +285,9 @@ def synthesize_samples(
     sample's ``image_id`` is the image it comes from (the receiver for composites), so a split by
     ``image_id`` keeps an image's samples together.
     """
-    config = config or SynthesisConfig()
+    config = config or SynthesisSettings()
     ids = list(ids)
     source.check(ids)
-    cfg = config.coarse
     acs: dict[str, float] = {}
     for image_id in tqdm(ids, desc="scorer set: AC", unit="img", disable=not progress):
         acs[image_id] = source.ac[image_id] if image_id in source.ac else source.load(image_id).ac
@@ -299,7 +298,9 @@ def synthesize_samples(
     for kind, short in (("positive", "pos"), ("negative", "neg")):
         for image_id in kinds[kind]:
             rec = source.load(image_id)
-            yield ScorerSample(f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id, kind)
+            yield ScorerSample(
+                f"{image_id}__{short}", rec.image, rec.foreground, rec.ac, image_id=image_id, kind=kind
+            )
 
     per_kind = config.samples_per_image * len(ids)
     n_degraded = round(config.degraded_share * per_kind) if kinds["positive"] else 0
@@ -312,14 +313,14 @@ def synthesize_samples(
         for _ in range(config.max_tries):
             r_lo, r_hi = config.erase_range if op == "erase" else config.radius_range
             mask = degrade_mask(rec.foreground, op, float(rng.uniform(r_lo, r_hi)), rng)
-            target = boundary_accuracy_np(rec.image, rec.reference, mask, cfg)
+            target = source.accuracy(rec.image, rec.reference, mask)
             if mask.any() and lo < target < hi:
                 best = (mask, target)
                 break
         bar.update()
         if best is not None:
             yield ScorerSample(
-                f"{rec.image_id}__deg{k}", rec.image, best[0], best[1], rec.image_id, "degraded"
+                f"{rec.image_id}__deg{k}", rec.image, best[0], best[1], image_id=rec.image_id, kind="degraded"
             )
     bar.close()
 
@@ -338,8 +339,13 @@ def synthesize_samples(
         scale = fit * float(rng.uniform(*config.scale_range))
         h, w = max(1, round(bh * scale)), max(1, round(bw * scale))
         top, left = background_place(receiver.foreground, (h, w), config.max_tries, rng)
-        comp = cut_paste(donor, receiver, scale, top, left)
-        target = boundary_accuracy_np(comp.image, comp.reference, comp.mask, cfg)
+        comp = cut_paste(donor, receiver, scale, top, left=left)
+        target = source.accuracy(comp.image, comp.reference, comp.mask)
         yield ScorerSample(
-            f"{receiver.image_id}__cut{k}", comp.image, comp.mask, target, receiver.image_id, "cutpaste"
+            f"{receiver.image_id}__cut{k}",
+            comp.image,
+            comp.mask,
+            target,
+            image_id=receiver.image_id,
+            kind="cutpaste",
         )

@@ -19,13 +19,13 @@ from typing import Any
 from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
 
 
-def check_at_least(argument: str, value: Any, minimum: int) -> None:
+def check_at_least(argument: str, value: Any, *, minimum: int) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
 
 
-def check_share(argument: str, value: Any, low_open: bool = False) -> None:
+def check_share(argument: str, value: Any, *, low_open: bool = False) -> None:
     """Raise ``ValueError`` unless ``value`` is a number in [0, 1] (``(0, 1]`` when ``low_open``)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and value <= 1
     ok = ok and (value > 0 if low_open else value >= 0)
@@ -35,7 +35,7 @@ def check_share(argument: str, value: Any, low_open: bool = False) -> None:
         )
 
 
-def check_number(argument: str, value: Any, low: float = 0.0, strict: bool = False) -> None:
+def check_number(argument: str, value: Any, *, low: float = 0.0, strict: bool = False) -> None:
     """Raise ``ValueError`` unless ``value`` is a number ``>= low`` (``> low`` when ``strict``);
     NaN and booleans are refused."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -55,14 +55,14 @@ def model_classes(root: str | os.PathLike[str], model: Mapping[str, Any] | None 
     the root's class list (its ``classes.txt``, VOC's 21 without one), unless ``model`` (the
     user's model settings) sets ``num_classes`` itself; then nothing, and a count that differs
     from the data's stops the run at ``setup``
-    (:func:`~sal_lightning.models.data_classes.check_data_classes`)."""
+    (:func:`~sal_lightning.data.classes.check_data_classes`)."""
     if model is not None and model.get("num_classes") is not None:
         return {}
     classes = root_classes(root)
     return {"num_classes": len(classes), "class_names": list(classes)}
 
 
-def check_split(root: str, split: str | None, argument: str) -> list[str]:
+def check_split(root: str, split: str | None, *, argument: str) -> list[str]:
     """The ids of ``split`` in the VOC root (raises naming the root, the split list and the fix)."""
     if split is None:
         return []
@@ -110,6 +110,7 @@ def resolve(target: Callable[..., Any] | str) -> Any:
 def check_kwargs(
     target: Callable[..., Any] | str,
     kwargs: Mapping[str, Any],
+    *,
     argument: str,
     reserved: tuple[str, ...] = (),
 ) -> None:
@@ -134,7 +135,7 @@ def check_kwargs(
         )
 
 
-def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], argument: str) -> None:
+def build_on_meta(factory: Callable[..., Any] | str, kwargs: Mapping[str, Any], *, argument: str) -> None:
     """Construct ``factory(**kwargs)`` on PyTorch's meta device (no memory, nothing downloaded:
     ``encoder_weights`` is checked without network, :func:`~sal_lightning.nn.hub.check_weights_value`,
     and dropped), so every check its constructor makes (backbone names, sizes...) runs now; raise

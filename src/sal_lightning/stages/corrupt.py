@@ -25,6 +25,7 @@ PathLike = str | os.PathLike[str]
 def make_corrupted_proxies(
     root: PathLike,
     out: PathLike,
+    *,
     split: str | Sequence[str] = "train",
     seed: int = 0,
     ops: Sequence[Corruption] = CORRUPTIONS,
@@ -61,7 +62,7 @@ def make_corrupted_proxies(
         op = ops[int(rng.integers(len(ops)))]
         strength = float(rng.uniform(*STRENGTHS[op]))
         labels = read_label_png(gts[image_id], num_classes)  # type: ignore[arg-type]
-        corrupted = corrupt_labels(labels, op, strength, rng, num_classes - 1)
+        corrupted = corrupt_labels(labels, op, strength, rng, num_foreground=num_classes - 1)
         write_label_png(folder / f"{image_id}.png", corrupted, num_classes)
         done[image_id] = (op, strength)
     atomic_write_text(folder / "corruptions.json", json.dumps(done, indent=1, sort_keys=True) + "\n")

@@ -3,7 +3,7 @@
 :func:`predict_labels` writes one label PNG per image with a checkpoint (a predict loop, sharded
 under DDP); :func:`evaluate` does it for every run and scores the predictions against the ground
 truth (:func:`~sal_lightning.stages.quality.label_quality`); :func:`summarise` gives the mean and
-spread over seeds.
+spread over seeds. :class:`Evaluate` is the pipeline's step.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import numpy as np
 
 from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.layout import read_split, resolve_voc_root
-from sal_lightning.stages.checks import check_at_least, check_positive
+from sal_lightning.stages.checks import check_at_least, check_crf, check_positive, check_split
 from sal_lightning.stages.quality import label_quality
-from sal_lightning.stages.trainer import TrainerOptions, make_trainer
+from sal_lightning.stages.retrain import variant_runs
+from sal_lightning.stages.step import ARTEFACTS, Step, StepContext, names
+from sal_lightning.stages.trainer import TrainerSettings, make_trainer
 
 PathLike = str | os.PathLike[str]
 #: the settings of a prediction run that decide its figures, as the network ran them
@@ -51,7 +53,7 @@ class EvaluateSettings:
 
     def __post_init__(self) -> None:
         check_positive("test_scales", self.test_scales)
-        check_at_least("batch_size", self.batch_size, 1)
+        check_at_least("batch_size", self.batch_size, minimum=1)
         if self.test_fuse not in ("mean", "max"):
             raise ValueError(f"test_fuse: expected 'mean' or 'max', got {self.test_fuse!r}")
 
@@ -59,10 +61,11 @@ class EvaluateSettings:
 def predict_labels(
     checkpoint: PathLike,
     root: PathLike,
+    *,
     out: PathLike,
     split: str = "val",
     settings: EvaluateSettings | None = None,
-    trainer: TrainerOptions | None = None,
+    trainer: TrainerSettings | None = None,
 ) -> Path:
     """Write ``<out>/<id>.png`` for every image of ``split`` with a :class:`SALSegmenter` checkpoint."""
     from sal_lightning.callbacks.writers import SegmentationPredictionWriter
@@ -106,11 +109,12 @@ def describe_inference(used: Mapping[str, Any]) -> str:
 def evaluate(
     root: PathLike,
     runs: Mapping[str, Mapping[str, PathLike]],
+    *,
     out: PathLike,
     split: str = "val",
     settings: EvaluateSettings | None = None,
     resume: bool = False,
-    trainer: TrainerOptions | None = None,
+    trainer: TrainerSettings | None = None,
 ) -> dict[str, dict[str, float]]:
     """mIoU on ``split`` of every run: ``runs`` maps a variant to ``{"seed<k>": checkpoint}``.
 
@@ -127,8 +131,8 @@ def evaluate(
         for seed, checkpoint in seeds.items():
             folder = Path(out) / variant / seed
             if not (resume and all((folder / f"{i}.png").is_file() for i in ids)):
-                predict_labels(checkpoint, root, folder, split, settings, trainer)
-            results[variant][seed] = label_quality(folder, root, ids).miou
+                predict_labels(checkpoint, root, out=folder, split=split, settings=settings, trainer=trainer)
+            results[variant][seed] = label_quality(folder, root, ids=ids).miou
             used = folder / INFERENCE_FILE
             inference.setdefault(variant, {})[seed] = json.loads(used.read_text()) if used.is_file() else {}
     atomic_write_text(Path(out) / INFERENCE_FILE, json.dumps(inference, indent=2) + "\n")
@@ -148,3 +152,54 @@ def summarise(results: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str,
             "runs": int(values.size),
         }
     return summary
+
+
+@dataclass
+class Evaluate(Step):
+    """P1..P5 on ``split`` with the ``evaluate`` section's inference (scales, flip, dense CRF): mIoU
+    per run.
+
+    P1 is the step 1 network (its predictions in ``step1/p1/proxies``); P2..P5 every
+    ``retrain/<variant>/seed<k>.ckpt``. Predictions go to ``evaluation/<variant>/seed<k>/<id>.png``;
+    the numbers to ``evaluation/results.json``.
+    """
+
+    kind = "evaluate"
+    writes = (ARTEFACTS.evaluation,)
+    root: str
+    split: str
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    include_p1: bool
+    settings: EvaluateSettings
+
+    def inputs(self) -> tuple[str, ...]:
+        folders = [ARTEFACTS.retrained(v) for v in self.variants]
+        return names(folders + ([ARTEFACTS.step1] if self.include_p1 else []))
+
+    def check(self) -> None:
+        check_split(self.root, self.split, argument="val_split")
+        if self.settings.crf:
+            check_crf("evaluate.crf")
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        paths = ctx.paths
+        results: dict[str, dict[str, float]] = {}
+        if self.include_p1:
+            if not paths.p1.is_dir():
+                raise FileNotFoundError(
+                    f"{paths.p1}: ProxyNet predictions missing; run step 'proxies' with val_split"
+                )
+            ids = read_split(resolve_voc_root(self.root), self.split)
+            results["P1"] = {"seed0": label_quality(paths.p1, self.root, ids=ids).miou}
+        results |= evaluate(
+            self.root,
+            variant_runs(paths.retrain, self.variants, seeds=self.seeds),
+            out=paths.evaluation,
+            split=self.split,
+            settings=self.settings,
+            resume=not ctx.fresh,
+            trainer=ctx.trainer.with_progress(False),
+        )
+        atomic_write_text(paths.results, json.dumps(results, indent=2) + "\n")
+        return summarise(results)

@@ -1,22 +1,11 @@
-"""Step 1 of SAL-Net: tags -> CAMs -> seeds -> ProxyNet -> proxy annotations.
+"""Step 1 of SAL-Net: tags -> CAMs -> seeds -> ProxyNet -> proxy annotations, or a folder of
+pseudo-labels imported in its place.
 
-Each method of :class:`Step1` does one sub-step in a work folder and can be called on its own;
-:func:`run_proxies` runs them in order (the ``sal-lightning proxies`` command and the pipeline's
-``proxies`` step call it)::
-
-    workdir/
-      cam.ckpt            CAMClassifier weights                      Step1.train_cam()
-      cams/<id>.npz       tagged classes' CAMs (data.io.write_cams)   Step1.extract_cams()
-      seeds/<id>.png      seeds: 0 bg, 1..C, 255 unlabelled          Step1.make_seeds()
-      proxynet.ckpt       ProxyNet weights                           Step1.train_proxy_net()
-      proxies/<id>.png    proxy annotations G_i                      Step1.predict_proxies()
-      p1/proxies/<id>.png ProxyNet on the evaluation split, no tags  run_proxies(val_split=...)
-      proxies.json        seed and proxy quality vs ground truth,    run_proxies()
-                          the trainings' steps and final losses
-
-Per-image sub-steps skip the ids whose file exists (an interrupted run resumes); every file is
-written atomically. ``trainer`` (:class:`~sal_lightning.stages.trainer.TrainerOptions`) goes to
-every Trainer, so the predict loops shard across GPUs under DDP.
+:func:`run_proxies` runs the sub-steps of :class:`~sal_lightning.stages.step1.Step1` in order with
+the settings of :class:`~sal_lightning.stages.proxy_settings.ProxySettings` (the ``sal-lightning
+proxies`` command); :func:`import_proxies` copies a folder of PNGs from any method after checking
+it. :class:`MakeProxies` and :class:`ImportProxies` are the pipeline's two ways to its first step
+(``step1/proxies``).
 """
 
 from __future__ import annotations
@@ -26,48 +15,23 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from sal_lightning._atomic import atomic_write_text
-from sal_lightning._lazy import lazy_module
-from sal_lightning.data.io import read_cams, read_gray_png, write_id_list, write_label_png
+from sal_lightning.data.io import read_label_png, write_label_png
 from sal_lightning.data.layout import read_split, resolve_voc_root, root_classes
-from sal_lightning.stages.checks import model_classes
-from sal_lightning.stages.proxy_config import ProxyConfig, check_networks
+from sal_lightning.stages.checks import check_crf, check_folder, check_split
+from sal_lightning.stages.proxy_settings import ProxySettings, check_networks
 from sal_lightning.stages.quality import label_quality
-from sal_lightning.stages.trainer import (
-    TrainerOptions,
-    final_losses,
-    make_trainer,
-    save_checkpoint,
-    seed_everything,
-)
-
-if not TYPE_CHECKING:  # see sal_lightning._lazy.lazy_module
-    torch = lazy_module("torch")
-else:
-    import torch
-    from lightning.pytorch.callbacks import BasePredictionWriter
-
-    from sal_lightning.models.cam import CAMClassifier
-    from sal_lightning.models.proxy import ProxyNet
+from sal_lightning.stages.step import ARTEFACTS, Step, StepContext
+from sal_lightning.stages.step1 import OUTPUTS, STEPS, Step1, SubStep
+from sal_lightning.stages.trainer import TrainerSettings
 
 PathLike = str | os.PathLike[str]
-SubStep = Literal["cam", "cams", "seeds", "train", "predict"]
-STEPS: tuple[SubStep, ...] = ("cam", "cams", "seeds", "train", "predict")
-#: what each sub-step writes, relative to the work folder
-OUTPUTS: dict[str, str] = {
-    "cam": "cam.ckpt",
-    "cams": "cams",
-    "seeds": "seeds",
-    "train": "proxynet.ckpt",
-    "predict": "proxies",
-}
 
 
 def _clear(output: Path) -> None:
@@ -77,226 +41,17 @@ def _clear(output: Path) -> None:
         output.unlink(missing_ok=True)
 
 
-@dataclass
-class Step1:
-    """Step 1 on the ids of ``split`` of a VOC root, in the work folder ``workdir``.
-
-    Attributes:
-        root: the VOC root.
-        workdir: the work folder (see the module docstring).
-        split: the images to label (their tags train the networks).
-        config: the settings of step 1.
-        saliency: a folder of grayscale saliency PNGs for the background seeds (used with
-            ``config.background="saliency"``).
-        trainer: the settings of every Trainer.
-        trained: what each training of this object ended at: ``{"cam" | "proxynet": {"steps",
-            "loss", ...}}`` (the last step's logged loss terms).
-    """
-
-    root: PathLike
-    workdir: Path
-    split: str = "train_aug"
-    config: ProxyConfig = field(default_factory=ProxyConfig)
-    saliency: PathLike | None = None
-    trainer: TrainerOptions | None = None
-    trained: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
-
-    def _todo(self, out: Path, suffix: str) -> str | None:
-        """A list file of the ids without ``out/<id><suffix>`` (None when all are done)."""
-        todo = [
-            i
-            for i in read_split(resolve_voc_root(self.root), self.split)
-            if not (out / f"{i}{suffix}").is_file()
-        ]
-        if not todo:
-            return None
-        path = self.workdir / f".{out.name}.todo.txt"
-        write_id_list(path, todo)
-        return str(path)
-
-    def _predict(self, model: CAMClassifier | ProxyNet, todo: str, writer: BasePredictionWriter) -> None:
-        """A predict loop over the ids of the list file ``todo``, which is removed afterwards."""
-        from sal_lightning.data.datamodules import VOCClassificationDataModule, VOCSegmentationDataModule
-        from sal_lightning.models.cam import CAMClassifier
-
-        data: VOCSegmentationDataModule | VOCClassificationDataModule
-        if isinstance(model, CAMClassifier):
-            data = VOCClassificationDataModule(
-                str(self.root), predict_split=todo, num_workers=self.config.num_workers
-            )
-        else:
-            data = VOCSegmentationDataModule(
-                str(self.root), predict_split=todo, num_workers=self.config.num_workers
-            )
-        loop = make_trainer(self.trainer, callbacks=[writer], progress=True)
-        loop.predict(model, datamodule=data, return_predictions=False)
-        loop.strategy.barrier("proxies-todo")  # every rank has finished with the list
-        if loop.is_global_zero:
-            Path(todo).unlink(missing_ok=True)
-
-    def _fit(self, model: CAMClassifier | ProxyNet, data: Any, steps: int, checkpoint: str) -> Path:
-        """Train ``model`` for ``steps`` and save it as ``workdir/<checkpoint>``."""
-        loop = make_trainer(self.trainer, progress=True, max_steps=steps, limit_val_batches=0)
-        loop.fit(model, datamodule=data)
-        self.trained[Path(checkpoint).stem] = {"steps": loop.global_step, **final_losses(loop)}
-        return save_checkpoint(loop, self.workdir / checkpoint)
-
-    def _batch(self, name: str) -> int:
-        """The per-device batch of the setting ``name`` (the trainer options divide global ones)."""
-        return (self.trainer or TrainerOptions()).local_batch(getattr(self.config, name), name)
-
-    def train_cam(self) -> Path:
-        """Train the CAM classifier on the tags of the split; returns ``workdir/cam.ckpt``."""
-        from sal_lightning.data.datamodules import VOCClassificationDataModule
-        from sal_lightning.models.cam import CAMClassifier
-
-        config = self.config
-        seed_everything(config.seed)  # the initial weights too
-        model = CAMClassifier(
-            num_classes=len(root_classes(self.root)),
-            **config.network("cam"),
-            lr=config.cam_lr,
-            cam_scales=tuple(config.cam_scales),
-            conv7_channels=config.cam_conv7_channels,
-        )
-        data = VOCClassificationDataModule(
-            str(self.root),
-            train_split=self.split,
-            crop_size=config.cam_crop_size,
-            batch_size=self._batch("cam_batch_size"),
-            num_workers=config.num_workers,
-        )
-        return self._fit(model, data, config.cam_steps, "cam.ckpt")
-
-    def extract_cams(self) -> Path:
-        """Write ``workdir/cams/<id>.npz`` for every id of the split that has none yet."""
-        from sal_lightning.callbacks.writers import CAMWriter
-        from sal_lightning.models.cam import CAMClassifier
-
-        out = self.workdir / "cams"
-        todo = self._todo(out, ".npz")
-        if todo is None:
-            return out
-        ckpt = self.workdir / "cam.ckpt"
-        if not ckpt.is_file():
-            raise FileNotFoundError(
-                f"{ckpt}: CAM classifier checkpoint not found (run the 'cam' sub-step first)"
-            )
-        scales = tuple(self.config.cam_scales)
-        self._predict(
-            CAMClassifier.load_from_checkpoint(ckpt, map_location="cpu", cam_scales=scales),
-            todo,
-            CAMWriter(out),
-        )
-        return out
-
-    def make_seeds(self) -> Path:
-        """Write ``workdir/seeds/<id>.png`` from the CAMs (and the saliency PNGs, when given)."""
-        from sal_lightning.losses.seeds import seeds_from_cams
-
-        config, out, cam_dir = self.config, self.workdir / "seeds", self.workdir / "cams"
-        ids = read_split(resolve_voc_root(self.root), self.split)
-        num_classes = len(root_classes(self.root))
-        for image_id in tqdm(ids, desc="seeds", unit="img", disable=len(ids) < 200):
-            target = out / f"{image_id}.png"
-            if target.is_file():
-                continue
-            cams = torch.from_numpy(read_cams(cam_dir / f"{image_id}.npz", num_classes - 1))
-            tags = (cams.flatten(1).amax(1) > 0).float()
-            seeds = seeds_from_cams(
-                cams[None], tags[None], self._saliency(image_id, cams.shape[1:]), config.fg_ratio,
-                config.bg_saliency, config.bg_quantile,
-            )  # fmt: skip
-            write_label_png(target, seeds[0].numpy().astype(np.uint8), num_classes)
-        return out
-
-    def _saliency(self, image_id: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-        """The saliency of ``image_id`` as float ``[1, H, W]`` in [0, 1] (``None`` with
-        ``background="cam"``)."""
-        if self.config.background == "cam":
-            return None
-        self.config.check_saliency(self.saliency)
-        assert self.saliency is not None  # checked
-        path = Path(self.saliency) / f"{image_id}.png"
-        gray = read_gray_png(path)
-        if gray.shape != tuple(shape):
-            raise ValueError(f"{path}: size {gray.shape} differs from its CAMs")
-        return torch.tensor(gray, dtype=torch.float32)[None] / 255.0
-
-    def train_proxy_net(self) -> Path:
-        """Train ProxyNet on ``workdir/seeds``; returns ``workdir/proxynet.ckpt``."""
-        from sal_lightning.data.datamodules import VOCSegmentationDataModule
-        from sal_lightning.models.proxy import ProxyNet
-
-        config = self.config
-        seed_everything(config.seed)  # the initial weights too
-        model = ProxyNet(
-            **model_classes(self.root),
-            **config.network("proxy"),
-            balanced_seed_loss=config.balanced_seed_loss,
-            expand_weight=config.expand_weight,
-            constrain_weight=config.constrain_weight,
-            grow=config.grow,
-            lr=config.proxy_lr,
-            test_scales=tuple(config.test_scales),
-            crf=config.crf,
-            crf_processes=config.crf_processes,
-        )
-        data = VOCSegmentationDataModule(
-            str(self.root),
-            train_split=self.split,
-            proxies=str(self.workdir / "seeds"),
-            crop_size=config.proxy_crop_size,
-            batch_size=self._batch("proxy_batch_size"),
-            num_workers=config.num_workers,
-        )
-        return self._fit(model, data, config.proxy_steps, "proxynet.ckpt")
-
-    def predict_proxies(self, checkpoint: PathLike | None = None, with_tags: bool | None = None) -> Path:
-        """Write ``workdir/proxies/<id>.png`` (multi-scale, CRF) for the ids of the split that
-        have none yet, with the ProxyNet of ``checkpoint`` (default ``workdir/proxynet.ckpt``).
-
-        ``with_tags``: restrict the proxies to the image tags (``None``: the configuration's
-        ``predict_with_tags``); ``False`` is the network on its own, as for the paper's P1 row on val.
-        """
-        from sal_lightning.callbacks.writers import SegmentationPredictionWriter
-        from sal_lightning.models.proxy import ProxyNet
-
-        out = self.workdir / "proxies"
-        todo = self._todo(out, ".png")
-        if todo is None:
-            return out
-        ckpt = Path(checkpoint) if checkpoint is not None else self.workdir / "proxynet.ckpt"
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: ProxyNet checkpoint not found (run the 'train' sub-step first)")
-        config = self.config
-        model = ProxyNet.load_from_checkpoint(
-            ckpt, map_location="cpu", test_scales=tuple(config.test_scales), crf=config.crf,
-            crf_processes=config.crf_processes,
-            predict_with_tags=config.predict_with_tags if with_tags is None else with_tags,
-        )  # fmt: skip
-        self._predict(model, todo, SegmentationPredictionWriter(out))
-        return out
-
-    def run(self, step: SubStep) -> Path:
-        """Run one sub-step by name (:data:`STEPS`)."""
-        methods = {
-            "cam": self.train_cam, "cams": self.extract_cams, "seeds": self.make_seeds,
-            "train": self.train_proxy_net, "predict": self.predict_proxies,
-        }  # fmt: skip
-        return methods[step]()
-
-
 def run_proxies(
     root: PathLike,
     workdir: PathLike,
+    *,
     split: str = "train_aug",
     saliency: PathLike | None = None,
-    config: ProxyConfig | None = None,
+    settings: ProxySettings | None = None,
     steps: Sequence[SubStep] = STEPS,
     resume: bool = False,
     val_split: str | None = None,
-    trainer: TrainerOptions | None = None,
+    trainer: TrainerSettings | None = None,
 ) -> dict[str, Any]:
     """Run the sub-steps ``steps`` of step 1 in order (cam, cams, seeds, train, predict).
 
@@ -305,12 +60,13 @@ def run_proxies(
         workdir: the work folder (see the module docstring).
         split: the images to label (their tags train the networks).
         saliency: a folder of grayscale saliency PNGs for the background seeds; needed by the
-            ``seeds`` sub-step unless ``config.background`` is ``"cam"``.
-        config: the settings of step 1 (the paper's by default).
+            ``seeds`` sub-step unless ``settings.background`` is ``"cam"``.
+        settings: the settings of step 1 (the paper's by default).
         steps: the sub-steps to run, in order: ``cam``, ``cams``, ``seeds``, ``train``, ``predict``.
         resume: keep what an earlier run finished (a training sub-step whose checkpoint exists is
             skipped, the per-image sub-steps only do the ids without a file); else each requested
-            sub-step starts from nothing (its output, see :data:`OUTPUTS`, is removed first).
+            sub-step starts from nothing (its output, see
+            :data:`~sal_lightning.stages.step1.OUTPUTS`, is removed first).
         val_split: also predict this split with the ProxyNet alone, without tags (the paper's P1),
             into ``workdir/p1``.
         trainer: the settings of every Trainer (``devices=N`` shards the predict loops).
@@ -319,17 +75,17 @@ def run_proxies(
     final losses of the trainings run (``training``), and the seed, proxy and P1 quality against the
     ground truth where it exists (:class:`LabelQuality` as dicts).
     """
-    config = config or ProxyConfig()
+    settings = settings or ProxySettings()
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"steps: unknown {unknown}, expected some of {list(STEPS)}")
-    check_networks(config)
+    check_networks(settings)
     if "seeds" in steps:
-        config.check_saliency(saliency)
-        warning = config.warning()
+        settings.check_saliency(saliency)
+        warning = settings.warning()
         if warning is not None:
             print(warning, file=sys.stderr, flush=True)
-    work = Step1(root, Path(workdir), split, config, saliency, trainer)
+    work = Step1(root, Path(workdir), split=split, settings=settings, saliency=saliency, trainer=trainer)
     work.workdir.mkdir(parents=True, exist_ok=True)
     for step in (s for s in STEPS if s in steps):
         output = work.workdir / OUTPUTS[step]
@@ -338,11 +94,13 @@ def run_proxies(
         elif output.suffix == ".ckpt" and output.is_file():
             continue
         work.run(step)
-    report: dict[str, Any] = {"config": asdict(config), "split": split, "saliency": saliency}
+    report: dict[str, Any] = {"config": asdict(settings), "split": split, "saliency": saliency}
     report["training"] = work.trained
     _add_quality(report, root, split, {"seeds": work.workdir / "seeds", "proxies": work.workdir / "proxies"})
     if val_split is not None:
-        p1 = Step1(root, work.workdir / "p1", val_split, config, saliency, trainer)
+        p1 = Step1(
+            root, work.workdir / "p1", split=val_split, settings=settings, saliency=saliency, trainer=trainer
+        )
         folder = p1.predict_proxies(work.workdir / "proxynet.ckpt", with_tags=False)
         _add_quality(report, root, val_split, {"p1": folder})
     atomic_write_text(work.workdir / "proxies.json", json.dumps(report, indent=2, default=str) + "\n")
@@ -354,4 +112,95 @@ def _add_quality(report: dict[str, Any], root: PathLike, split: str, folders: di
     ids = read_split(resolve_voc_root(root), split)
     for name, folder in folders.items():
         if all((folder / f"{i}.png").is_file() for i in ids):
-            report[name] = asdict(label_quality(folder, root, ids))
+            report[name] = asdict(label_quality(folder, root, ids=ids))
+
+
+def check_proxies(root: PathLike, proxies: PathLike, *, split: str) -> list[str]:
+    """The ids of ``split``; ``FileNotFoundError`` naming the folder ``proxies`` when it lacks the
+    PNG of one of them."""
+    check_folder(str(proxies), "proxies")
+    ids = check_split(str(root), split, argument="train_split")
+    missing = [i for i in ids if not (Path(proxies) / f"{i}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{proxies}: {len(missing)} of {len(ids)} proxies of split {split!r} are "
+            f"missing, e.g. {[f'{i}.png' for i in missing[:5]]}"
+        )
+    return ids
+
+
+def import_proxies(root: PathLike, proxies: PathLike, *, split: str, out: PathLike) -> int:
+    """Copy the pseudo-labels of ``split`` from the folder ``proxies`` (one PNG per id, from any
+    method) to ``out``, checked: values 0..C or 255, C the root's foreground classes (those of its
+    ``classes.txt``, VOC's 20 without one). Ids whose PNG is in ``out`` already are skipped.
+    Returns the number of ids."""
+    ids = check_proxies(root, proxies, split=split)
+    k = len(root_classes(root))
+    for image_id in tqdm(ids, desc="import proxies", unit="img", disable=len(ids) < 200):
+        target = Path(out) / f"{image_id}.png"
+        if not target.is_file():
+            write_label_png(target, read_label_png(Path(proxies) / f"{image_id}.png", k), k)
+    return len(ids)
+
+
+@dataclass
+class MakeProxies(Step):
+    """Step 1: CAM classifier -> seeds -> ProxyNet -> ``step1/proxies``; P1 = ProxyNet on ``val_split``."""
+
+    kind = "proxies"
+    writes = (ARTEFACTS.step1,)
+    sources = ("saliency",)
+    root: str
+    split: str
+    val_split: str | None
+    saliency: str | None
+    settings: ProxySettings
+
+    def check(self) -> None:
+        check_split(self.root, self.split, argument="train_split")
+        check_split(self.root, self.val_split, argument="val_split")
+        check_folder(self.saliency, "saliency")
+        check_networks(self.settings)
+        if self.settings.needs_crf:
+            check_crf("step 1's dense CRF (crf or constrain_weight)")
+        self.settings.check_saliency(self.saliency)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        report = run_proxies(
+            self.root,
+            ctx.paths.step1,
+            split=self.split,
+            saliency=self.saliency,
+            settings=self.settings,
+            resume=not ctx.fresh,
+            val_split=self.val_split,
+            trainer=ctx.trainer,
+        )
+        result: dict[str, Any] = {k: report[k]["miou"] for k in ("seeds", "proxies") if k in report}
+        if "p1" in report:
+            result["p1_val_miou"] = report["p1"]["miou"]
+        result |= {f"{net}_loss": t["loss"] for net, t in report["training"].items() if "loss" in t}
+        return result
+
+
+@dataclass
+class ImportProxies(Step):
+    """Step 1 replaced by a folder of pseudo-labels from any method (one PNG per id of ``split``),
+    checked and copied to ``step1/proxies`` (:func:`import_proxies`). The folder's content hash is
+    part of the configuration: after a PNG there changes, the next run imports again and re-runs
+    every later step.
+    """
+
+    kind = "proxies"
+    writes = (ARTEFACTS.step1,)
+    sources = ("proxies",)
+    root: str
+    split: str
+    proxies: str
+
+    def check(self) -> None:
+        check_proxies(self.root, self.proxies, split=self.split)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        count = import_proxies(self.root, self.proxies, split=self.split, out=ctx.paths.proxies)
+        return {"imported": count}

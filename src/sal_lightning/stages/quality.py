@@ -56,6 +56,7 @@ class LabelQuality:
 def label_quality(
     labels: PathLike,
     root: PathLike,
+    *,
     ids: Sequence[str],
     gt_dirs: Sequence[str] = GT_DIRS,
     class_names: Sequence[str] | None = None,
@@ -133,6 +134,7 @@ class TrueQuality:
 def true_quality(
     root: PathLike,
     ids: Sequence[str],
+    *,
     proxies: PathLike,
     definition: Definition = "paper",
     progress: bool = True,

@@ -31,6 +31,7 @@ from sal_lightning.stages.checks import check_at_least, check_share
 from sal_lightning.stages.evaluate import describe_inference, summarise
 from sal_lightning.stages.quality import TrueQuality, has_ground_truth, true_quality
 from sal_lightning.stages.retrain import describe
+from sal_lightning.stages.step import ARTEFACTS, Step, StepContext, Workdir
 from sal_lightning.stages.sweep import (
     DEFAULT_TAUS,
     plot_correlations,
@@ -60,7 +61,7 @@ class ReportSettings:
     taus: tuple[float, ...] = DEFAULT_TAUS
 
     def __post_init__(self) -> None:
-        check_at_least("overlays", self.overlays, 0)
+        check_at_least("overlays", self.overlays, minimum=0)
         for tau in self.taus:
             check_share("taus", tau)
 
@@ -141,7 +142,7 @@ def classes_line(voc: Path) -> str:
     return f"Classes: {len(classes) - 1} foreground classes, {where}: {', '.join(classes[1:])}.\n"
 
 
-def plot_overlays(root: str, ids: Sequence[str], columns: Mapping[str, Path], path: Path) -> Path:
+def plot_overlays(root: str, ids: Sequence[str], *, columns: Mapping[str, Path], path: Path) -> Path:
     """A grid: one row per image (image, ground truth, then each prediction folder in ``columns``),
     with a legend of the colours and names of the classes shown (the root's class list and
     palette: VOC's without a ``classes.txt``)."""
@@ -296,7 +297,7 @@ def _scorer(
             f"{PAPER_CORRELATIONS.get(column, math.nan):.3f} |"
         )
     if corr:
-        plot_correlations(scores, truth.ac, figures / "correlations.png", tuple(corr))
+        plot_correlations(scores, truth.ac, path=figures / "correlations.png", columns=tuple(corr))
         lines.append("\n![SC and SF against the true AC](figures/correlations.png)\n")
     return lines, corr
 
@@ -309,6 +310,7 @@ def _json(path: Path) -> Any:
 def write_report(
     workdir: PathLike,
     root: PathLike,
+    *,
     split: str = "train_aug",
     val_split: str = "val",
     settings: ReportSettings | None = None,
@@ -317,12 +319,11 @@ def write_report(
     ``evaluation/results.json``, ``scores.csv``, ``step1/proxies`` (the proxies of ``split``) and
     ``step1/proxies.json``; returns the ablation's mean mIoU per variant."""
     settings = settings or ReportSettings()
-    work, voc = Path(workdir), resolve_voc_root(root)
-    figures = work / "figures"
-    runs: dict[str, dict[str, float]] = json.loads((work / "evaluation" / "results.json").read_text())
+    paths, voc = Workdir(Path(workdir)), resolve_voc_root(root)
+    figures = paths.figures
+    runs: dict[str, dict[str, float]] = json.loads(paths.results.read_text())
     inference, selected, trained = (
-        _json(work / name)
-        for name in ("evaluation/inference.json", "selection/summary.json", "scorer/scorer.json")
+        _json(path) for path in (paths.inference, paths.selection_summary, paths.scorer_record)
     )
     summary = summarise(runs)
     report: dict[str, Any] = {"ablation": summary, "runs": runs, "classes": list(root_classes(voc))}
@@ -332,33 +333,50 @@ def write_report(
         classes_line(voc),
         *_ablation(runs, inference),
     ]
-    step1 = work / "step1" / "proxies.json"
-    quality = json.loads(step1.read_text()) if step1.is_file() else {}
+    quality = _json(paths.step1_report)
     if "proxies" in quality:
         report["proxies"] = {k: quality[k] for k in ("seeds", "proxies") if k in quality}
         lines += _step1(quality)
-    scores = read_scores(work / "scores.csv")
+    scores = read_scores(paths.scores)
     ids = read_split(voc, split)
     truth = None
     if has_ground_truth(voc, ids):  # true AC: F-measure of the proxy's foreground against the GT's
-        truth = true_quality(voc, ids, work / "step1" / "proxies", definition="fmeasure", progress=False)
+        truth = true_quality(voc, ids, proxies=paths.proxies, definition="fmeasure", progress=False)
         scorer_lines, report["correlations"] = _scorer(scores, truth, figures, trained)
         lines += scorer_lines
     if selected:
         report["selection"] = selected
         lines += _selection(selected)
-    sweeps = {c: tau_sweep(scores, c, settings.taus, truth) for c in ("sc", "sf")}
+    sweeps = {c: tau_sweep(scores, c, taus=settings.taus, truth=truth) for c in ("sc", "sf")}
     report["sweep"] = sweeps
     lines += ["## Threshold sweep (Table IV) on SF\n", sweep_table(sweeps["sf"]) + "\n"]
     plot_sweep(sweeps, figures / "tau_sweep.png")
     lines.append("![threshold sweep](figures/tau_sweep.png)\n")
     shown = read_split(voc, val_split)[: settings.overlays]
     columns: dict[str, Path] = {
-        v: work / "evaluation" / v / next(iter(runs[v])) for v in ("P2", "P5") if v in runs
+        v: paths.evaluation / v / next(iter(runs[v])) for v in ("P2", "P5") if v in runs
     }
     if shown and columns:
-        plot_overlays(str(root), shown, columns, figures / "overlays.png")
+        plot_overlays(str(root), shown, columns=columns, path=figures / "overlays.png")
         lines.append("## Predictions\n\n![image, ground truth, P2 and P5](figures/overlays.png)\n")
-    atomic_write_text(work / "report.md", "\n".join(lines))
-    atomic_write_text(work / "report.json", json.dumps(report, indent=2, default=float) + "\n")
+    atomic_write_text(paths.report, "\n".join(lines))
+    atomic_write_text(paths.report_data, json.dumps(report, indent=2, default=float) + "\n")
     return {k: v["mean"] for k, v in summary.items()}
+
+
+@dataclass
+class Report(Step):
+    """``report.md`` and ``figures/`` from the evaluation, the scores and the proxies."""
+
+    kind = "report"
+    reads = (ARTEFACTS.evaluation, ARTEFACTS.scores, ARTEFACTS.proxies)
+    writes = (ARTEFACTS.report, ARTEFACTS.report_data, ARTEFACTS.figures)
+    root: str
+    split: str
+    val_split: str
+    settings: ReportSettings
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        return write_report(
+            ctx.workdir, self.root, split=self.split, val_split=self.val_split, settings=self.settings
+        )

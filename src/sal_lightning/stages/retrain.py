@@ -3,7 +3,7 @@
 :data:`VARIANTS` are the rows of the paper's ablation (Table VI): which selection the weights come
 from and whether the attention loss is on. Every variant runs the same ``max_steps`` (selecting
 fewer images means more passes over them, not fewer updates; docs/design.md, "Equal steps for
-every row").
+every row"). :class:`Retrain` is the pipeline's step for one variant.
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sal_lightning.data.layout import read_split, resolve_voc_root
 from sal_lightning.stages.checks import (
     build_on_meta,
     check_at_least,
     check_crf,
     check_kwargs,
+    check_split,
     model_classes,
 )
+from sal_lightning.stages.quality import has_ground_truth
+from sal_lightning.stages.step import ARTEFACTS, Step, StepContext, Workdir, names
 from sal_lightning.stages.trainer import (
-    TrainerOptions,
+    TrainerSettings,
     final_losses,
     make_trainer,
     save_checkpoint,
@@ -89,9 +93,9 @@ class RetrainSettings:
             raise ValueError(f"variants: expected some of {sorted(VARIANTS)}, got {unknown}")
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
-        check_at_least("max_steps", self.max_steps, 1)
-        check_kwargs(MODEL, self.model, "model", MODEL_SET)
-        check_kwargs(DATA, self.data, "data", DATA_SET)
+        check_at_least("max_steps", self.max_steps, minimum=1)
+        check_kwargs(MODEL, self.model, argument="model", reserved=MODEL_SET)
+        check_kwargs(DATA, self.data, argument="data", reserved=DATA_SET)
 
     @property
     def batch_size(self) -> int:
@@ -118,7 +122,7 @@ class RetrainSettings:
 
         if self.strong_ids is not None and not Path(self.strong_ids).is_file():
             raise FileNotFoundError(f"strong_ids: id list {self.strong_ids} not found")
-        build_on_meta(MODEL, self.model, "model")
+        build_on_meta(MODEL, self.model, argument="model")
         if self.model.get("crf"):
             check_crf("model.crf")
         try:
@@ -130,6 +134,7 @@ class RetrainSettings:
 def retrain(
     root: PathLike,
     proxies: PathLike,
+    *,
     out: PathLike,
     scores: PathLike | None = None,
     use_attention: bool = True,
@@ -137,7 +142,7 @@ def retrain(
     train_split: str = "train_aug",
     val_split: str = "val",
     resume: bool = False,
-    trainer: TrainerOptions | None = None,
+    trainer: TrainerSettings | None = None,
 ) -> dict[str, Any]:
     """Train :class:`SALSegmenter` on the proxies once per seed; writes ``<out>/seed<k>.ckpt``.
 
@@ -150,7 +155,7 @@ def retrain(
     from sal_lightning.models.segmenter import SALSegmenter
 
     settings = settings or RetrainSettings()
-    batch = (trainer or TrainerOptions()).local_batch(settings.batch_size, "data.batch_size")
+    batch = (trainer or TrainerSettings()).local_batch(settings.batch_size, "data.batch_size")
     folder = Path(out)
     result: dict[str, Any] = {}
     for seed in settings.seeds:
@@ -186,7 +191,7 @@ def retrain(
 
 
 def variant_runs(
-    folder: PathLike, variants: Sequence[str], seeds: Sequence[int]
+    folder: PathLike, variants: Sequence[str], *, seeds: Sequence[int]
 ) -> dict[str, dict[str, Path]]:
     """``{variant: {"seed<k>": <folder>/<variant>/seed<k>.ckpt}}``: the checkpoints of a retraining."""
     return {v: {f"seed{s}": Path(folder) / v / f"seed{s}.ckpt" for s in seeds} for v in variants}
@@ -195,3 +200,63 @@ def variant_runs(
 def describe(variant: str) -> str:
     """The ablation row's description (``P1``: the step 1 network)."""
     return "step 1 network (tags only)" if variant == "P1" else VARIANTS[variant].what
+
+
+def selection_table(paths: Workdir, variant: str) -> Path | None:
+    """The scores table whose ``weight`` column a variant trains with (``None``: every proxy,
+    weight 1), in ``paths``."""
+    tables = {"coarse": paths.coarse_selection, "fine": paths.scores, "oracle": paths.oracle_selection}
+    selection = VARIANTS[variant].selection
+    return None if selection is None else tables[selection]
+
+
+@dataclass
+class Retrain(Step):
+    """Step 4: SALSegmenter on the proxies, one run per seed, the same ``max_steps`` for every variant
+    (:data:`VARIANTS`: P2 all proxies, P3 coarse selection, P4 refined selection, P5 refined
+    selection + attention loss, oracle), into ``retrain/<variant>/seed<k>.ckpt``."""
+
+    kind = "retrain"
+    root: str
+    train_split: str
+    val_split: str
+    variant: str
+    settings: RetrainSettings
+
+    @property
+    def name(self) -> str:
+        return f"retrain-{self.variant}"
+
+    def check(self) -> None:
+        check_split(self.root, self.train_split, argument="train_split")
+        check_split(self.root, self.val_split, argument="val_split")
+        self.settings.check(self.root)
+        if self.variant == "oracle" and not has_ground_truth(
+            self.root, read_split(resolve_voc_root(self.root), self.train_split)
+        ):
+            raise ValueError(
+                f"retrain.variants: 'oracle' ranks proxies by their true quality, but {self.train_split!r} "
+                f"of {self.root} has ids without a ground-truth mask; remove 'oracle' from the variants"
+            )
+
+    def inputs(self) -> tuple[str, ...]:
+        table = selection_table(ARTEFACTS, self.variant)
+        return names((ARTEFACTS.proxies,) if table is None else (ARTEFACTS.proxies, table))
+
+    def outputs(self) -> tuple[str, ...]:
+        return names((ARTEFACTS.retrained(self.variant),))
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        paths = ctx.paths
+        return retrain(
+            self.root,
+            paths.proxies,
+            out=paths.retrained(self.variant),
+            scores=selection_table(paths, self.variant),
+            use_attention=VARIANTS[self.variant].use_attention,
+            settings=self.settings,
+            train_split=self.train_split,
+            val_split=self.val_split,
+            resume=not ctx.fresh,
+            trainer=ctx.trainer,
+        )

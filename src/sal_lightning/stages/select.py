@@ -1,10 +1,11 @@
 """Selection (SAL-Net Eq. 9): which proxies the selection loss trains on, for the pipeline and the CLI.
 
-:class:`Selection` holds the settings (a threshold ``tau``, or ``keep``: the share of the proxies
-to keep; hard, soft or score weights); :func:`select` turns a column of scores into weights with
-them; :func:`select_rows` / :func:`select_scores` do it for a score table / a ``scores.csv``. The
+:class:`SelectSettings` holds the settings (a threshold ``tau``, or ``keep``: the share of the
+proxies to keep; hard, soft or score weights; for SF and for SC), :meth:`SelectSettings.rule` the
+rule of one column; :func:`select` turns a column of scores into weights with a rule;
+:func:`select_rows` / :func:`select_scores` do it for a score table / a ``scores.csv``. The
 oracle selection (P4's weights given to the proxies in the order of their true quality, where
-ground truth exists) is :func:`select_best`.
+ground truth exists) is :func:`select_best`; :class:`Select` is the pipeline's step.
 
 The rules, the same everywhere:
 
@@ -20,17 +21,21 @@ The rules, the same everywhere:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
+from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.io import read_scores, write_scores
 from sal_lightning.stages.checks import check_share
+from sal_lightning.stages.quality import has_ground_truth, proxy_miou, true_quality
+from sal_lightning.stages.step import ARTEFACTS, Step, StepContext
 
 if not TYPE_CHECKING:  # losses.selection.WeightMode, read without importing torch
     WeightMode = Literal["hard", "soft", "score"]
@@ -66,37 +71,20 @@ def paper_share(column: str, tau: float) -> tuple[float, float]:
     return nearest, table[nearest] / PAPER_IMAGES
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Settings of Eq. 9 (see the module docstring for the rules).
+class Rule(NamedTuple):
+    """One selection's rule (of :meth:`SelectSettings.rule`): threshold or share, and the weights.
 
     Attributes:
-        tau: the threshold on the score (paper, on SF: 0.55 VGG16, 0.85 ResNet-101); unset:
-            :data:`PAPER_TAU`, unless ``keep`` is set.
-        keep: the share of the proxies to keep, the best by score, instead of a threshold (for
-            scores on another scale than the paper's); not with ``tau``.
-        mode: ``"hard"`` (Eq. 9: weight 1 for the selected proxies, else 0), ``"soft"`` (a sigmoid
-            step around the threshold) or ``"score"`` (the score itself as weight: no threshold).
-        temperature: width of the ``"soft"`` step, in score units (unset: 0.05); ``"soft"`` only.
+        tau: the threshold on the score; unset: :data:`PAPER_TAU`, unless ``keep`` is set.
+        keep: the share of the proxies to keep, the best by score.
+        mode: ``"hard"``, ``"soft"`` or ``"score"`` (see :class:`SelectSettings`).
+        temperature: width of the ``"soft"`` step (unset: :data:`DEFAULT_TEMPERATURE`).
     """
 
     tau: float | None = None
     keep: float | None = None
     mode: WeightMode = "hard"
     temperature: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.tau is not None:
-            check_share("tau", self.tau)
-        if self.keep is not None:
-            check_share("keep", self.keep, low_open=True)
-        if self.mode not in ("hard", "soft", "score"):
-            raise ValueError(f"mode: expected 'hard', 'soft' or 'score', got {self.mode!r}")
-        if self.temperature is not None and not (
-            isinstance(self.temperature, int | float) and self.temperature > 0
-        ):
-            raise ValueError(f"temperature: expected a number > 0, got {self.temperature!r}")
-        check_silenced(self.tau, self.keep, self.mode, self.temperature)
 
     @property
     def fixed_tau(self) -> float | None:
@@ -120,7 +108,7 @@ class Selection:
 
 
 def check_silenced(
-    tau: float | None, keep: float | None, mode: str, temperature: float | None, suffix: str = ""
+    tau: float | None, keep: float | None, *, mode: str, temperature: float | None, suffix: str = ""
 ) -> None:
     """Raise ``ValueError`` when one setting of a selection would silence another that is set."""
     tau_name, keep_name = f"tau{suffix}", f"keep{suffix}"
@@ -143,41 +131,56 @@ def check_silenced(
 
 
 @dataclass(frozen=True)
-class SelectSettings(Selection):
-    """The selections of a pipeline (its ``select`` section): the refined one on SF (P4, P5) with
-    :class:`Selection`'s ``tau`` / ``keep``, and the coarse one on SC (P3) with ``tau_coarse`` /
-    ``keep_coarse`` (the refined one's when both are unset); both with ``mode`` and ``temperature``.
+class SelectSettings:
+    """Settings of Eq. 9 (the pipeline's ``select`` section; see the module docstring for the
+    rules): the refined selection on SF (P4, P5) with ``tau`` / ``keep``, and the coarse one on SC
+    (P3) with ``tau_coarse`` / ``keep_coarse`` (the refined one's when both are unset); both with
+    ``mode`` and ``temperature``.
 
     Attributes:
+        tau: the threshold on SF (paper: 0.55 VGG16, 0.85 ResNet-101); unset: :data:`PAPER_TAU`,
+            unless ``keep`` is set.
+        keep: the share of the proxies to keep, the best by score, instead of a threshold (for
+            scores on another scale than the paper's); not with ``tau``.
+        mode: ``"hard"`` (Eq. 9: weight 1 for the selected proxies, else 0), ``"soft"`` (a sigmoid
+            step around the threshold) or ``"score"`` (the score itself as weight: no threshold).
+        temperature: width of the ``"soft"`` step, in score units (unset: 0.05); ``"soft"`` only.
         tau_coarse: the threshold on SC (paper: 0.55 VGG16, 0.8 ResNet-101); not with
             ``keep_coarse``.
         keep_coarse: the share of the proxies the coarse selection keeps.
-        min_share: the ``select`` step fails, before any retraining, when a selection keeps
-            fewer than this share of the proxies (0: never).
+        min_share: a selection that keeps fewer than this share of the proxies fails, before any
+            retraining (0: never).
     """
 
+    tau: float | None = None
+    keep: float | None = None
+    mode: WeightMode = "hard"
+    temperature: float | None = None
     tau_coarse: float | None = None
     keep_coarse: float | None = None
     min_share: float = 0.05
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.tau_coarse is not None:
-            check_share("tau_coarse", self.tau_coarse)
-        if self.keep_coarse is not None:
-            check_share("keep_coarse", self.keep_coarse, low_open=True)
-        check_silenced(self.tau_coarse, self.keep_coarse, self.mode, None, "_coarse")
+        for suffix in ("", "_coarse"):
+            if getattr(self, f"tau{suffix}") is not None:
+                check_share(f"tau{suffix}", getattr(self, f"tau{suffix}"))
+            if getattr(self, f"keep{suffix}") is not None:
+                check_share(f"keep{suffix}", getattr(self, f"keep{suffix}"), low_open=True)
+        if self.mode not in ("hard", "soft", "score"):
+            raise ValueError(f"mode: expected 'hard', 'soft' or 'score', got {self.mode!r}")
+        if self.temperature is not None and not (
+            isinstance(self.temperature, int | float) and self.temperature > 0
+        ):
+            raise ValueError(f"temperature: expected a number > 0, got {self.temperature!r}")
+        check_silenced(self.tau, self.keep, mode=self.mode, temperature=self.temperature)
+        check_silenced(self.tau_coarse, self.keep_coarse, mode=self.mode, temperature=None, suffix="_coarse")
         check_share("min_share", self.min_share)
 
-    def coarse(self) -> Selection:
-        """The coarse selection's settings."""
-        if self.tau_coarse is None and self.keep_coarse is None:
-            return self.fine()
-        return Selection(self.tau_coarse, self.keep_coarse, self.mode, self.temperature)
-
-    def fine(self) -> Selection:
-        """The refined selection's settings."""
-        return Selection(self.tau, self.keep, self.mode, self.temperature)
+    def rule(self, column: str) -> Rule:
+        """The rule of the selection on ``column``: ``"sf"`` (refined) or ``"sc"`` (coarse)."""
+        if column == "sc" and (self.tau_coarse is not None or self.keep_coarse is not None):
+            return Rule(self.tau_coarse, self.keep_coarse, self.mode, self.temperature)
+        return Rule(self.tau, self.keep, self.mode, self.temperature)
 
 
 def ranking(values: Sequence[float], ids: Sequence[str] | None = None) -> list[int]:
@@ -194,24 +197,24 @@ def kept_count(keep: float, n: int) -> int:
 
 
 def select(
-    values: Sequence[float], selection: Selection, ids: Sequence[str] | None = None
+    values: Sequence[float], rule: Rule, *, ids: Sequence[str] | None = None
 ) -> tuple[list[float], float, int]:
     """Weights of ``values`` (ids break ties under ``keep``), the threshold and the number
     selected (the proxies at or above the threshold; for ``"score"`` those with weight > 0)."""
     v = np.asarray(values, dtype=np.float64)
-    eligible = ~np.isnan(v) & ((v > 0) | (selection.keep == 1))  # keep 1: every proxy with a score
-    if selection.mode == "score":
+    eligible = ~np.isnan(v) & ((v > 0) | (rule.keep == 1))  # keep 1: every proxy with a score
+    if rule.mode == "score":
         weights = np.where(eligible, np.clip(np.nan_to_num(v), 0.0, None), 0.0)
         return weights.tolist(), 0.0, int((weights > 0).sum())
     chosen = np.zeros(len(v), dtype=bool)
-    if selection.keep is not None:
-        best = [k for k in ranking(values, ids) if eligible[k]][: kept_count(selection.keep, len(v))]
+    if rule.keep is not None:
+        best = [k for k in ranking(values, ids) if eligible[k]][: kept_count(rule.keep, len(v))]
         chosen[best] = True
         threshold = float(v[best[-1]]) if best else math.nan
     else:
-        threshold = float(selection.fixed_tau)  # type: ignore[arg-type]
+        threshold = float(rule.fixed_tau)  # type: ignore[arg-type]
         chosen = eligible & (np.nan_to_num(v, nan=-1.0) >= threshold)
-    if selection.mode == "hard" or math.isnan(threshold):  # NaN: no score to keep
+    if rule.mode == "hard" or math.isnan(threshold):  # NaN: no score to keep
         weights = chosen.astype(np.float64)
     else:
         import torch
@@ -219,13 +222,13 @@ def select(
         from sal_lightning.losses.selection import selection_weights
 
         scores = torch.tensor(np.nan_to_num(v, nan=0.0))
-        soft = selection_weights(scores, threshold, "soft", selection.width).numpy()
+        soft = selection_weights(scores, threshold, "soft", rule.width).numpy()
         weights = np.where(eligible, soft, 0.0)
     return weights.tolist(), threshold, int(chosen.sum())
 
 
 def select_rows(
-    rows: Mapping[str, Mapping[str, float]], column: str, selection: Selection
+    rows: Mapping[str, Mapping[str, float]], column: str, *, rule: Rule
 ) -> tuple[Rows, dict[str, Any]]:
     """``rows`` with ``weight`` from ``column`` (ids sorted), and a summary: ``threshold``, how
     many were ``selected`` (at or above it) ``of`` how many, the total ``weight`` (what the loss
@@ -235,7 +238,7 @@ def select_rows(
     values = [float(rows[i].get(column, math.nan)) for i in ids]
     if all(math.isnan(v) for v in values):
         raise ValueError(f"scores: column {column!r} is empty; run the step that fills it first")
-    weights, threshold, selected = select(values, selection, ids)
+    weights, threshold, selected = select(values, rule, ids=ids)
     table = {i: {**rows[i], "weight": w} for i, w in zip(ids, weights, strict=True)}
     summary = {
         "threshold": threshold,
@@ -243,7 +246,7 @@ def select_rows(
         "of": len(ids),
         "weight": float(sum(weights)),
         "zeros": sum(v == 0 for v in values),
-        "rule": selection.describe(),
+        "rule": rule.describe(),
     }
     return table, summary
 
@@ -260,14 +263,14 @@ def describe_summary(column: str, summary: Mapping[str, Any]) -> str:
     return line
 
 
-def check_kept(column: str, summary: Mapping[str, Any], selection: Selection, min_share: float) -> None:
+def check_kept(column: str, summary: Mapping[str, Any], *, rule: Rule, min_share: float) -> None:
     """Raise ``ValueError`` when a selection (a :func:`select_rows` summary) keeps fewer than
     ``min_share`` of the proxies, naming the share it keeps and the ``keep`` setting that gives the
     paper's Table IV share."""
     share = summary["selected"] / summary["of"]
     if share >= min_share:
         return
-    tau = selection.fixed_tau if selection.fixed_tau is not None else PAPER_TAUS[column]["ResNet-101"]
+    tau = rule.fixed_tau if rule.fixed_tau is not None else PAPER_TAUS[column]["ResNet-101"]
     at, paper = paper_share(column, tau)
     name = "keep" if column == "sf" else "keep_coarse"
     which = "refined (P4, P5)" if column == "sf" else "coarse (P3)"
@@ -283,32 +286,37 @@ def check_kept(column: str, summary: Mapping[str, Any], selection: Selection, mi
 def select_scores(
     scores: PathLike,
     column: Column = "sf",
-    selection: Selection | None = None,
+    *,
+    settings: SelectSettings | None = None,
     out: PathLike | None = None,
 ) -> dict[str, Any]:
     """Fill the ``weight`` column of ``scores`` (or of a copy at ``out``) from ``column``.
 
     Args:
         scores: a ``scores.csv``.
-        column: the score the weights follow: ``"sf"`` (refined selection, the paper's) or
-            ``"sc"`` (coarse selection).
-        selection: threshold or share, and the weight mode.
+        column: the score the weights follow: ``"sf"`` (refined selection, the paper's, with
+            ``tau`` / ``keep``) or ``"sc"`` (coarse selection, with ``tau_coarse`` /
+            ``keep_coarse`` when one is set, else ``tau`` / ``keep``).
+        settings: thresholds or shares, the weight mode, and the share below which the
+            selection fails (``min_share``).
         out: write the table with its weights here (default: update ``scores`` in place).
 
     Returns the summary of :func:`select_rows`.
     """
-    selection = selection or Selection()
+    settings = settings or SelectSettings()
+    rule = settings.rule(column)
     rows = read_scores(scores)
     if not rows:
         raise ValueError(f"{scores}: no rows to select from")
-    table, summary = select_rows(rows, column, selection)
-    config = {"step": "select", "score": column, **asdict(selection), "threshold": summary["threshold"]}
+    table, summary = select_rows(rows, column, rule=rule)
+    check_kept(column, summary, rule=rule, min_share=settings.min_share)
+    config = {"step": "select", "score": column, **rule._asdict(), "threshold": summary["threshold"]}
     write_scores(Path(out) if out is not None else scores, table, config)
     return summary
 
 
 def select_best(
-    rows: Mapping[str, Mapping[str, float]], quality: Mapping[str, float], weights: Sequence[float]
+    rows: Mapping[str, Mapping[str, float]], quality: Mapping[str, float], *, weights: Sequence[float]
 ) -> Rows:
     """The oracle selection: ``weights`` (another selection's, e.g. P4's) dealt out by true
     ``quality``: the largest weight to the best proxy, and so on (equal quality: by id). The same
@@ -325,12 +333,13 @@ def select_best(
 def oracle_selection(
     rows: Mapping[str, Mapping[str, float]],
     quality: Mapping[str, float],
+    *,
     p4: Mapping[str, Mapping[str, float]],
 ) -> tuple[Rows, dict[str, Any]]:
     """The oracle of a refined selection ``p4`` (rows with ``weight``): :func:`select_best` with its
     weights, and a summary: how many ``selected`` (weight > 0) and the total ``weight`` (P4's)."""
     ids = sorted(rows)
-    table = select_best(rows, quality, [p4[i]["weight"] for i in ids])
+    table = select_best(rows, quality, weights=[p4[i]["weight"] for i in ids])
     weights = [table[i]["weight"] for i in ids]
     return table, {"selected": sum(w > 0 for w in weights), "weight": float(sum(weights))}
 
@@ -341,3 +350,45 @@ def mean_quality(table: Mapping[str, Mapping[str, float]], quality: Mapping[str,
     ids = sorted(table)
     weights = np.array([table[i]["weight"] for i in ids], dtype=np.float64)
     return float(weights @ np.array([quality[i] for i in ids]) / weights.sum())
+
+
+@dataclass
+class Select(Step):
+    """Weights (Eq. 9) from SF into ``scores.csv`` (P4, P5) and from SC into ``selection/coarse.csv``
+    (P3); a summary of both in ``selection/summary.json``. Where the split has ground truth, the
+    oracle selection into ``selection/oracle.csv``: P4's weights given to the proxies in the order
+    of their true per-image mIoU (:func:`select_best`).
+
+    Fails before any retraining when a selection keeps fewer than ``min_share`` of the proxies."""
+
+    kind = "select"
+    reads = (ARTEFACTS.fine, ARTEFACTS.proxies)
+    writes = (ARTEFACTS.scores, ARTEFACTS.scores_record, ARTEFACTS.selection)
+    root: str
+    split: str
+    settings: SelectSettings
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        paths = ctx.paths
+        rows = read_scores(paths.fine_scores)
+        result: dict[str, Any] = {}
+        tables: dict[str, Any] = {}
+        for column in ("sf", "sc"):
+            rule = self.settings.rule(column)
+            tables[column], result[column] = select_rows(rows, column, rule=rule)
+            check_kept(column, result[column], rule=rule, min_share=self.settings.min_share)
+        ids = sorted(rows)
+        if has_ground_truth(self.root, ids):
+            quality = proxy_miou(true_quality(self.root, ids, proxies=paths.proxies, progress=False))
+            tables["oracle"], result["oracle"] = oracle_selection(rows, quality, p4=tables["sf"])
+            for name, table in tables.items():  # one measure for every selection
+                result[name]["mean_true_miou"] = mean_quality(table, quality)
+            result["all"] = {"of": len(ids), "mean_true_miou": float(np.mean(list(quality.values())))}
+        where = {"sf": paths.scores, "sc": paths.coarse_selection, "oracle": paths.oracle_selection}
+        for name, table in tables.items():
+            note = {"step": "select", "score": name, **result[name], "mode": self.settings.mode}
+            write_scores(where[name], table, note)
+        atomic_write_text(paths.selection_summary, json.dumps(result, indent=2) + "\n")
+        for name in ("sf", "sc"):
+            print(f"  selection {describe_summary(name, result[name])}", flush=True)
+        return result

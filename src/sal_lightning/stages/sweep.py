@@ -41,6 +41,7 @@ def _column(scores: Mapping[str, Mapping[str, float]], column: str, ids: Sequenc
 def tau_sweep(
     scores: Mapping[str, Mapping[str, float]],
     column: str = "sf",
+    *,
     taus: Sequence[float] = DEFAULT_TAUS,
     truth: TrueQuality | None = None,
 ) -> list[dict[str, float]]:
@@ -89,6 +90,7 @@ def tau_sweep(
 def score_correlations(
     scores: Mapping[str, Mapping[str, float]],
     truth: Mapping[str, float],
+    *,
     columns: Sequence[str] = ("sc", "sf"),
 ) -> dict[str, dict[str, float]]:
     """Fig. 9's numbers: ``{column: {"pearson", "spearman", "n"}}`` of each score column against the
@@ -114,6 +116,7 @@ def score_correlations(
 def plot_correlations(
     scores: Mapping[str, Mapping[str, float]],
     truth: Mapping[str, float],
+    *,
     path: PathLike,
     columns: Sequence[str] = ("sc", "sf"),
 ) -> Path:
@@ -123,7 +126,7 @@ def plot_correlations(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stats = score_correlations(scores, truth, columns)
+    stats = score_correlations(scores, truth, columns=columns)
     shown = [c for c in columns if c in stats]
     if not shown:
         raise ValueError(f"scores: none of the columns {list(columns)} has values for ids with ground truth")
@@ -224,6 +227,7 @@ def selection_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
 def sweep_report(
     scores: PathLike,
     out: PathLike,
+    *,
     root: PathLike | None = None,
     proxies: PathLike | None = None,
     column: SweepColumn = "sf",
@@ -256,8 +260,10 @@ def sweep_report(
     if root is not None and proxies is not None:
         voc = resolve_voc_root(root)
         if has_ground_truth(voc, sorted(table)):
-            truth = true_quality(voc, sorted(table), proxies, definition, progress)
-    sweep = tau_sweep(table, column, taus, truth)
+            truth = true_quality(
+                voc, sorted(table), proxies=proxies, definition=definition, progress=progress
+            )
+    sweep = tau_sweep(table, column, taus=taus, truth=truth)
     report: dict[str, Any] = {
         "scores": str(path),
         "column": column,
@@ -278,7 +284,7 @@ def sweep_report(
         for name, c in corr.items():
             lines.append(f"| {name.upper()} | {c['pearson']:.3f} | {c['spearman']:.3f} | {int(c['n'])} |")
         if corr:
-            plot_correlations(table, truth.ac, folder / "correlations.png", tuple(corr))
+            plot_correlations(table, truth.ac, path=folder / "correlations.png", columns=tuple(corr))
             lines.append("\n![correlations](correlations.png)\n")
     atomic_write_text(folder / "report.md", "\n".join(lines) + "\n")
     atomic_write_text(folder / "report.json", json.dumps(report, indent=2, default=float) + "\n")

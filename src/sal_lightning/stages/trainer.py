@@ -1,17 +1,17 @@
 """One Trainer factory, one checkpoint save and one seed call for every stage.
 
-:class:`TrainerOptions` holds what a user sets for a whole run: the same fields under the key
+:class:`TrainerSettings` holds what a user sets for a whole run: the same fields under the key
 ``trainer`` of a pipeline configuration, as ``--trainer.devices 2`` on every command line, and as
-``trainer=TrainerOptions(devices=2)`` in Python. :func:`make_trainer` layers them over the
+``trainer=TrainerSettings(devices=2)`` in Python. :func:`make_trainer` layers them over the
 stage's own settings (``max_steps``, callbacks...) and the library's quiet defaults (no logger, no
 checkpointing unless asked, no model summary, no sanity validation), and a
 :class:`~sal_lightning.callbacks.progress.TrainingLine` that prints each training's global batch
 and learning rate when it starts.
 
 Lightning's batch size is per device: ``batch_size: 7`` on 4 devices trains on 28 images a step.
-``TrainerOptions(batch_sizes="global")`` reads the training batch sizes of a configuration as
+``TrainerSettings(batch_sizes="global")`` reads the training batch sizes of a configuration as
 global batches instead: each device gets ``batch / (devices x num_nodes x accumulate_grad_batches)``
-(:meth:`TrainerOptions.local_batch`), and a batch that does not split evenly is refused before any
+(:meth:`TrainerSettings.local_batch`), and a batch that does not split evenly is refused before any
 work starts.
 """
 
@@ -41,7 +41,7 @@ QUIET: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class TrainerOptions:
+class TrainerSettings:
     """Lightning ``Trainer`` settings for every Trainer of a command or a pipeline.
 
     Attributes:
@@ -124,9 +124,9 @@ class TrainerOptions:
 
     def check(self, argument: str = "trainer") -> None:
         """The accelerator and devices against this machine (:func:`check_accelerator`)."""
-        check_accelerator(self.accelerator, self.devices, argument)
+        check_accelerator(self.accelerator, self.devices, argument=argument)
 
-    def with_progress(self, default: bool) -> TrainerOptions:
+    def with_progress(self, default: bool) -> TrainerSettings:
         """These options, with ``enable_progress_bar`` set to ``default`` when the user left it unset."""
         if self.enable_progress_bar is not None:
             return self
@@ -148,7 +148,7 @@ class TrainerOptions:
         return out
 
 
-def check_accelerator(accelerator: Any, devices: Any, argument: str = "trainer") -> None:
+def check_accelerator(accelerator: Any, devices: Any, *, argument: str = "trainer") -> None:
     """Raise ``ValueError`` naming the fix when ``accelerator`` is not on this machine, or when it has
     fewer than ``devices`` of them (``--trainer.accelerator gpu`` without a GPU): before any work,
     not when the first Trainer of a long run is built. ``"auto"`` and accelerator objects pass."""
@@ -174,8 +174,9 @@ def check_accelerator(accelerator: Any, devices: Any, argument: str = "trainer")
 
 
 def make_trainer(
-    options: TrainerOptions | None = None,
+    options: TrainerSettings | None = None,
     callbacks: Sequence[pl.Callback] = (),
+    *,
     progress: bool | str = False,
     **settings: Any,
 ) -> pl.Trainer:
@@ -187,7 +188,7 @@ def make_trainer(
     else identifies the run (``"seed 1"``; :class:`~sal_lightning.callbacks.progress.ProgressLines`);
     ``False``: nothing. A user's ``enable_progress_bar`` wins: Lightning's bar, or nothing.
     """
-    options = options or TrainerOptions()
+    options = options or TrainerSettings()
     kwargs = {**QUIET, **settings, **options.kwargs()}
     from sal_lightning.callbacks.progress import TrainingLine
 

@@ -15,11 +15,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from sal_lightning._atomic import atomic_write_text
 from sal_lightning.data.io import read_image, read_label_png, read_reference, read_scores
 from sal_lightning.data.layout import raise_if_missing, resolve_ids, resolve_voc_root, root_classes
-from sal_lightning.scoring.coarse import CoarseConfig, boundary_accuracy_np
-from sal_lightning.scoring.synthesis import ProxyRecord, SynthesisConfig, synthesize_samples
+from sal_lightning.scoring.coarse import boundary_accuracy_np
+from sal_lightning.scoring.synthesis import ProxyRecord, SynthesisSettings, synthesize_samples
+from sal_lightning.stages.coarse import CoarseSettings
 
 PathLike = str | os.PathLike[str]
 
@@ -30,8 +33,8 @@ class ProxySource:
     The proxies' label values are checked against the root's class list (its ``classes.txt``,
     VOC's 21 classes without one); a sample's mask is the proxy's foreground, whatever its class.
 
-    ``load(image_id)`` returns a :class:`ProxyRecord` (AC computed with ``coarse`` unless given in
-    ``ac``).
+    ``load(image_id)`` returns a :class:`ProxyRecord` (AC computed with ``coarse``, the settings of
+    Eq. 3, unless given in ``ac``).
     """
 
     def __init__(
@@ -39,14 +42,15 @@ class ProxySource:
         root: PathLike,
         proxies: PathLike,
         references: PathLike,
-        coarse: CoarseConfig | None = None,
+        *,
+        coarse: CoarseSettings | None = None,
         ac: Mapping[str, float] | None = None,
     ) -> None:
         self.images = resolve_voc_root(root) / "JPEGImages"
         self.num_classes = len(root_classes(root))  # K of the proxies' label values
         self.proxies = Path(proxies)
         self.references = Path(references)
-        self.coarse = coarse or CoarseConfig()
+        self.coarse = coarse or CoarseSettings()
         self.ac = dict(ac or {})
 
     def check(self, ids: Sequence[str]) -> None:
@@ -69,17 +73,23 @@ class ProxySource:
         fg = proxy_foreground(labels)
         ac = self.ac.get(image_id)
         if ac is None or ac != ac:
-            ac = boundary_accuracy_np(image, reference, fg, self.coarse)
-        return ProxyRecord(image_id, image, fg, reference, float(ac))
+            ac = self.accuracy(image, reference, fg)
+        return ProxyRecord(image_id, image, fg, reference, ac=float(ac))
+
+    def accuracy(self, image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+        """AC (Eq. 3) of a bool ``[H, W]`` mask against a reference on an image, with ``coarse``."""
+        return boundary_accuracy_np(image, reference, mask, **self.coarse.accuracy())
 
 
 def build_scorer_training_set(
     root: PathLike,
     proxies: PathLike,
+    *,
     references: PathLike,
     out: PathLike,
     split: str | Sequence[str] | None = None,
-    synthesis: SynthesisConfig | None = None,
+    synthesis: SynthesisSettings | None = None,
+    coarse: CoarseSettings | None = None,
     scores: PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -94,6 +104,7 @@ def build_scorer_training_set(
         out: the sample folder to write.
         split: split name, list file or ids; ``None``: every PNG in ``proxies``.
         synthesis: thresholds, shares and strengths (the paper's by default).
+        coarse: the settings of Eq. 3 with which AC is computed (as in the coarse scores).
         scores: a ``scores.csv`` whose ``ac`` column is reused (coarse scoring computed it); the
             rest is computed.
         overwrite: replace a sample folder built with other settings (else that raises).
@@ -104,10 +115,16 @@ def build_scorer_training_set(
     """
     from sal_lightning.data.scorer_data import write_scorer_samples
 
-    config = synthesis or SynthesisConfig()
+    config = synthesis or SynthesisSettings()
+    coarse = coarse or CoarseSettings()
     folder = Path(out)
     ids = resolve_ids(root, split, proxies)
-    meta = {"config": config.as_dict(), "ids": len(ids), "first_ids": list(ids[:3])}
+    meta = {
+        "config": config.as_dict(),
+        "coarse": coarse.as_dict(),
+        "ids": len(ids),
+        "first_ids": list(ids[:3]),
+    }
     marker = folder / "synthesis.json"
     if folder.exists():
         if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(meta)):
@@ -117,7 +134,7 @@ def build_scorer_training_set(
                 f"{folder}: a scorer training set built with other settings exists (pass overwrite=True)"
             )
     ac = {i: r["ac"] for i, r in read_scores(scores).items()} if scores is not None else None
-    source = ProxySource(root, proxies, references, config.coarse, ac)
+    source = ProxySource(root, proxies, references, coarse=coarse, ac=ac)
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write_scorer_samples(tmp, synthesize_samples(source, ids, config, progress))

@@ -1,4 +1,4 @@
-"""Settings of step 1 (:class:`ProxyConfig`), the named starting points (:data:`PRESETS`), and the
+"""Settings of step 1 (:class:`ProxySettings`), the named starting points (:data:`PRESETS`), and the
 check that both of its networks can be built."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sal_lightning.stages.checks import (
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
+class ProxySettings:
     """Settings of step 1. The defaults are the paper's SAL-Net-ResNet101 step 1: the VGG16 CAM
     network of Sec. III-A (VGG16 conv layers, conv6/conv7 of 1024 channels, global average pooling,
     a linear classifier) and DSRG on DeepLab v2 ResNet-101 (the ProxyNet). The training settings,
@@ -100,20 +100,20 @@ class ProxyConfig:
 
     def __post_init__(self) -> None:
         for name in ("cam_steps", "cam_batch_size", "cam_crop_size", "proxy_steps", "proxy_batch_size"):
-            check_at_least(name, getattr(self, name), 1)
-        check_at_least("proxy_crop_size", self.proxy_crop_size, 1)
-        check_at_least("num_workers", self.num_workers, 0)
+            check_at_least(name, getattr(self, name), minimum=1)
+        check_at_least("proxy_crop_size", self.proxy_crop_size, minimum=1)
+        check_at_least("num_workers", self.num_workers, minimum=0)
         if self.crf_processes is not None:
-            check_at_least("crf_processes", self.crf_processes, 0)
+            check_at_least("crf_processes", self.crf_processes, minimum=0)
         for name in ("fg_ratio", "bg_saliency", "bg_quantile"):
             check_share(name, getattr(self, name))
         check_positive("cam_scales", self.cam_scales)
         check_positive("test_scales", self.test_scales)
-        check_at_least("seed", self.seed, 0)
+        check_at_least("seed", self.seed, minimum=0)
         for name in ("cam_output_stride", "proxy_output_stride"):
-            check_at_least(name, getattr(self, name), 1)
+            check_at_least(name, getattr(self, name), minimum=1)
         if self.cam_conv7_channels is not None:
-            check_at_least("cam_conv7_channels", self.cam_conv7_channels, 1)
+            check_at_least("cam_conv7_channels", self.cam_conv7_channels, minimum=1)
         for name in ("cam_lr", "proxy_lr"):
             check_number(name, getattr(self, name), strict=True)
         for name in ("expand_weight", "constrain_weight"):
@@ -167,11 +167,11 @@ class ProxyConfig:
 #: DeepLab-ASPP), both with the VGG16 CAM network, and a small from-scratch CPU run on the synthetic
 #: data (ResNet-18 trunks, 64 px images, proxies restricted to the tags; the figures in
 #: docs/proxies.md, and ``examples/configs/proxies_synthetic_cpu.yaml`` for the command line)
-PRESETS: dict[str, ProxyConfig] = {
-    "paper-resnet101": ProxyConfig(),
-    "paper-vgg16": ProxyConfig(proxy_backbone="vgg16_aspp"),
-    "paper": ProxyConfig(),
-    "synthetic-cpu": ProxyConfig(
+PRESETS: dict[str, ProxySettings] = {
+    "paper-resnet101": ProxySettings(),
+    "paper-vgg16": ProxySettings(proxy_backbone="vgg16_aspp"),
+    "paper": ProxySettings(),
+    "synthetic-cpu": ProxySettings(
         num_workers=0,
         cam_backbone="deeplabv3_resnet18",
         cam_backbone_kwargs={"encoder_depth": 4},
@@ -194,11 +194,11 @@ PRESETS: dict[str, ProxyConfig] = {
 }
 
 
-def check_networks(config: ProxyConfig) -> None:
+def check_networks(config: ProxySettings) -> None:
     """Build both networks of step 1 on the meta device (no memory, no download): an unknown
     backbone or a bad size fails now, naming ``cam_backbone`` or ``proxy_backbone``."""
     from sal_lightning.models.cam import CAMClassifier
     from sal_lightning.models.proxy import ProxyNet
 
-    build_on_meta(CAMClassifier, config.network("cam"), "cam_backbone")
-    build_on_meta(ProxyNet, config.network("proxy"), "proxy_backbone")
+    build_on_meta(CAMClassifier, config.network("cam"), argument="cam_backbone")
+    build_on_meta(ProxyNet, config.network("proxy"), argument="proxy_backbone")

@@ -1,9 +1,10 @@
-"""ReferenceNet: a learned reference mask for fine scoring (this library's scorer, beyond the paper).
+"""AgreementNet: the fine scorer that learns the foreground where proxies and references agree (this
+library's scorer, beyond the paper).
 
 The fine scorer exists because the saliency reference ``H_i`` fails on some images (it misses an
 object, or spills onto the background), and AC then misjudges a good proxy or a bad one. The
 paper answers with a regression network (:class:`~sal_lightning.models.MaskScorer`, Table I).
-ReferenceNet answers with a segmentation network that *learns* the reference: it is trained, on
+AgreementNet answers with a segmentation network that *learns* the reference: it is trained, on
 every proxy's image, on the pixels where two independent cues agree, the proxy's foreground and the
 saliency reference (:func:`~sal_lightning.data.proxy_data.agreement_labels`), and ignores the
 pixels where they disagree. There it decides from what it learnt on the rest of the data, which is
@@ -33,7 +34,7 @@ from sal_lightning.nn.weights import load_backbone_weights
 from sal_lightning.scoring.metrics import Definition, boundary_accuracy
 
 
-class ReferenceNet(L.LightningModule):
+class AgreementNet(L.LightningModule):
     """Foreground segmentation trained on the agreement of proxies and references; scores proxies.
 
     The network is segmentation-models-pytorch's U-Net (2 classes: background, foreground).
@@ -98,7 +99,7 @@ class ReferenceNet(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
-        check_finite_losses(self, {"loss_reference": loss}, batch)
+        check_finite_losses(self, {"loss_agreement": loss}, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
