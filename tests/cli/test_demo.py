@@ -99,14 +99,15 @@ def test_the_demo_runs_one_thread_unless_the_user_chose(
 ) -> None:
     from sal_lightning.cli.pipeline import pin_demo_threads
 
-    for name in ("SAL_LIGHTNING_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+    environ = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and "SAL_" not in k}
+    monkeypatch.setattr(os, "environ", environ)  # nothing set; the real environment stays untouched
     pin_demo_threads()
-    assert os.environ["SAL_LIGHTNING_THREADS"] == "1" and "one torch thread" in capsys.readouterr().out
-    monkeypatch.delenv("SAL_LIGHTNING_THREADS")
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice is left alone
+    assert environ["SAL_LIGHTNING_THREADS"] == "1" and "one torch thread" in capsys.readouterr().out
+    del environ["SAL_LIGHTNING_THREADS"]
+    environ["OMP_NUM_THREADS"] = "2"  # the user's choice is left alone
     pin_demo_threads()
-    assert "SAL_LIGHTNING_THREADS" not in os.environ and capsys.readouterr().out == ""
-    monkeypatch.setenv("SAL_LIGHTNING_THREADS", "auto")
+    assert "SAL_LIGHTNING_THREADS" not in environ and capsys.readouterr().out == ""
+    environ["SAL_LIGHTNING_THREADS"] = "auto"
+    del environ["OMP_NUM_THREADS"]
     pin_demo_threads()
-    assert os.environ["SAL_LIGHTNING_THREADS"] == "auto"
+    assert environ["SAL_LIGHTNING_THREADS"] == "auto"

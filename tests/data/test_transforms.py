@@ -163,3 +163,21 @@ def test_workers_and_seeds_draw_different_augmentations() -> None:
         dataset = _Repeat()
         runs.append(torch.stack([dataset[i] for i in range(4)]))
     assert torch.equal(runs[0], runs[1])
+
+
+def test_importing_the_transforms_asks_no_server_for_updates() -> None:
+    """albumentations checks PyPI for a newer release at import unless told not to; the library
+    tells it (a fresh process, where nothing else imported albumentations first)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, urllib.request\n"
+        "os.environ.pop('NO_ALBUMENTATIONS_UPDATE', None)\n"
+        "requests = []\n"
+        "urllib.request.OpenerDirector.open = lambda self, url, *a, **k: requests.append(url)\n"
+        "import sal_lightning.data.transforms\n"
+        "print(len(requests))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0", done.stdout + done.stderr

@@ -15,12 +15,16 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import albumentations as A
-import cv2
-import numpy as np
-import torch
+# albumentations asks PyPI for a newer release when imported (a request per process, and a wait on
+# offline compute nodes); a library's import should not, unless the user asked for it
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from sal_lightning.data.voc import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 class SegmentationTransform:
