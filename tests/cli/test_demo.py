@@ -76,6 +76,16 @@ def test_fast_demo_runs_every_step_and_a_rerun_redoes_nothing(tmp_path: Path) ->
     assert "Measured with sal-lightning" in report and "torch " in report and "lightning " in report
 
 
+def test_the_fast_demo_selects_on_other_data_seeds(tmp_path: Path) -> None:
+    """Step 1 of the fast demo trains long enough to leave proxies worth selecting on other data
+    (with 30 steps, data seeds 1-3 left every proxy empty and failed at select)."""
+    _demo(tmp_path, "--seed", "3", "--until", "select")
+    selected = json.loads((tmp_path / "run" / "manifest.json").read_text())["steps"]["select"]["result"]
+    for column in ("sf", "sc"):
+        assert selected[column]["of"] - selected[column]["zeros"] >= 5, selected[column]
+        assert selected[column]["selected"] == min(15, 24 - selected[column]["zeros"])
+
+
 def test_ctrl_c_exits_130_and_the_manifest_says_interrupted(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "sal_lightning", "demo", "--fast", "--workdir", str(tmp_path)]
     command += ["--proxies.cam_steps", "5000"]  # step 1 trains long enough to be stopped inside the loop

@@ -185,7 +185,8 @@ def demo(argv: list[str]) -> int:
     )
     args["workdir"] = str(workdir / "run")
     pipeline = run(prog, args)
-    if not args["list_steps"]:
+    reached_report = args["until"] in (None, "report") and args["only"] in (None, "report")
+    if reached_report and not args["list_steps"]:
         print()
         print((pipeline.workdir / "report.md").read_text())
         print(f"report with figures: {pipeline.workdir / 'report.md'}")

@@ -270,10 +270,18 @@ def check_kept(column: str, summary: Mapping[str, Any], *, rule: Rule, min_share
     share = summary["selected"] / summary["of"]
     if share >= min_share:
         return
+    which = "refined (P4, P5)" if column == "sf" else "coarse (P3)"
+    if (summary["of"] - summary["zeros"]) / summary["of"] < min_share:  # no rule can keep more
+        raise ValueError(
+            f"select: the {which} selection keeps {summary['selected']} of {summary['of']} proxies: "
+            f"{summary['zeros']} score 0 on {column.upper()} (empty proxies, or none of a proxy agrees "
+            f"with its reference), which no selection keeps, below min_share {min_share:g}; step 1 made "
+            "too few non-empty proxies: train it longer (proxies: cam_steps, proxy_steps) or check the "
+            "tags and saliency maps, or lower min_share"
+        )
     tau = rule.fixed_tau if rule.fixed_tau is not None else PAPER_TAUS[column]["ResNet-101"]
     at, paper = paper_share(column, tau)
     name = "keep" if column == "sf" else "keep_coarse"
-    which = "refined (P4, P5)" if column == "sf" else "coarse (P3)"
     raise ValueError(
         f"select: the {which} selection ({summary['rule']} on {column.upper()}) keeps {summary['selected']} "
         f"of {summary['of']} proxies ({100 * share:.1f}%; {summary['zeros']} score 0), below min_share "
