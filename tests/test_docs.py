@@ -157,6 +157,10 @@ def test_documentation_site_builds_with_warnings_as_errors(tmp_path: Path) -> No
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    api = (tmp_path / "site" / "api" / "models" / "index.html").read_text()
-    for name in ("SALSegmenter", "MaskScorer"):
-        assert f'id="sal_lightning.models.' in api and name in api
+    site = tmp_path / "site" / "api"
+    pages = {"losses": ("SelectionLoss", "AttentionLoss"), "models": ("SALSegmenter", "MaskScorer")}
+    pages["data"] = ("VOCSegmentationDataModule", "VOCClassificationDataModule", "MaskScorerDataModule")
+    for page, names in pages.items():
+        html = (site / page / "index.html").read_text()
+        for name in names:
+            assert re.search(rf'id="sal_lightning\.{page}\.[\w.]*\b{name}"', html), (page, name)
