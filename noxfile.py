@@ -39,8 +39,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Check the docs: links resolve, code blocks compile, named APIs exist."""
+    """Check the docs (links resolve, code blocks compile, named APIs exist) and build the site with
+    warnings as errors into ``site/`` (``mkdocs serve`` shows it while writing)."""
     session.run("python", "-m", "pytest", "tests/test_docs.py", *session.posargs)
+    session.run("mkdocs", "build", "--strict", "-d", "site", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 def venv_seeing_environment(python: str, target: str, with_pip: bool = True) -> str:
@@ -66,17 +68,21 @@ def venv_seeing_environment(python: str, target: str, with_pip: bool = True) -> 
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """sdist + wheel, ``twine check``, then install the wheel into fresh venvs and import it."""
+    """The distribution a release uploads: sdist + wheel, ``twine check --strict``, the sdist's file
+    list (what rebuilding needs, nothing of the dev tree's run outputs), then the wheel in fresh
+    virtual environments: it installs without a compiler and imports, and its command answers
+    ``--help`` and runs ``sal-lightning demo --fast``."""
     shutil.rmtree("dist", ignore_errors=True)
     session.run("python", "-m", "build")
-    session.run("twine", "check", *glob.glob("dist/*"))
+    session.run("twine", "check", "--strict", *glob.glob("dist/*"))
+    check_sdist(glob.glob("dist/*.tar.gz")[0])
     wheel = glob.glob("dist/*.whl")[0]
     tmp = session.create_tmp()
     # An empty venv: the wheel installs (no compiler needed) and the package imports.
     session.run("python", "-m", "venv", "--clear", f"{tmp}/empty")
     session.run(f"{tmp}/empty/bin/pip", "install", "--no-deps", "--quiet", wheel)
     session.run(f"{tmp}/empty/bin/python", "-c", "import sal_lightning; print(sal_lightning.__version__)")
-    # A venv that sees this environment's dependencies: the console script and the building blocks work.
+    # A venv that sees this environment's dependencies (torch is several GB): the wheel's command works.
     python = shutil.which("python") or "python"
     venv_seeing_environment(python, f"{tmp}/deps")
     session.run(f"{tmp}/deps/bin/pip", "install", "--no-deps", "--force-reinstall", "--quiet", wheel)
@@ -87,6 +93,36 @@ def build(session: nox.Session) -> None:
         "from sal_lightning import SelectionLoss, AttentionLoss; print('the wheel imports')",
     )
     session.run(f"{tmp}/deps/bin/sal-lightning", "--version")
+    session.run(f"{tmp}/deps/bin/sal-lightning", "--help", silent=True)
+    demo = Path(tmp) / "demo"
+    shutil.rmtree(demo, ignore_errors=True)
+    session.run(f"{tmp}/deps/bin/sal-lightning", "demo", "--fast", "--workdir", str(demo), silent=True)
+    if not (demo / "run" / "report.md").is_file():
+        session.error("the wheel's demo --fast wrote no report")
+
+
+#: what the sdist must hold to rebuild, and what it must not (run outputs of a development tree)
+SDIST_NEEDS = (
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "src/sal_lightning/__init__.py",
+    "src/sal_lightning/py.typed",
+)
+SDIST_REFUSES = ("sal-demo/", "runs/", "wandb/", "lightning_logs/", ".ckpt", "__pycache__", "site/", "dist/")
+
+
+def check_sdist(path: str) -> None:
+    """Fail when the sdist lacks a file a rebuild needs or holds a run output."""
+    import tarfile
+
+    with tarfile.open(path) as archive:
+        names = [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+    missing = [need for need in SDIST_NEEDS if need not in names]
+    outputs = [name for name in names if any(part in name for part in SDIST_REFUSES)]
+    if missing or outputs:
+        raise SystemExit(f"{path}: missing {missing}, run outputs {outputs[:10]}")
+    print(f"{path}: {len(names)} files, none of them a run output")
 
 
 @nox.session

@@ -144,3 +144,23 @@ def test_nox_build_venv_sees_the_packages_of_a_virtual_environment(tmp_path: Pat
         [outer / "bin" / "python", "-m", "venv", "--without-pip", "--system-site-packages", system]
     )
     assert subprocess.run([system / "bin" / "python", "-c", "import only_in_outer"]).returncode != 0
+
+
+def test_documentation_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
+    """The site (docs/ + the API reference from the docstrings) builds under ``strict``: a broken
+    link, an unknown docstring reference or a documented parameter the signature lacks fails."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    site = tmp_path / "site" / "api"
+    pages = {"losses": ("SelectionLoss", "AttentionLoss"), "models": ("SALSegmenter", "MaskScorer")}
+    pages["data"] = ("VOCSegmentationDataModule", "VOCClassificationDataModule", "MaskScorerDataModule")
+    for page, names in pages.items():
+        html = (site / page / "index.html").read_text()
+        for name in names:
+            assert re.search(rf'id="sal_lightning\.{page}\.[\w.]*\b{name}"', html), (page, name)

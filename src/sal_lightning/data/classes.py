@@ -18,7 +18,7 @@ saturation / brightness tiers, consecutive labels far apart) whose colours are d
 (background) and none VOC's void colour (label 255).
 
 **A model and its data.** A model's ``num_classes`` is K too; the trainer commands fill an unset one
-from the data (:mod:`sal_lightning.cli.lightning`), and when both are given and differ,
+from the data (the ``sal-lightning fit`` family of commands), and when both are given and differ,
 :func:`check_data_classes` stops the run at ``setup``, before a step, with the fix.
 """
 

@@ -12,7 +12,7 @@ long [B, H, W] (0..C, 255 ignored), ``tags`` float [B, C], ``weight`` float [B],
 :func:`~sal_lightning.data.transforms.pad_collate`). ``C`` is the root's: the foreground classes of
 its ``classes.txt`` (background first), VOC's 20 without one. The VOC DataModules say it as
 ``classes`` / ``num_classes``, and the trainer commands hand ``num_classes`` to the model (see
-:mod:`sal_lightning.cli.lightning`), so a root's class file is never repeated in a config.
+the ``sal-lightning fit`` family of commands), so a root's class file is never repeated in a config.
 """
 
 from __future__ import annotations
@@ -210,6 +210,8 @@ class VOCSegmentationDataModule(_VOCDataModule):
         scores: ``scores.csv`` with a ``weight`` column for the training ids.
         strong_ids: list file of ids trained on their ground truth with weight 1.
         predict_masks: load ground-truth masks for predict samples (else all 255; no masks needed).
+
+    Other Parameters:
         train_split, val_split: split names (``train``, ``val``, ``train_aug``, ``test``) or list files.
         test_split: split of ``trainer.test`` (default: ``val_split``).
         predict_split: split of ``trainer.predict`` (e.g. ``train_aug`` to write proxies).
@@ -322,7 +324,8 @@ class MaskScorerDataModule(_LoaderModule):
         input_size: network input side S (256 in the paper).
         val_fraction, seed: share of source images held out for validation, and the split's seed.
         hflip: random horizontal flips of training samples.
-        batch_size (paper: 8), eval_batch_size, num_workers: DataLoader settings.
+        batch_size: training batch (the paper's scorer: 8).
+        eval_batch_size, num_workers: DataLoader settings.
     """
 
     def __init__(

@@ -71,7 +71,7 @@ def class_names_for(num_classes: int, class_names: Sequence[str] | None) -> list
     """``class_names``, or VOC's names for 21 classes, else ``class_0`` ... (one per class).
 
     The trainer commands fill ``class_names`` from the data root's ``classes.txt`` (see
-    :mod:`sal_lightning.cli.lightning`), so a COCO model's tables name COCO's classes.
+    the ``sal-lightning fit`` family of commands), so a COCO model's tables name COCO's classes.
     """
     if class_names is None:
         voc = num_classes == len(VOC_CLASSES)

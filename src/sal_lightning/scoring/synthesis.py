@@ -30,7 +30,7 @@ is drawn from one ``numpy`` generator seeded by ``seed``, so a given input and c
 always give the same samples. Samples are :class:`ScorerSample` objects;
 :func:`sal_lightning.stages.trainset.build_scorer_training_set` reads the proxies from a VOC root
 and writes the samples as a sample folder (:mod:`sal_lightning.data.scorer_data`) that
-:class:`~sal_lightning.data.MaskScorerDataModule` trains on.
+:class:`~sal_lightning.data.datamodules.MaskScorerDataModule` trains on.
 """
 
 from __future__ import annotations

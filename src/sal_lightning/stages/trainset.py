@@ -3,7 +3,7 @@
 :class:`ProxySource` reads images, proxies and reference masks by id; the sampling itself (the
 paper's four kinds of samples and their proportions) is
 :func:`~sal_lightning.scoring.synthesis.synthesize_samples`; :func:`build_scorer_training_set`
-writes the samples as a folder that :class:`~sal_lightning.data.MaskScorerDataModule` reads.
+writes the samples as a folder that :class:`~sal_lightning.data.datamodules.MaskScorerDataModule` reads.
 """
 
 from __future__ import annotations
