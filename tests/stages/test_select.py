@@ -161,7 +161,7 @@ def test_a_selection_below_min_share_names_keep_and_the_papers_share() -> None:
     rows = {f"{k:03d}": {"sf": 0.9 if k < 3 else 0.0} for k in range(100)}  # 97 empty proxies
     _, summary = select_rows(rows, "sf", rule=Rule(keep=0.6))
     assert (summary["selected"], summary["zeros"]) == (3, 97)
-    with pytest.raises(ValueError, match=r"keeps 3 of 100 proxies: 97 score 0 on SF .*train it longer"):
+    with pytest.raises(ValueError, match=r"keeps 3 of 100 proxies: 97 score 0 on SF \(empty\).*1 longer"):
         check_kept("sf", summary, rule=Rule(keep=0.6), min_share=0.05)
 
 

@@ -274,10 +274,8 @@ def check_kept(column: str, summary: Mapping[str, Any], *, rule: Rule, min_share
     if (summary["of"] - summary["zeros"]) / summary["of"] < min_share:  # no rule can keep more
         raise ValueError(
             f"select: the {which} selection keeps {summary['selected']} of {summary['of']} proxies: "
-            f"{summary['zeros']} score 0 on {column.upper()} (empty proxies, or none of a proxy agrees "
-            f"with its reference), which no selection keeps, below min_share {min_share:g}; step 1 made "
-            "too few non-empty proxies: train it longer (proxies: cam_steps, proxy_steps) or check the "
-            "tags and saliency maps, or lower min_share"
+            f"{summary['zeros']} score 0 on {column.upper()} (empty), below min_share {min_share:g}; "
+            "train step 1 longer (proxies: cam_steps, proxy_steps), check tags, saliency, or lower min_share"
         )
     tau = rule.fixed_tau if rule.fixed_tau is not None else PAPER_TAUS[column]["ResNet-101"]
     at, paper = paper_share(column, tau)
